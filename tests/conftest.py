@@ -1,0 +1,33 @@
+"""Shared test set-up: quiet TensorFlow, backend-dependent skips, hypothesis profiles."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# Keras ops are slow next to plain Python: no per-example deadline, and a
+# smaller example budget by default; CI and nightly runs can ask for more.
+settings.register_profile(
+    "default",
+    deadline=None,
+    max_examples=30,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "ci", deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def pytest_collection_modifyitems(config, items):
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    reason = f"needs the TensorFlow backend; KERAS_BACKEND is {backend!r}"
+    for item in items:
+        if "tf_only" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
