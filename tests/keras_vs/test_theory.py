@@ -116,7 +116,7 @@ def test_cos2_theta_of_conv_counts_window_times_channels():
     layer.build((None, 8, 8, 5))
     result = theory.cos2_theta(layer)
     assert result.d == 3 * 3 * 5
-    kernel = keras.ops.convert_to_numpy(layer.kernel).reshape(45, 4)
+    kernel = keras.ops.convert_to_numpy(layer.kernel).reshape(45, 4).astype("float64")
     np.testing.assert_allclose(result.cos2, kernel.sum(0) ** 2 / (45 * (kernel**2).sum(0)), rtol=1e-6)
 
 
