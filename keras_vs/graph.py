@@ -1,0 +1,570 @@
+"""The one module that reads Keras' functional-graph internals.
+
+Everything else in keras-vs sees a model through this module: `model_graph`
+turns a Functional or Sequential model (and every Functional or Sequential
+model nested in it, to any depth) into `View`s, one per model, whose edges are
+`Edge`s: "tensor T, as read by node N" (or "as returned as output J"). An
+edge, not a tensor, is the unit of analysis and of rewriting, so that a
+tensor that forks to several consumers can be rewritten on one branch and
+left alone on the others.
+
+`rebuild` re-creates the whole model tree from the views by walking each
+graph in topological order and re-calling (cloned or shared) layers on new
+symbolic tensors, applying per-edge `Action`s on the way. Keras'
+`clone_model` offers the same walk but not per-edge edits, does not apply a
+`call_function` to Sequential models and does not recurse into nested
+Sequential models, which is why keras-vs walks the graph itself.
+
+Keras internals used here: `Functional._nodes_by_depth`, `Node.arguments`
+(`fill_in`), `Node.outputs`, `Node.operation`, `Sequential._functional`,
+`Functional._inputs_struct` / `_outputs_struct` and `KerasTensor` identity.
+"""
+
+import collections
+import dataclasses
+
+import keras
+
+from keras_vs.layers import Uout  # noqa: F401  (registers the class)
+
+
+class GraphError(ValueError):
+    """A model, or a layer in it, that keras-vs cannot read or rebuild."""
+
+
+def _is_functional(obj):
+    return isinstance(obj, keras.Model) and hasattr(obj, "_nodes_by_depth")
+
+
+def _is_sequential(obj):
+    return isinstance(obj, keras.Sequential)
+
+
+def has_graph(obj):
+    """Whether `obj` is a model whose layer graph keras-vs can read."""
+    if _is_sequential(obj):
+        return getattr(obj, "_functional", None) is not None
+    return _is_functional(obj)
+
+
+def _describe(obj):
+    return f"{type(obj).__name__} {getattr(obj, 'name', '?')!r}"
+
+
+class Edge(collections.namedtuple("Edge", ["view", "node", "slot", "tensor"])):
+    """Tensor `tensor` of `view`, as read by `node` (or as output `slot`)."""
+
+    __slots__ = ()
+
+    @property
+    def key(self):
+        return (
+            id(self.view),
+            -1 if self.node is None else id(self.node),
+            -1 if self.slot is None else self.slot,
+            id(self.tensor),
+        )
+
+    @property
+    def consumer_name(self):
+        if self.node is None:
+            return f"{self.view.prefix}<output {self.slot}>"
+        return self.view.qualname(self.node.operation)
+
+
+class View:
+    """One model of the tree: its nodes in topological order and its edges.
+
+    Attributes:
+        model: The Functional or Sequential model.
+        prefix: ``""`` for the root, ``"outer/inner/"`` for nested models.
+        nodes: Non-input nodes, producers before consumers.
+        calls: ``(parent_view, node)`` pairs where this model is called.
+        children: ``{id(node): View}`` for nodes that call a nested model.
+    """
+
+    def __init__(self, model, prefix):
+        self.model = model
+        self.prefix = prefix
+        self.fn = model._functional if _is_sequential(model) else model
+        depths = sorted(self.fn._nodes_by_depth, reverse=True)
+        self.nodes = [
+            node
+            for depth in depths
+            for node in self.fn._nodes_by_depth[depth]
+            if not node.is_input
+        ]
+        self.inputs = list(self.fn.inputs)
+        self.outputs = list(self.fn.outputs)
+        self._producer = {}
+        self._consumers = collections.defaultdict(list)
+        for node in self.nodes:
+            for i, t in enumerate(node.outputs):
+                self._producer[id(t)] = node
+            seen = set()
+            for t in node.arguments.keras_tensors:
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    self._consumers[id(t)].append(node)
+        self._out_slots = collections.defaultdict(list)
+        for j, t in enumerate(self.outputs):
+            self._out_slots[id(t)].append(j)
+        self.calls = []
+        self.children = {}
+
+    @property
+    def is_sequential(self):
+        return _is_sequential(self.model)
+
+    def qualname(self, op):
+        return f"{self.prefix}{op.name}"
+
+    def producer(self, tensor):
+        """The node that computes `tensor`, or None for an input of the view."""
+        return self._producer.get(id(tensor))
+
+    def out_edges(self, tensor):
+        """Every edge that reads `tensor`: consumer nodes and output slots."""
+        edges = [Edge(self, n, None, tensor) for n in self._consumers.get(id(tensor), ())]
+        edges += [Edge(self, None, j, tensor) for j in self._out_slots.get(id(tensor), ())]
+        return edges
+
+    def in_edges(self, node):
+        """The edges `node` reads, one per distinct input tensor."""
+        seen, edges = set(), []
+        for t in node.arguments.keras_tensors:
+            if id(t) not in seen:
+                seen.add(id(t))
+                edges.append(Edge(self, node, None, t))
+        return edges
+
+    def output_edges(self):
+        return [Edge(self, None, j, t) for j, t in enumerate(self.outputs)]
+
+
+def node_inputs(node):
+    """Flat list of the symbolic tensors a node was called on."""
+    return list(node.arguments.keras_tensors)
+
+
+def node_outputs(node):
+    return list(node.outputs)
+
+
+class ModelGraph:
+    """The views of a model and of every model nested in it."""
+
+    def __init__(self, model):
+        if not isinstance(model, keras.Model):
+            raise GraphError(
+                "Expected a keras.Model (Functional or Sequential). "
+                f"Received: model={model!r}"
+            )
+        if not has_graph(model):
+            if _is_sequential(model):
+                raise GraphError(
+                    f"Sequential model {model.name!r} is not built, so it has "
+                    "no layer graph yet. Give it an `keras.Input(shape)` as "
+                    "first layer or call it on data first. "
+                    f"Received: model={_describe(model)}"
+                )
+            raise GraphError(
+                f"Model {model.name!r} ({type(model).__name__}) is a subclassed "
+                "model without a functional layer graph: keras-vs can only "
+                "read Functional and Sequential models. "
+                f"Received: model={_describe(model)}"
+            )
+        self.root = View(model, "")
+        self.views = [self.root]
+        by_model = {id(model): self.root}
+        queue = collections.deque([self.root])
+        while queue:
+            view = queue.popleft()
+            for node in view.nodes:
+                op = node.operation
+                if not has_graph(op):
+                    continue
+                child = by_model.get(id(op))
+                if child is None:
+                    child = View(op, f"{view.prefix}{op.name}/")
+                    by_model[id(op)] = child
+                    self.views.append(child)
+                    queue.append(child)
+                child.calls.append((view, node))
+                view.children[id(node)] = child
+        self._order = {}
+        for i, view in enumerate(self.views):
+            for j, node in enumerate(view.nodes):
+                self._order[(id(view), id(node))] = (i, j)
+
+    def order(self, view, node):
+        """A sort key: views in discovery order, nodes in topological order."""
+        return self._order.get((id(view), id(node)), (len(self.views), 0))
+
+    def all_layers(self):
+        """``(view, layer)`` for every operation of every view, once per view."""
+        for view in self.views:
+            seen = set()
+            for node in view.nodes:
+                op = node.operation
+                if id(op) not in seen:
+                    seen.add(id(op))
+                    yield view, op
+
+    def taken_names(self):
+        names = set()
+        for view in self.views:
+            names.add(view.model.name)
+            for layer in view.fn.operations:
+                names.add(layer.name)
+        return names
+
+
+# ---------------------------------------------------------------------------
+# Forward walks (analysis).
+
+
+def walk(start_edges, visit, on_output=None, state=None, state_key=lambda s: None):
+    """Breadth-first walk forward from `start_edges`, across model boundaries.
+
+    Nested models are entered (and left through the call they were entered
+    from, or through every call when the walk starts inside them), so
+    `visit` only ever sees leaf layers.
+
+    Args:
+        start_edges: Edges to start from.
+        visit: ``visit(view, node, state) -> new_state | None``; None stops
+            the walk on this branch.
+        on_output: ``on_output(root_view, slot, state)`` when a branch reaches
+            an output of the root model.
+        state: Initial state.
+        state_key: Maps a state to the part that distinguishes walks (edges
+            reached again with the same key are not walked again).
+    """
+    queue = collections.deque((e, (), state) for e in start_edges)
+    seen = set()
+    while queue:
+        edge, stack, st = queue.popleft()
+        k = (edge.key, tuple(id(n) for _, n in stack), state_key(st))
+        if k in seen:
+            continue
+        seen.add(k)
+        view = edge.view
+        if edge.node is None:  # leaving `view` through output `slot`
+            if stack:
+                (pview, pnode), rest = stack[-1], stack[:-1]
+                outer = [(pview, pnode, rest)]
+            else:
+                outer = [(pv, pn, ()) for pv, pn in view.calls]
+            if not outer and on_output is not None:
+                on_output(view, edge.slot, st)
+            for pview, pnode, rest in outer:
+                t = pnode.outputs[edge.slot]
+                queue.extend((e, rest, st) for e in pview.out_edges(t))
+            continue
+        child = view.children.get(id(edge.node))
+        if child is not None:  # entering a nested model
+            for i, t in enumerate(node_inputs(edge.node)):
+                if t is edge.tensor and i < len(child.inputs):
+                    inner = child.inputs[i]
+                    pushed = stack + ((view, edge.node),)
+                    queue.extend((e, pushed, st) for e in child.out_edges(inner))
+            continue
+        new_state = visit(view, edge.node, st)
+        if new_state is None:
+            continue
+        for t in edge.node.outputs:
+            queue.extend((e, stack, new_state) for e in view.out_edges(t))
+
+
+# ---------------------------------------------------------------------------
+# Rebuilding.
+
+
+@dataclasses.dataclass(frozen=True)
+class NewLayer:
+    """A layer to create while rebuilding: a class and its config."""
+
+    cls: type
+    config: dict
+
+    @property
+    def name(self):
+        return self.config["name"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """What happens to the value read through one edge.
+
+    kind:
+        ``"bypass"``: the edge's tensor comes from a one-input layer (a
+            dropout); read that layer's input instead, as if it were absent.
+        ``"via"``: like bypass, then apply `layer` (a replacement).
+        ``"after"``: apply `layer` to the edge's tensor (an insertion).
+    """
+
+    kind: str
+    layer: NewLayer = None
+
+
+def _first_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def _clone_layer(layer):
+    try:
+        config = layer.get_config()
+    except Exception as e:  # noqa: BLE001 - any failure means "not cloneable"
+        raise GraphError(
+            f"Cannot rebuild layer {layer.name!r} ({type(layer).__name__}): its "
+            f"get_config() failed ({_first_line(e)}). Give the layer a "
+            "get_config() that returns its constructor arguments, or pass "
+            f"share_weights=True to reuse it. Received: layer={_describe(layer)}"
+        ) from None
+    try:
+        return type(layer).from_config(config)
+    except Exception as e:  # noqa: BLE001
+        raise GraphError(
+            f"Cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from "
+            f"its config ({_first_line(e)}). Received: layer={_describe(layer)}"
+        ) from None
+
+
+def _clone_input(tensor):
+    layer = tensor._keras_history.operation
+    if isinstance(layer, keras.layers.InputLayer):
+        return keras.layers.InputLayer.from_config(layer.get_config()).output
+    return keras.Input(batch_shape=tensor.shape, dtype=tensor.dtype, sparse=tensor.sparse)
+
+
+class _Rebuilder:
+    def __init__(self, graph, actions, share_weights):
+        self.graph = graph
+        self.actions = actions
+        self.share = share_weights
+        self.layers = {}  # id(old layer) -> new layer
+        self.pairs = []  # (old, new) leaf layers whose weights to copy
+        self.new_layers = {}  # NewLayer name -> layer
+        self.applied = {}  # (name, id(value)) -> value
+        self.models = {}  # id(view) -> new model
+        self._edited = self._edited_views()
+
+    def _edited_views(self):
+        edited = {id(v) for v in self.graph.views if any(
+            k[0] == id(v) for k in self.actions)}
+        changed = True
+        while changed:  # a view is edited when one of its nested views is
+            changed = False
+            for view in self.graph.views:
+                if id(view) not in edited and any(
+                    id(c) in edited for c in view.children.values()
+                ):
+                    edited.add(id(view))
+                    changed = True
+        return edited
+
+    def op(self, view, node):
+        old = node.operation
+        child = view.children.get(id(node))
+        if child is not None:
+            return self.model(child)
+        if not isinstance(old, keras.layers.Layer):
+            return old  # a stateless keras.ops operation
+        new = self.layers.get(id(old))
+        if new is None:
+            if self.share:
+                new = old
+            else:
+                new = _clone_layer(old)
+                self.pairs.append((old, new))
+            self.layers[id(old)] = new
+        return new
+
+    def new_layer(self, spec):
+        layer = self.new_layers.get(spec.name)
+        if layer is None:
+            layer = spec.cls.from_config(dict(spec.config))
+            self.new_layers[spec.name] = layer
+        return layer
+
+    def apply(self, spec, value):
+        k = (spec.name, id(value))
+        out = self.applied.get(k)
+        if out is None:
+            out = self.new_layer(spec)(value)
+            self.applied[k] = (out, value)  # keep `value` alive: its id is a key
+            return out
+        return out[0]
+
+    # -- reading an edge ----------------------------------------------------
+    def _source(self, edge):
+        """The dropout's own input edge when `edge` bypasses it."""
+        node = edge.view.producer(edge.tensor)
+        if node is None or len(node_inputs(node)) != 1:
+            raise GraphError(
+                f"Cannot bypass {edge.consumer_name!r}'s input: it is not the "
+                "output of a one-input layer. Received: "
+                f"tensor={edge.tensor.name!r}"
+            )
+        return Edge(edge.view, node, None, node_inputs(node)[0])
+
+    def mark(self, edge, needed):
+        acts = self.actions.get(edge.key, ())
+        src = [a for a in acts if a.kind in ("bypass", "via")]
+        if src:
+            self.mark(self._source(edge), needed)
+            return
+        node = edge.view.producer(edge.tensor)
+        if node is not None:
+            needed.add(id(node))
+
+    def read(self, edge, values):
+        acts = self.actions.get(edge.key, ())
+        src = [a for a in acts if a.kind in ("bypass", "via")]
+        if src:
+            value = self.read(self._source(edge), values)
+            if src[0].kind == "via":
+                value = self.apply(src[0].layer, value)
+        else:
+            value = values[id(edge.tensor)]
+        for a in acts:
+            if a.kind == "after":
+                value = self.apply(a.layer, value)
+        return value
+
+    # -- models -------------------------------------------------------------
+    def model(self, view):
+        new = self.models.get(id(view))
+        if new is not None:
+            return new
+        if self.share and id(view) not in self._edited:
+            new = view.model
+        elif view.is_sequential:
+            new = self._sequential(view)
+        else:
+            new = self._functional(view)
+        self.models[id(view)] = new
+        return new
+
+    def _functional(self, view):
+        values = {}
+        new_inputs = []
+        for t in view.inputs:
+            x = _clone_input(t)
+            values[id(t)] = x
+            new_inputs.append(x)
+        needed = set()
+        for e in view.output_edges():
+            self.mark(e, needed)
+        for node in reversed(view.nodes):
+            if id(node) in needed:
+                for e in view.in_edges(node):
+                    self.mark(e, needed)
+        for node in view.nodes:
+            if id(node) not in needed:
+                continue
+            read = {id(e.tensor): self.read(e, values) for e in view.in_edges(node)}
+            args, kwargs = node.arguments.fill_in(read)
+            op = self.op(view, node)
+            try:
+                outs = op(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001
+                raise GraphError(
+                    f"Cannot rebuild layer {view.qualname(node.operation)!r} "
+                    f"({type(node.operation).__name__}): calling it on the new "
+                    f"graph failed ({_first_line(e)}). Received: "
+                    f"layer={_describe(node.operation)}"
+                ) from None
+            for x, y in zip(node.outputs, keras.tree.flatten(outs)):
+                values[id(x)] = y
+        outputs = [self.read(e, values) for e in view.output_edges()]
+        model = view.model
+        new = keras.Model(
+            inputs=keras.tree.pack_sequence_as(model._inputs_struct, new_inputs),
+            outputs=keras.tree.pack_sequence_as(model._outputs_struct, outputs),
+            name=model.name,
+        )
+        new.trainable = model.trainable
+        return new
+
+    def _sequential(self, view):
+        layers = []
+        for node in view.nodes:
+            (out_edge,) = view.out_edges(node.outputs[0])
+            acts = self.actions.get(out_edge.key, ())
+            kinds = [a.kind for a in acts]
+            if "bypass" in kinds:
+                pass
+            elif "via" in kinds:
+                layers.append(self.new_layer(acts[kinds.index("via")].layer))
+            else:
+                layers.append(self.op(view, node))
+            for a in acts:
+                if a.kind == "after":
+                    layers.append(self.new_layer(a.layer))
+        model = view.model
+        (first,) = view.inputs
+        input_layer = first._keras_history.operation
+        new = keras.Sequential(
+            [keras.layers.InputLayer.from_config(input_layer.get_config())] + layers,
+            name=model.name,
+        )
+        new.trainable = model.trainable
+        return new
+
+    def copy_weights(self):
+        for old, new in self.pairs:
+            old_w, new_w = old.weights, new.weights
+            if len(old_w) != len(new_w) or any(
+                tuple(a.shape) != tuple(b.shape) for a, b in zip(old_w, new_w)
+            ):
+                raise GraphError(
+                    f"Cannot carry the weights of layer {old.name!r} "
+                    f"({type(old).__name__}) over: its rebuilt copy has "
+                    f"{[tuple(w.shape) for w in new_w]} weights instead of "
+                    f"{[tuple(w.shape) for w in old_w]}. Received: layer={_describe(old)}"
+                )
+            for a, b in zip(old_w, new_w):
+                b.assign(a.value)
+
+
+def _check_sequential_chains(graph):
+    for view in graph.views:
+        if not view.is_sequential:
+            continue
+        for node in view.nodes:
+            if len(node.outputs) != 1 or len(view.out_edges(node.outputs[0])) != 1:
+                raise GraphError(
+                    f"Sequential model {view.model.name!r} is not a chain at "
+                    f"layer {node.operation.name!r}. Received: model="
+                    f"{_describe(view.model)}"
+                )
+
+
+def rebuild(graph, actions, share_weights=False):
+    """Builds a new model from `graph`, applying `actions` on the way.
+
+    Args:
+        graph: A `ModelGraph`.
+        actions: ``{edge.key: tuple of Action}``.
+        share_weights: Reuse the original layers (and their variables)
+            instead of copies.
+
+    Returns:
+        The new model; the input model is left as it was.
+    """
+    _check_sequential_chains(graph)
+    if not share_weights:
+        # Fail on an uncloneable layer before anything is built.
+        for _, layer in graph.all_layers():
+            if isinstance(layer, keras.layers.Layer) and not has_graph(layer):
+                try:
+                    layer.get_config()
+                except Exception:  # noqa: BLE001
+                    _clone_layer(layer)
+    builder = _Rebuilder(graph, actions, share_weights)
+    new = builder.model(graph.root)
+    builder.copy_weights()
+    return new

@@ -1,0 +1,547 @@
+"""`plan` / `rewrite`: inference outputs, weights and parameter counts never
+change; the disharmony is gone afterwards. Checked on hand-made corner cases,
+on random DAGs (hypothesis) and on keras.applications models."""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+from keras import layers as L
+
+import keras_vs as kvs
+from keras_vs import analysis
+from keras_vs.graph import GraphError
+
+POLICIES = ("after_bn", "head", "uout", "remove")
+SHAPE = (4, 4, 3)
+
+
+# ---------------------------------------------------------------------------
+# Helpers: randomised weights, the invariant.
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _randomize(model, seed=0):
+    """Non-trivial weights everywhere, BN moving statistics included."""
+    rng = np.random.default_rng(seed)
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.Model):
+            continue
+        for v in layer.weights:
+            value = rng.normal(0.0, 0.5, v.shape)
+            if "variance" in v.path:
+                value = rng.uniform(0.5, 2.0, v.shape)
+            v.assign(value.astype(v.dtype))
+    return model
+
+
+def _weights_by_name(model, prefix=""):
+    out = {}
+    for layer in model.layers:
+        name = prefix + layer.name
+        if isinstance(layer, keras.Model):
+            out.update(_weights_by_name(layer, name + "/"))
+        elif layer.weights:
+            out[name] = [np.asarray(w.numpy()) for w in layer.weights]
+    return out
+
+
+def _trainable_count(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def _inputs_for(model, seed=1):
+    rng = np.random.default_rng(seed)
+    arrays = [rng.normal(size=(3,) + tuple(t.shape[1:])).astype("float32") for t in model.inputs]
+    struct = getattr(model, "_inputs_struct", None)  # Functional: list, dict or tensor
+    return arrays[0] if struct is None else keras.tree.pack_sequence_as(struct, arrays)
+
+
+def _outputs(model, x):
+    return [np.asarray(y) for y in keras.tree.flatten(model(x, training=False))]
+
+
+def assert_invariant(model, policy, **options):
+    """Rewrites `model` and checks everything the rewrite promises."""
+    x = _inputs_for(model)
+    before = _outputs(model, x)
+    weights_before = _weights_by_name(model)
+    n_layers = len(list(_all_layers(model)))
+    new = kvs.rewrite(model, policy, **options)
+    assert new is not model
+    for a, b in zip(before, _outputs(new, x)):
+        np.testing.assert_allclose(b, a, atol=1e-5, rtol=0)
+    assert _trainable_count(new) == _trainable_count(model)
+    carried = _weights_by_name(new)
+    for name, values in weights_before.items():
+        for a, b in zip(values, carried[name]):
+            np.testing.assert_array_equal(b, a)
+    # The input model is untouched.
+    assert len(list(_all_layers(model))) == n_layers
+    for a, b in zip(before, _outputs(model, x)):
+        np.testing.assert_array_equal(b, a)
+    found = kvs.find_disharmony(new)
+    if policy in ("head", "remove"):
+        assert found == [], found
+    if policy == "after_bn":
+        assert [f for f in found if f.kind == "direct"] == []
+    if policy == "uout":
+        assert all(
+            isinstance(layer, kvs.Uout)
+            for f in found
+            for layer in [_layer_by_qualname(new, f.dropout)]
+        ), found
+    return new
+
+
+def _layer_by_qualname(model, qualname):
+    *models, leaf = qualname.split("/")
+    for name in models:
+        model = model.get_layer(name)
+    return model.get_layer(leaf)
+
+
+# ---------------------------------------------------------------------------
+# Random models: a recipe of steps, each reading earlier tensors.
+
+_DROPOUTS = {
+    "dropout": lambda r, n: L.Dropout(r, name=n),
+    "spatial": lambda r, n: L.SpatialDropout2D(r, name=n),
+    "gaussian": lambda r, n: L.GaussianDropout(r, name=n),
+    "uout": lambda r, n: kvs.Uout(r, name=n),
+}
+
+step = st.one_of(
+    st.tuples(st.just("conv"), st.sampled_from([1, 3]), st.integers(2, 3)),
+    st.tuples(st.just("dense"), st.integers(2, 3)),
+    st.tuples(st.just("bn")),
+    st.tuples(st.just("drop"), st.sampled_from(sorted(_DROPOUTS)), st.sampled_from([0.2, 0.5])),
+    st.tuples(st.just("act"), st.sampled_from(["relu", "tanh"])),
+    st.tuples(st.just("pool")),
+    st.tuples(st.just("merge"), st.integers(0, 50)),
+    st.tuples(st.just("share"), st.integers(0, 50)),
+    st.tuples(st.just("nest"), st.sampled_from(["sequential", "functional", "two_level"])),
+)
+
+recipes = st.fixed_dictionaries(
+    {
+        "steps": st.lists(st.tuples(step, st.integers(0, 50)), min_size=2, max_size=9),
+        "inputs": st.sampled_from(["one", "two", "dict"]),
+        "outputs": st.integers(1, 2),
+        "sequential_root": st.booleans(),
+    }
+)
+
+
+def _nested(kind, channels, name):
+    shape = SHAPE[:2] + (channels,)
+    if kind == "sequential":
+        return keras.Sequential(
+            [L.Input(shape), L.Dropout(0.3, name=f"{name}_d"), L.BatchNormalization(name=f"{name}_bn"),
+             L.Conv2D(channels, 1, name=f"{name}_conv")],
+            name=name,
+        )
+    x = L.Input(shape)
+    y = L.Conv2D(channels, 1, name=f"{name}_conv")(x)
+    y = L.Dropout(0.4, name=f"{name}_d")(y)
+    if kind == "two_level":
+        y = _nested("sequential", channels, f"{name}_inner")(y)
+    z = L.BatchNormalization(name=f"{name}_bn")(y)
+    return keras.Model(x, L.Add(name=f"{name}_add")([z, y]), name=name)
+
+
+def build_random_model(recipe):
+    """A Functional (or, for a pure chain, Sequential) model from a recipe."""
+    if recipe["sequential_root"]:
+        layers = [L.Input(SHAPE)]
+        for i, ((kind, *args), _) in enumerate(recipe["steps"]):
+            if kind == "conv":
+                layers.append(L.Conv2D(args[1], args[0], padding="same", name=f"conv{i}"))
+            elif kind == "dense":
+                layers.append(L.Dense(args[0], name=f"dense{i}"))
+            elif kind == "bn":
+                layers.append(L.BatchNormalization(name=f"bn{i}"))
+            elif kind == "drop":
+                layers.append(_DROPOUTS[args[0]](args[1], f"drop{i}"))
+            elif kind == "nest":
+                layers.append(L.Conv2D(3, 1, name=f"conv{i}"))
+                layers.append(_nested(args[0], 3, f"nest{i}"))
+            else:
+                layers.append(L.Activation("relu", name=f"act{i}"))
+        layers += [L.GlobalAveragePooling2D(name="gap"), L.Dense(2, name="head")]
+        return _randomize(keras.Sequential(layers, name="seq_root"))
+
+    names = ["a", "b"] if recipe["inputs"] != "one" else ["a"]
+    inputs = [L.Input(SHAPE, name=n) for n in names]
+    tensors = list(inputs)
+    made = []  # layers that may be shared: (layer, channels in, channels out)
+    for i, ((kind, *args), pick) in enumerate(recipe["steps"]):
+        x = tensors[pick % len(tensors)]
+        c = x.shape[-1]
+        y = None
+        if kind == "conv":
+            layer = L.Conv2D(args[1], args[0], padding="same", name=f"conv{i}")
+            made.append((layer, c, args[1]))
+        elif kind == "dense":
+            layer = L.Dense(args[0], name=f"dense{i}")
+            made.append((layer, c, args[0]))
+        elif kind == "bn":
+            layer = L.BatchNormalization(name=f"bn{i}")
+            made.append((layer, c, c))
+        elif kind == "drop":
+            layer = _DROPOUTS[args[0]](args[1], f"drop{i}")
+            made.append((layer, None, None))
+        elif kind == "act":
+            layer = L.Activation(args[0], name=f"act{i}")
+        elif kind == "pool":
+            layer = L.MaxPooling2D(2, strides=1, padding="same", name=f"pool{i}")
+        elif kind == "merge":
+            other = tensors[args[0] % len(tensors)]
+            if other is x:
+                layer = L.ReLU(name=f"relu{i}")
+            elif other.shape[-1] == c:
+                y = L.Add(name=f"add{i}")([x, other])
+            else:
+                y = L.Concatenate(name=f"cat{i}")([x, other])
+        elif kind == "share":
+            fitting = [m for m in made if m[1] in (None, c)]
+            if fitting:
+                layer = fitting[args[0] % len(fitting)][0]
+            else:
+                layer = L.Activation("relu", name=f"act{i}")
+        else:  # nest
+            layer = _nested(args[0], c, f"nest{i}")
+        tensors.append(layer(x) if y is None else y)
+    head = L.Dense(2, name="head")(L.GlobalAveragePooling2D(name="gap")(tensors[-1]))
+    outputs = [head] if recipe["outputs"] == 1 else [head, tensors[len(tensors) // 2]]
+    model_inputs = {n: t for n, t in zip(names, inputs)} if recipe["inputs"] == "dict" else inputs
+    if recipe["inputs"] == "one":
+        model_inputs = inputs[0]
+    return _randomize(keras.Model(model_inputs, outputs, name="random"))
+
+
+def _check_all_policies(recipe):
+    model = build_random_model(recipe)
+    for policy in POLICIES:
+        assert_invariant(model, policy)
+
+
+# Shrinking a failing Keras model takes minutes: report the example as drawn.
+_NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
+
+
+@settings(phases=_NO_SHRINK)
+@given(recipes)
+def test_invariant_holds_on_random_models(recipe):
+    _check_all_policies(recipe)
+
+
+@pytest.mark.slow
+@settings(max_examples=200, phases=_NO_SHRINK)
+@given(recipes)
+def test_invariant_holds_on_hundreds_of_random_models(recipe):
+    _check_all_policies(recipe)
+
+
+# ---------------------------------------------------------------------------
+# Hand-made corner cases.
+
+
+def _block(x, name, rate=0.5):
+    y = L.Conv2D(3, 3, padding="same", name=f"{name}_conv")(x)
+    y = L.Dropout(rate, name=f"{name}_drop")(y)
+    return L.BatchNormalization(name=f"{name}_bn")(y)
+
+
+def _simple():
+    x = L.Input(SHAPE, name="x")
+    y = _block(x, "b1")
+    y = L.Activation("relu", name="relu")(y)
+    y = L.GlobalAveragePooling2D(name="gap")(y)
+    return _randomize(keras.Model(x, L.Dense(2, name="fc")(y)))
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_policy_keeps_inference_outputs(policy):
+    assert_invariant(_simple(), policy)
+
+
+def test_after_bn_moves_the_dropout_after_its_bn():
+    new = kvs.rewrite(_simple(), "after_bn")
+    names = [layer.name for layer in new.layers]
+    assert "b1_drop" not in names
+    assert names.index("b1_bn_dropout") == names.index("b1_bn") + 1
+    assert new.get_layer("b1_bn_dropout").rate == 0.5
+
+
+def test_rate_option_sets_the_moved_dropout_rate():
+    new = kvs.rewrite(_simple(), "after_bn", rate=0.2)
+    assert new.get_layer("b1_bn_dropout").rate == 0.2
+
+
+def test_head_puts_one_dropout_before_the_classifier():
+    new = kvs.rewrite(_simple(), "head")
+    assert [layer.name for layer in new.layers][-2:] == ["head_dropout", "fc"]
+    assert new.get_layer("head_dropout").rate == 0.5
+
+
+def test_uout_replaces_with_the_given_beta():
+    new = kvs.rewrite(_simple(), "uout", beta=0.3)
+    layer = new.get_layer("b1_drop_uout")
+    assert isinstance(layer, kvs.Uout) and layer.beta == 0.3
+
+
+def test_plan_lists_the_changes_and_builds_nothing():
+    model = _simple()
+    n_layers = len(model.layers)
+    changes = kvs.plan(model, "after_bn")
+    assert [(c.action, c.layer, c.new_layer) for c in changes] == [
+        ("move", "b1_drop", "b1_bn_dropout")
+    ]
+    assert isinstance(changes[0], kvs.Change)
+    assert "move    b1_drop as 'b1_bn_dropout' after b1_bn" in str(changes)
+    assert len(model.layers) == n_layers
+
+
+def test_plan_of_a_model_without_disharmony_is_empty():
+    x = L.Input((4,))
+    model = keras.Model(x, L.Dense(2)(L.BatchNormalization()(x)))
+    changes = kvs.plan(model, "remove")
+    assert list(changes) == [] and "no changes" in str(changes)
+
+
+def test_forking_dropout_is_kept_on_the_branch_without_bn():
+    x = L.Input((6,), name="x")
+    d = L.Dropout(0.5, name="fork")(x)
+    a = L.BatchNormalization(name="bn")(d)
+    b = L.Dense(2, name="plain")(d)
+    model = _randomize(keras.Model(x, [a, b]))
+    (change,) = kvs.plan(model, "remove")
+    assert "kept on the branch(es) to plain" in change.note
+    new = assert_invariant(model, "remove")
+    # the dropout still sits in front of "plain" only
+    assert kvs.find_disharmony(new) == []
+    assert new.get_layer("plain").input.name == new.get_layer("fork").output.name
+
+
+def test_dropout_shared_by_two_calls_is_changed_per_call():
+    x = L.Input((6,), name="x")
+    drop = L.Dropout(0.5, name="shared_drop")
+    a = L.BatchNormalization(name="bn")(drop(x))
+    b = L.Dense(2, name="plain")(drop(L.Dense(6, name="pre")(x)))
+    model = _randomize(keras.Model(x, [a, b]))
+    new = assert_invariant(model, "remove")
+    assert "shared_drop" in [layer.name for layer in new.layers]
+
+
+def test_dict_inputs_and_outputs_keep_their_structure():
+    a, b = L.Input((5,), name="a"), L.Input((5,), name="b")
+    y = L.Dropout(0.5, name="d")(L.Concatenate(name="cat")([a, b]))
+    y = L.BatchNormalization(name="bn")(y)
+    model = _randomize(keras.Model({"a": a, "b": b}, {"p": L.Dense(2, name="p")(y),
+                                                      "q": L.Dense(1, name="q")(y)}))
+    new = assert_invariant(model, "after_bn")
+    assert sorted(new.output_names) == sorted(model.output_names)
+    assert set(new({"a": np.ones((1, 5)), "b": np.ones((1, 5))})) == {"p", "q"}
+
+
+def test_sequential_stays_sequential():
+    model = _randomize(keras.Sequential(
+        [L.Input((6,)), L.Dense(4, name="d1"), L.Dropout(0.5, name="drop"),
+         L.BatchNormalization(name="bn"), L.Dense(2, name="out")], name="s"))
+    new = assert_invariant(model, "after_bn")
+    assert isinstance(new, keras.Sequential)
+    assert [layer.name for layer in new.layers] == ["d1", "bn", "bn_dropout", "out"]
+
+
+def test_nested_models_more_than_one_level():
+    model = _randomize(keras.Sequential(
+        [L.Input(SHAPE), _nested("two_level", 3, "outer")], name="wrap"))
+    found = {(f.dropout, f.bn) for f in kvs.find_disharmony(model)}
+    assert ("outer/outer_inner/outer_inner_d", "outer/outer_inner/outer_inner_bn") in found
+    for policy in POLICIES:
+        assert_invariant(model, policy)
+
+
+def test_share_weights_reuses_the_variables():
+    model = _simple()
+    new = kvs.rewrite(model, "after_bn", share_weights=True)
+    assert new.get_layer("b1_conv") is model.get_layer("b1_conv")
+    copy = kvs.rewrite(model, "after_bn")
+    assert copy.get_layer("b1_conv") is not model.get_layer("b1_conv")
+
+
+def test_copies_are_independent_of_the_original():
+    model = _simple()
+    new = kvs.rewrite(model, "remove")
+    new.get_layer("b1_conv").kernel.assign(np.zeros((3, 3, 3, 3)))
+    assert np.abs(model.get_layer("b1_conv").kernel.numpy()).sum() > 0
+
+
+def test_inserted_names_are_unique():
+    x = L.Input((4,))
+    y = L.Dropout(0.5, name="d")(x)
+    y = L.BatchNormalization(name="bn")(y)
+    y = L.Dense(4, name="bn_dropout")(y)  # the name after_bn would pick
+    model = keras.Model(x, y)
+    new = assert_invariant(model, "after_bn")
+    names = [layer.name for layer in new.layers]
+    assert len(names) == len(set(names)) and "bn_dropout_1" in names
+
+
+def test_bn_to_bn_chain_moves_the_dropout_after_the_last_bn():
+    x = L.Input((4,))
+    y = L.Dropout(0.5, name="d")(x)
+    y = L.BatchNormalization(name="bn1")(y)
+    y = L.Activation("relu", name="relu")(y)
+    y = L.BatchNormalization(name="bn2")(y)
+    model = _randomize(keras.Model(x, L.Dense(2, name="fc")(y)))
+    new = assert_invariant(model, "after_bn")
+    assert [layer.name for layer in new.layers][1:] == ["bn1", "relu", "bn2", "bn2_dropout", "fc"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"rate": 1.5}, "Received: rate=1.5"),
+        ({"beta": 0.2}, "Received: beta=0.2"),
+        ({"share_weights": "yes"}, "Received: share_weights='yes'"),
+    ],
+)
+def test_bad_options_are_echoed(options, message):
+    with pytest.raises(ValueError, match=message):
+        kvs.rewrite(_simple(), "after_bn", **options)
+
+
+def test_unknown_policy_is_echoed():
+    with pytest.raises(ValueError, match="Received: policy='before_bn'"):
+        kvs.plan(_simple(), "before_bn")
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.drop = L.Dropout(0.5)
+        self.bn = L.BatchNormalization()
+
+    def call(self, x):
+        return self.bn(self.drop(x))
+
+
+def test_subclassed_model_gets_a_clear_error():
+    model = _Subclassed(name="mine")
+    model(np.ones((1, 3)))
+    with pytest.raises(GraphError, match="subclassed model.*Received: model=_Subclassed 'mine'"):
+        kvs.rewrite(model, "remove")
+
+
+class _NoConfig(keras.layers.Layer):
+    """Takes a non-serializable argument and has no get_config()."""
+
+    def __init__(self, table, **kwargs):
+        super().__init__(**kwargs)
+        self.table = table
+
+    def call(self, x):
+        return x * self.table.scale
+
+
+def test_layer_that_cannot_be_rebuilt_is_named_and_model_untouched():
+    x = L.Input((4,))
+    y = L.Dropout(0.5)(_NoConfig(type("Table", (), {"scale": 2.0})(), name="odd")(x))
+    model = keras.Model(x, L.BatchNormalization()(y))
+    n_layers = len(model.layers)
+    with pytest.raises(GraphError, match="layer 'odd' \\(_NoConfig\\)"):
+        kvs.rewrite(model, "remove")
+    assert len(model.layers) == n_layers
+
+
+@keras.saving.register_keras_serializable(package="keras_vs_tests")
+class _Scale(keras.layers.Layer):
+    def build(self, shape):
+        self.w = self.add_weight(shape=(shape[-1],), initializer="ones", name="w")
+
+    def call(self, x):
+        return x * self.w
+
+
+def test_serializable_custom_layers_are_carried_over():
+    x = L.Input((4,))
+    y = L.Dropout(0.5, name="d")(_Scale(name="scale")(x))
+    model = _randomize(keras.Model(x, L.BatchNormalization(name="bn")(y)))
+    new = assert_invariant(model, "after_bn")
+    assert isinstance(new.get_layer("scale"), _Scale)
+
+
+# ---------------------------------------------------------------------------
+# Saving and training.
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_rewritten_model_saves_loads_and_trains(policy):
+    model = _simple()
+    new = kvs.rewrite(model, policy)
+    x = np.random.default_rng(0).normal(size=(8,) + SHAPE).astype("float32")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.keras")
+        new.save(path)
+        loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+    loaded.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    history = loaded.fit(x, np.arange(8) % 2, epochs=2, batch_size=4, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert not np.allclose(loaded.get_layer("fc").kernel.numpy(),
+                           new.get_layer("fc").kernel.numpy())
+
+
+# ---------------------------------------------------------------------------
+# Models we did not write.
+
+
+def _with_dropouts_before_bn(model, rate=0.3, every=4):
+    """Re-wires an application so a dropout precedes every `every`-th BN."""
+    count = [0]
+
+    def call_function(layer, *args, **kwargs):
+        if isinstance(layer, L.BatchNormalization):
+            count[0] += 1
+            if count[0] % every == 0:
+                args = (L.Dropout(rate, name=f"{layer.name}_pre_drop")(args[0]),) + args[1:]
+        return layer(*args, **kwargs)
+
+    return keras.models.clone_model(model, clone_function=lambda l: l, call_function=call_function)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_dropout", [False, True])
+def test_invariant_on_mobilenet_v2(with_dropout):
+    model = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=3
+    )
+    if with_dropout:
+        model = _with_dropouts_before_bn(model)
+        assert any(f.kind == "direct" for f in kvs.find_disharmony(model))
+    _randomize(model)
+    for policy in POLICIES:
+        assert_invariant(model, policy)
+
+
+@pytest.mark.slow
+def test_invariant_on_resnet50_with_dropout():
+    model = _with_dropouts_before_bn(
+        keras.applications.ResNet50(input_shape=(32, 32, 3), weights=None, classes=3), every=6
+    )
+    _randomize(model)
+    assert len(model.layers) > 150
+    for policy in ("after_bn", "head"):
+        assert_invariant(model, policy)
