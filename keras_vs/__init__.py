@@ -8,8 +8,33 @@ Example:
 """
 
 from keras_vs import theory
+from keras_vs.analysis import Finding, find_disharmony
+from keras_vs.callbacks import VarianceShiftCallback
 from keras_vs.layers import Uout
+from keras_vs.rewrite import Change, plan, rewrite
+from keras_vs.shift import (
+    Inconsistency,
+    VarianceShift,
+    measure_variance_shift,
+    prediction_inconsistency,
+    recalibrate_bn,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Uout", "theory", "__version__"]
+__all__ = [
+    "Change",
+    "Finding",
+    "Inconsistency",
+    "Uout",
+    "VarianceShift",
+    "VarianceShiftCallback",
+    "find_disharmony",
+    "measure_variance_shift",
+    "plan",
+    "prediction_inconsistency",
+    "recalibrate_bn",
+    "rewrite",
+    "theory",
+    "__version__",
+]

@@ -76,6 +76,12 @@ def _float_list(name, text_values):
 # Flags shared by commands.
 flags.DEFINE_bool("json", False, "Print machine-readable JSON instead of a table.")
 flags.DEFINE_integer("seed", 0, "Random seed.")
+if "unsafe" not in FLAGS:
+    flags.DEFINE_bool(
+        "unsafe",
+        False,
+        "Allow loading Lambda layers (arbitrary Python code): only for files you trust.",
+    )
 
 # ``theory``
 flags.DEFINE_list("rates", ["0.1", "0.3", "0.5", "0.7"], "Dropout rates to check.")
@@ -176,6 +182,383 @@ def _theory_rows(rates, betas):
             simulate.measured_shift(layer, x_corr, dense),
         )
     return rows
+
+
+# ---------------------------------------------------------------------------
+# ``measure``
+if "data" not in FLAGS:
+    flags.DEFINE_string("data", None, "Data set name (e.g. digits) or a .npz file with x (and y).")
+if "split" not in FLAGS:
+    flags.DEFINE_enum("split", "train", ["train", "test"], "Data split.")
+if "batch_size" not in FLAGS:
+    flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
+if "steps" not in FLAGS:
+    flags.DEFINE_integer("steps", None, "Number of batches to use (all if unset).", lower_bound=1)
+if "plot" not in FLAGS:
+    flags.DEFINE_string("plot", None, "Write the statistic against BN index to this image file.")
+
+
+@command(
+    "measure",
+    "Per-BN variance shift and train/inference inconsistency of a saved model.",
+    ("data", "split", "batch_size", "steps", "plot", "json", "unsafe"),
+    "MODEL",
+)
+def _measure(args):
+    if len(args) != 1:
+        raise CliError(f"'measure' takes one MODEL path (a .keras file). Received: {args}")
+    path = args[0]
+    if not FLAGS.data:
+        raise CliError("--data is required (a data set name such as digits, or a .npz file).")
+    if FLAGS.plot:
+        folder = os.path.dirname(os.path.abspath(FLAGS.plot))
+        if not os.path.isdir(folder):
+            raise CliError(f"The folder for --plot does not exist. Received: --plot={FLAGS.plot}")
+    import keras
+
+    import keras_vs  # noqa: F401  (registers keras-vs layers for loading)
+    from keras_vs import data as data_lib
+    from keras_vs import shift
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Each helper model compiles its own predict function; TF's retracing
+        # notice about that is noise on a command line.
+        tf.get_logger().setLevel("ERROR")
+    model = load_model_file(path, FLAGS.unsafe)
+    try:
+        x, y = data_lib.load(FLAGS.data, FLAGS.split)
+        data = x if y is None else (x, y)
+        result = shift.measure_variance_shift(model, data, FLAGS.steps, batch_size=FLAGS.batch_size)
+        inconsistency = None
+        if len(model.outputs) == 1:
+            inconsistency = shift.prediction_inconsistency(
+                model, data, FLAGS.steps, batch_size=FLAGS.batch_size
+            )
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    report = _measure_report(path, result, inconsistency)
+    if FLAGS.plot and len(result):
+        _plot_shift(result, FLAGS.plot, title=f"{model.name} on {FLAGS.data} ({FLAGS.split})")
+    if FLAGS.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(
+        f"Variance shift of {path} on {FLAGS.data} ({FLAGS.split}, "
+        f"{result.num_examples} examples): max(real/moving, moving/real), 1 = none."
+    )
+    if not len(result):
+        print("The model has no BatchNormalization layer.")
+    else:
+        header = f"{'#':>3} {'BN layer':<36} {'moving var':>11} {'real var':>11} {'shift':>8}"
+        print(header)
+        print("-" * len(header))
+        for row in report["layers"]:
+            print(
+                f"{row['index']:>3} {row['name']:<36} {row['moving_var']:>11.4g} "
+                f"{row['real_var']:>11.4g} {row['shift']:>8.4f}"
+            )
+        print(f"max {result.max():.4f}, mean {result.mean():.4f}")
+    if inconsistency is not None:
+        line = f"training vs inference mode: {100 * inconsistency.disagreement:.2f}% of predictions differ"
+        if inconsistency.train_mode_accuracy is not None:
+            line += (
+                f"; accuracy {100 * inconsistency.train_mode_accuracy:.2f}% (training mode) vs "
+                f"{100 * inconsistency.inference_accuracy:.2f}% (inference mode)"
+            )
+        print(line)
+    if FLAGS.plot and len(result):
+        print(f"wrote {FLAGS.plot}")
+    return 0
+
+
+def _measure_report(path, result, inconsistency):
+    import numpy as np
+
+    layers = [
+        {
+            "index": i,
+            "name": name,
+            "moving_var": float(np.mean(result.moving_var[name])),
+            "real_var": float(np.mean(result.real_var[name])),
+            "shift": float(value),
+        }
+        for i, (name, value) in enumerate(result.items(), start=1)
+    ]
+    report = {
+        "model": path,
+        "data": FLAGS.data,
+        "split": FLAGS.split,
+        "num_examples": result.num_examples,
+        "layers": layers,
+        "max": float(result.max()) if len(result) else None,
+        "mean": float(result.mean()) if len(result) else None,
+        "inconsistency": None,
+    }
+    if inconsistency is not None:
+        report["inconsistency"] = dataclasses.asdict(inconsistency)
+    return report
+
+
+def _plot_shift(result, path, title):
+    import tempfile
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    index = range(1, len(result) + 1)
+    ax.plot(index, list(result.values()), marker="o", markersize=3)
+    ax.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("BN layer index (shallow to deep)")
+    ax.set_ylabel("max(real/moving, moving/real)")
+    ax.set_title(title)
+    fig.tight_layout()
+    folder = os.path.dirname(os.path.abspath(path))
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="." + fmt)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=fmt)
+        os.replace(tmp, path)
+    except ValueError as e:
+        raise CliError(f"Could not write the plot ({e}). Received: --plot={path}") from None
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# ---------------------------------------------------------------------------
+# Model files, shared by ``analyze``, ``rewrite`` and ``measure``.
+MODEL_EXTENSIONS = (".keras", ".h5", ".hdf5")
+
+
+def _one_line(error):
+    """The first line of an exception's message, prefixed by its type."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _check_extension(path, what):
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in MODEL_EXTENSIONS:
+        raise CliError(
+            f"{what} must be a {', '.join(MODEL_EXTENSIONS)} file. Received: {what}={path!r}"
+        )
+
+
+def load_model_file(path, unsafe=False):
+    """Loads a `.keras` or legacy `.h5` model for a command.
+
+    Keras' safe mode is on unless `unsafe`: a file with a Lambda layer is
+    refused instead of running the code stored in it.
+
+    Args:
+        path: The MODEL argument.
+        unsafe: Allow Lambda deserialisation (the ``--unsafe`` flag).
+
+    Returns:
+        The loaded `keras.Model` (not compiled).
+
+    Raises:
+        CliError: One line naming the file, for anything that is not a
+            loadable Keras model.
+    """
+    if not os.path.exists(path):
+        raise CliError(f"No such model file. Received: MODEL={path!r}")
+    if os.path.isdir(path):
+        raise CliError(f"MODEL is a folder, not a model file. Received: MODEL={path!r}")
+    _check_extension(path, "MODEL")
+    import zipfile
+
+    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
+        raise CliError(f"Not a Keras model file (a .keras file is a zip archive). Received: MODEL={path!r}")
+    import keras
+
+    import keras_vs  # noqa: F401  (registers keras-vs layers for loading)
+
+    try:
+        model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except Exception as e:  # noqa: BLE001  (any loader failure is a user error here)
+        if not unsafe and "safe_mode" in str(e):
+            raise CliError(
+                "The model contains a Lambda layer (stored Python code); refusing to load it "
+                f"in safe mode. Pass --unsafe only if you trust the file. Received: MODEL={path!r}"
+            ) from None
+        raise CliError(f"Could not load {path!r} as a Keras model ({_one_line(e)})") from None
+    if not isinstance(model, keras.Model):
+        raise CliError(
+            f"The file holds a {type(model).__name__}, not a Keras model. Received: MODEL={path!r}"
+        )
+    return model
+
+
+def _check_output(out, model_path, overwrite):
+    """Refuses an OUT that is the input, exists (without --overwrite) or cannot be written."""
+    _check_extension(out, "OUT")
+    if os.path.exists(out):
+        if os.path.exists(model_path) and (
+            os.path.samefile(out, model_path)
+            or os.path.realpath(out) == os.path.realpath(model_path)
+        ):
+            raise CliError(f"OUT is the input model: keras-vs never overwrites it. Received: OUT={out!r}")
+        if os.path.isdir(out):
+            raise CliError(f"OUT is a folder. Received: OUT={out!r}")
+        if not overwrite:
+            raise CliError(f"OUT already exists; pass --overwrite to replace it. Received: OUT={out!r}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise CliError(f"The folder for OUT does not exist. Received: OUT={out!r}")
+
+
+def save_model_file(model, out):
+    """Saves `model` to `out` atomically: a temporary file in the same folder, then a rename.
+
+    Args:
+        model: The `keras.Model` to save.
+        out: A ``.keras`` or ``.h5`` path (the format follows the extension).
+    """
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(out))
+    ext = os.path.splitext(out)[1].lower()
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-keras-vs-", suffix=ext)
+    os.close(fd)
+    try:
+        model.save(tmp, overwrite=True)
+        os.replace(tmp, out)
+    except Exception as e:  # noqa: BLE001
+        raise CliError(f"Could not write the model ({_one_line(e)}). Received: OUT={out!r}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _quiet_tensorflow():
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+
+
+# ---------------------------------------------------------------------------
+# ``analyze``
+@command(
+    "analyze",
+    "List every dropout that feeds a BatchNormalization in a saved model.",
+    ("json", "unsafe"),
+    "MODEL",
+)
+def _analyze(args):
+    if len(args) != 1:
+        raise CliError(f"'analyze' takes one MODEL path (.keras or .h5). Received: {args}")
+    path = args[0]
+    model = load_model_file(path, FLAGS.unsafe)
+    from keras_vs import analysis
+
+    try:
+        findings = analysis.find_disharmony(model)
+    except ValueError as e:  # e.g. a subclassed model without a layer graph
+        raise CliError(" ".join(str(e).split())) from None
+    if FLAGS.json:
+        rows = [
+            {"dropout": f.dropout, "bn": f.bn, "kind": f.kind, "rate": f.rate, "path": list(f.path)}
+            for f in findings
+        ]
+        print(json.dumps({"model": path, "findings": rows}, indent=2))
+        return 0
+    if not findings:
+        print(f"No disharmony in {path}: no dropout feeds a BatchNormalization layer.")
+        return 0
+    direct = sum(f.kind == analysis.DIRECT for f in findings)
+    print(
+        f"{len(findings)} dropout -> BN pair(s) in {path} "
+        f"({direct} direct, {len(findings) - direct} through a conv/dense layer):"
+    )
+    rows = [(str(i), f.dropout, f.bn, f.kind, f"{f.rate:g}", " -> ".join(f.path))
+            for i, f in enumerate(findings, start=1)]
+    header = ("#", "dropout", "bn", "kind", "rate", "path")
+    widths = [max(len(r[c]) for r in rows + [header]) for c in range(5)]
+    fmt = "{:>%d}  {:<%d}  {:<%d}  {:<%d}  {:>%d}  {}" % tuple(widths)
+    print(fmt.format(*header))
+    print("-" * (sum(widths) + 10 + len("path")))
+    for r in rows:
+        print(fmt.format(*r))
+    print(f"Fix it with: {PROG} rewrite {path} --policy=after_bn|head|uout|remove -o OUT")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# ``rewrite``
+if "policy" not in FLAGS:
+    flags.DEFINE_enum("policy", None, ["after_bn", "head", "uout", "remove"],
+                      "How to fix each dropout that feeds a BN.")
+if "output" not in FLAGS:
+    flags.DEFINE_string("output", None, "Where to write the new model (.keras or .h5); short form -o.", short_name="o")
+if "rate" not in FLAGS:
+    flags.DEFINE_float("rate", None, "Rate of the moved or inserted dropouts (after_bn, head).")
+if "beta" not in FLAGS:
+    flags.DEFINE_float("beta", None, "Beta of the Uout layers (uout; default 0.1).")
+if "dry_run" not in FLAGS:
+    flags.DEFINE_bool("dry_run", False, "Print the plan and write nothing.")
+if "overwrite" not in FLAGS:
+    flags.DEFINE_bool("overwrite", False, "Replace OUT if it exists (never the input model).")
+
+
+@command(
+    "rewrite",
+    "Fix dropout-before-BN in a saved model and write the new model.",
+    ("policy", "output", "rate", "beta", "dry_run", "overwrite", "unsafe", "json"),
+    "MODEL -o OUT",
+)
+def _rewrite(args):
+    if len(args) != 1:
+        raise CliError(f"'rewrite' takes one MODEL path (.keras or .h5). Received: {args}")
+    path = args[0]
+    if FLAGS.policy is None:
+        raise CliError("--policy is required: after_bn, head, uout or remove.")
+    out = FLAGS.output
+    if not FLAGS.dry_run:
+        if not out:
+            raise CliError("-o/--output is required (or pass --dry_run to only print the plan).")
+        _check_output(out, path, FLAGS.overwrite)
+    model = load_model_file(path, FLAGS.unsafe)
+    _quiet_tensorflow()
+    import keras_vs as kvs
+
+    options = {k: getattr(FLAGS, k) for k in ("rate", "beta") if getattr(FLAGS, k) is not None}
+    try:
+        changes = kvs.plan(model, FLAGS.policy, **options)
+        if not FLAGS.dry_run:
+            new = kvs.rewrite(model, FLAGS.policy, **options)
+    except ValueError as e:  # bad options, or a layer keras-vs cannot rebuild
+        raise CliError(" ".join(str(e).split())) from None
+    if not FLAGS.dry_run:
+        save_model_file(new, out)
+    if FLAGS.json:
+        report = {
+            "model": path,
+            "policy": FLAGS.policy,
+            "changes": [dataclasses.asdict(c) for c in changes],
+            "output": None if FLAGS.dry_run else out,
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+    print(changes)
+    if FLAGS.dry_run:
+        print("dry run: nothing written")
+    else:
+        print(f"wrote {out}")
+    return 0
 
 
 # ---------------------------------------------------------------------------

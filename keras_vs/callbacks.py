@@ -1,0 +1,125 @@
+"""VarianceShiftCallback: the paper's variance-shift statistic, recorded while training."""
+
+import copy
+import math
+import numbers
+
+import keras
+
+from keras_vs import shift
+
+DEFAULT_PROBE_SIZE = 256
+
+
+class VarianceShiftCallback(keras.callbacks.Callback):
+    """Measures the variance shift at the end of epochs and puts it in ``logs``.
+
+    At the end of every ``every``-th epoch (the first included) the statistic
+    of `keras_vs.measure_variance_shift` is measured on a fixed probe set and
+    ``variance_shift/max`` and ``variance_shift/mean`` (and with
+    ``per_layer=True`` ``variance_shift/<bn name>``) are added to ``logs``, so
+    History, CSVLogger and TensorBoard record them: list this callback before
+    those. With ``log_dir`` every BN's value is also written as a TensorBoard
+    scalar. There are no batch hooks (they would stop asynchronous dispatch),
+    measuring runs on a separate copy of the model, and Python's and NumPy's
+    global random states are restored afterwards, so training is unchanged.
+
+    Args:
+        data: The probe data: NumPy ``x`` or ``(x, y)``, a `tf.data.Dataset`
+            or a `keras.utils.PyDataset`. Its first ``probe_size`` examples
+            are read once, here, and reused every time.
+        every: Measure every this many epochs.
+        probe_size: Number of probe examples.
+        batch_size: Batch size used to measure.
+        per_layer: Also add every BN's value to ``logs``.
+        log_dir: Optional folder for TensorBoard per-layer scalars.
+
+    Example:
+
+    >>> import numpy as np
+    >>> cb = VarianceShiftCallback(np.zeros((8, 4)), probe_size=8)
+    >>> cb.every, len(cb.probe_x)
+    (1, 8)
+    """
+
+    def __init__(
+        self,
+        data,
+        every=1,
+        probe_size=DEFAULT_PROBE_SIZE,
+        batch_size=shift.DEFAULT_BATCH_SIZE * 4,
+        per_layer=False,
+        log_dir=None,
+    ):
+        super().__init__()
+        for name, value in (("every", every), ("probe_size", probe_size), ("batch_size", batch_size)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
+        self.every = int(every)
+        self.batch_size = int(batch_size)
+        self.per_layer = bool(per_layer)
+        self.log_dir = None if log_dir is None else str(log_dir)
+        self.probe_x, _ = shift.Batches(data, batch_size=self.batch_size).head(int(probe_size))
+        self.last = None
+        self._probe = None
+        self._writer = None
+
+    def __deepcopy__(self, memo):
+        # keras-tuner copies callbacks per trial: copy settings and probe
+        # data, never the attached model, probe model or summary writer.
+        clone = self.__class__.__new__(self.__class__)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            if key in ("_model", "_probe", "_writer"):
+                clone.__dict__[key] = None
+            else:
+                clone.__dict__[key] = copy.deepcopy(value, memo)
+        return clone
+
+    def set_model(self, model):
+        if getattr(self, "_model", None) is not model:
+            self._probe = None
+        super().set_model(model)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch % self.every:
+            return
+        result = self.measure()
+        if not len(result):
+            return
+        values = {"variance_shift/max": result.max(), "variance_shift/mean": result.mean()}
+        if self.per_layer:
+            values.update({f"variance_shift/{name}": value for name, value in result.items()})
+        if logs is not None:
+            logs.update(values)
+        if self.log_dir is not None:
+            self._write(epoch, result)
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+    def measure(self):
+        """Measures the attached model now on the probe set.
+
+        Returns:
+            A `keras_vs.shift.VarianceShift` (also kept as ``self.last``).
+        """
+        if self._probe is None:
+            self._probe = shift.Probe(self.model)
+        else:
+            self._probe.sync()
+        with shift._rng_preserved():
+            self.last = shift._measure(self._probe, shift.Batches(self.probe_x, batch_size=self.batch_size))
+        return self.last
+
+    def _write(self, epoch, result):
+        import tensorflow as tf
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.log_dir)
+        with self._writer.as_default():
+            for name, value in result.items():
+                if math.isfinite(value):
+                    tf.summary.scalar(f"variance_shift/{name}", value, step=epoch)
+        self._writer.flush()

@@ -1,0 +1,155 @@
+"""VarianceShiftCallback: logs, TensorBoard, deep copies, strategies, training unchanged."""
+
+import copy
+import csv
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from keras_vs.callbacks import VarianceShiftCallback
+
+
+def _model(rate=0.5, seed=0):
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((8,))
+    h = layers.Dense(16, use_bias=False)(x)
+    h = layers.Dropout(rate)(h)
+    h = layers.ReLU()(layers.BatchNormalization(momentum=0.5, name="bn1")(h))
+    h = layers.BatchNormalization(momentum=0.5, name="bn2")(layers.Dense(8)(h))
+    model = keras.Model(x, layers.Dense(3)(h))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def _data(n=128):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    return x, (np.arange(n) % 3)
+
+
+def test_logs_hold_max_mean_and_per_layer_values():
+    x, y = _data()
+    cb = VarianceShiftCallback(x, per_layer=True, probe_size=64)
+    history = _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[cb])
+    for key in ("variance_shift/max", "variance_shift/mean", "variance_shift/bn1", "variance_shift/bn2"):
+        assert len(history.history[key]) == 2
+    assert history.history["variance_shift/max"][-1] == max(cb.last.values())
+    assert history.history["variance_shift/bn1"][-1] > 1.2  # dropout 0.5 right before bn1
+
+
+def test_every_measures_the_first_epoch_and_then_every_nth():
+    x, y = _data()
+    cb = VarianceShiftCallback(x, every=2, probe_size=32)
+    measured = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            measured.append("variance_shift/max" in logs)
+
+    _model().fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[cb, Spy()])
+    assert measured == [True, False, True]
+
+
+def test_csv_logger_records_the_statistic(tmp_path):
+    x, y = _data()
+    path = tmp_path / "log.csv"
+    callbacks = [VarianceShiftCallback(x, probe_size=32), keras.callbacks.CSVLogger(str(path))]
+    _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=callbacks)
+    rows = list(csv.DictReader(open(path)))
+    assert len(rows) == 2 and float(rows[1]["variance_shift/max"]) >= 1.0
+
+
+@pytest.mark.tf_only
+def test_tensorboard_gets_per_layer_scalars(tmp_path):
+    import tensorflow as tf
+
+    x, y = _data()
+    cb = VarianceShiftCallback(x, probe_size=32, log_dir=str(tmp_path))
+    _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
+    tags = set()
+    for name in os.listdir(tmp_path):
+        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / name)):
+            tags |= {v.tag for v in event.summary.value}
+    assert tags == {"variance_shift/bn1", "variance_shift/bn2"}
+
+
+@pytest.mark.slow
+def test_callback_does_not_change_the_training_result():
+    x, y = _data()
+    results = []
+    for callbacks in ([], [VarianceShiftCallback(x, probe_size=64)]):
+        model = _model(seed=3)
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0, shuffle=True, callbacks=callbacks)
+        results.append(model.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_deep_copy_keeps_settings_and_drops_the_model():
+    x, y = _data()
+    cb = VarianceShiftCallback(x, every=3, probe_size=16, per_layer=True)
+    model = _model()
+    model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
+    clone = copy.deepcopy(cb)
+    assert clone.every == 3 and clone.per_layer and clone._probe is None
+    np.testing.assert_array_equal(clone.probe_x, cb.probe_x)
+    assert clone.probe_x is not cb.probe_x
+    history = _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[clone])
+    assert "variance_shift/max" in history.history
+
+
+def test_model_without_bn_logs_nothing():
+    x, y = _data()
+    model = keras.Sequential([keras.Input((8,)), layers.Dense(3)])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=1, verbose=0, callbacks=[VarianceShiftCallback(x, probe_size=8)])
+    assert not any(k.startswith("variance_shift") for k in history.history)
+
+
+def test_bad_arguments_are_echoed():
+    with pytest.raises(ValueError, match="Received: every=0"):
+        VarianceShiftCallback(np.zeros((4, 8)), every=0)
+    with pytest.raises(ValueError, match="empty"):
+        VarianceShiftCallback(np.zeros((0, 8)))
+
+
+@pytest.mark.tf_only
+@pytest.mark.slow
+def test_works_under_mirrored_strategy():
+    # Logical devices must be set before TensorFlow starts: use a fresh process.
+    script = textwrap.dedent(
+        """
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras
+        from keras import layers
+        from keras_vs import VarianceShiftCallback, measure_variance_shift
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+        y = np.arange(64) % 3
+        with strategy.scope():
+            inp = keras.Input((8,))
+            h = layers.Dropout(0.5)(layers.Dense(16, use_bias=False)(inp))
+            h = layers.BatchNormalization(momentum=0.5, name="bn")(h)
+            model = keras.Model(inp, layers.Dense(3)(h))
+            model.compile("adam", "sparse_categorical_crossentropy")
+            cb = VarianceShiftCallback(x, probe_size=33, batch_size=16)
+            history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[cb])
+        outside = measure_variance_shift(model, x[:33], batch_size=16)
+        assert strategy.num_replicas_in_sync == 2
+        assert abs(history.history["variance_shift/max"][-1] - outside["bn"]) < 1e-5, (history.history, dict(outside))
+        print("OK", history.history["variance_shift/max"])
+        """
+    )
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "OK" in result.stdout
