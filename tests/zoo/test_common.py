@@ -1,0 +1,167 @@
+"""Shared zoo pieces: dropout plan, validation, reference layer settings."""
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import keras_vs
+import zoo
+from zoo import common
+
+POSITIONS = ("before_bn", "before_conv", "head")
+
+
+def dropout_layers(model):
+    return [
+        layer
+        for layer in model.layers
+        if isinstance(layer, (keras.layers.Dropout, keras_vs.Uout))
+    ]
+
+
+@given(rate=st.floats(0.0, 0.99), position=st.sampled_from(POSITIONS))
+def test_plan_accepts_bernoulli_rates_in_unit_interval(rate, position):
+    plan = common.DropoutPlan("b", rate, position, "bernoulli")
+    assert plan.rate == rate
+    assert plan.active == (rate > 0)
+
+
+@given(
+    rate=st.one_of(
+        st.floats(max_value=-1e-9, allow_nan=False),
+        st.floats(min_value=1.0, allow_nan=False),
+        st.just(float("nan")),
+    )
+)
+def test_plan_rejects_bernoulli_rates_outside_unit_interval(rate):
+    with pytest.raises(ValueError, match="Received: dropout_rate="):
+        common.DropoutPlan("b", rate, "head", "bernoulli")
+
+
+def test_plan_accepts_uout_beta_one():
+    assert common.DropoutPlan("b", 1.0, "before_conv", "uout").rate == 1.0
+
+
+@pytest.mark.parametrize("rate", [True, "0.1", None, 1.01])
+def test_plan_rejects_non_numeric_or_large_uout_beta(rate):
+    with pytest.raises(ValueError, match=r"Received: dropout_rate="):
+        common.DropoutPlan("b", rate, "head", "uout")
+
+
+@pytest.mark.parametrize(
+    "arg, value",
+    [("dropout_position", "after_bn"), ("dropout_position", None), ("dropout_type", "gaussian")],
+)
+def test_plan_rejects_unknown_position_or_type(arg, value):
+    kwargs = {"dropout_position": "head", "dropout_type": "bernoulli", arg: value}
+    with pytest.raises(ValueError, match=f"Received: {arg}={value!r}"):
+        common.DropoutPlan(
+            "b", 0.1, kwargs["dropout_position"], kwargs["dropout_type"]
+        )
+
+
+def test_positive_rate_with_position_none_is_rejected():
+    with pytest.raises(ValueError, match="dropout_position='none'"):
+        zoo.wide_resnet(10, 1, dropout_rate=0.3)
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+def test_rate_zero_builds_the_same_graph_as_no_dropout(position):
+    plain = zoo.wide_resnet(10, 1)
+    zero = zoo.wide_resnet(10, 1, dropout_rate=0.0, dropout_position=position)
+    assert dropout_layers(zero) == []
+    assert [layer.name for layer in zero.layers] == [layer.name for layer in plain.layers]
+
+
+def test_head_position_needs_the_classifier():
+    with pytest.raises(ValueError, match="include_top=False"):
+        zoo.wide_resnet(
+            10, 1, include_top=False, dropout_rate=0.2, dropout_position="head"
+        )
+
+
+def test_include_top_false_returns_the_final_feature_map():
+    model = zoo.wide_resnet(10, 1, include_top=False, input_shape=(16, 16, 3))
+    assert model.output.shape == (None, 4, 4, 64)
+    assert model.layers[-1].name == "post_relu"
+
+
+@pytest.mark.parametrize("num_classes", [0, -3, 2.5, True, "10"])
+def test_bad_num_classes_is_rejected(num_classes):
+    with pytest.raises(ValueError, match="Received: num_classes="):
+        zoo.densenet(10, 2, bottleneck=False, num_classes=num_classes)
+
+
+@pytest.mark.parametrize(
+    "input_shape", [(32, 32), (32, 32, None), (32, 0, 3), "32x32x3", 32, (8, 8, 3, 1)]
+)
+def test_bad_input_shape_is_rejected(input_shape):
+    with pytest.raises(ValueError, match="Received: input_shape="):
+        zoo.resnext(11, 2, 4, input_shape=input_shape)
+
+
+def test_unknown_spatial_size_is_accepted():
+    model = zoo.wide_resnet(10, 1, input_shape=(None, None, 3))
+    out = model(np.zeros((1, 12, 20, 3), "float32"), training=False)
+    assert tuple(out.shape) == (1, 10)
+
+
+@pytest.mark.parametrize("builder", [zoo.preresnet20, zoo.resnext_11_2x4d, zoo.densenet_10_4])
+def test_batch_norms_use_reference_momentum_and_epsilon(builder):
+    bns = [
+        layer
+        for layer in builder().layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert bns
+    assert {(bn.momentum, bn.epsilon) for bn in bns} == {(0.9, 1e-5)}
+
+
+@pytest.mark.parametrize("builder", [zoo.wrn_10_1, zoo.resnext_11_2x4d, zoo.densenet_bc_22_4])
+def test_convs_are_bias_free_he_normal_fan_out(builder):
+    convs = [
+        layer for layer in builder().layers if isinstance(layer, keras.layers.Conv2D)
+    ]
+    assert convs
+    for conv in convs:
+        assert not conv.use_bias
+        init = conv.kernel_initializer.get_config()
+        assert (init["scale"], init["mode"], init["distribution"]) == (
+            2.0,
+            "fan_out",
+            "untruncated_normal",
+        )
+
+
+def test_he_fan_out_init_has_the_reference_standard_deviation():
+    keras.utils.set_random_seed(0)
+    model = zoo.wide_resnet(10, 4)
+    conv = model.get_layer("stage3_block1_conv2")  # 3x3, 256 -> 256
+    std = float(np.std(keras.ops.convert_to_numpy(conv.kernel)))
+    assert std == pytest.approx(np.sqrt(2.0 / (3 * 3 * 256)), rel=0.02)
+
+
+@pytest.mark.parametrize("dropout_type, cls", [("bernoulli", keras.layers.Dropout), ("uout", keras_vs.Uout)])
+def test_dropout_type_picks_the_layer_class_and_rate(dropout_type, cls):
+    model = zoo.wide_resnet(
+        10, 1, dropout_rate=0.25, dropout_position="head", dropout_type=dropout_type
+    )
+    (layer,) = dropout_layers(model)
+    assert type(layer) is cls
+    assert layer.name == "head_dropout"
+    assert (layer.beta if dropout_type == "uout" else layer.rate) == 0.25
+
+
+def test_variant_keeps_its_name_unless_an_architecture_argument_changes():
+    assert zoo.wrn_10_1().name == "wrn-10-1"
+    assert zoo.wrn_10_1(num_classes=3).name == "wrn-10-1"
+    assert zoo.wrn_10_1(width=2).name == "wrn-10-2"
+    assert zoo.wrn_10_1(name="mine").name == "mine"
+
+
+def test_variant_exposes_its_configuration():
+    assert zoo.resnext_29_8x64d.config == {"depth": 29, "cardinality": 8, "base_width": 64}
+    assert zoo.resnext_29_8x64d.family == "resnext"
+    assert "cardinality=8" in zoo.resnext_29_8x64d.__doc__

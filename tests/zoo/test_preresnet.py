@@ -1,0 +1,74 @@
+"""PreResNet builder: depths, blocks, shortcuts and dropout placement."""
+
+import keras
+import pytest
+
+import zoo
+
+
+@pytest.mark.parametrize(
+    "depth, block", [(21, "basic"), (8.0, "basic"), (2, "basic"), (21, "bottleneck"), ("20", "basic")]
+)
+def test_invalid_depth_is_rejected_with_the_value(depth, block):
+    with pytest.raises(ValueError, match=f"Received: depth={depth!r}"):
+        zoo.preresnet(depth, block=block)
+
+
+def test_unknown_block_is_rejected():
+    with pytest.raises(ValueError, match="Received: block='wide'"):
+        zoo.preresnet(20, block="wide")
+
+
+@pytest.mark.parametrize("depth, block, n", [(20, "basic", 3), (11, "bottleneck", 1), (29, "bottleneck", 3)])
+def test_depth_sets_blocks_per_stage(depth, block, n):
+    names = {layer.name for layer in zoo.preresnet(depth, block=block).layers}
+    for stage in (1, 2, 3):
+        assert f"stage{stage}_block{n}_add" in names
+        assert f"stage{stage}_block{n + 1}_add" not in names
+
+
+def test_basic_blocks_project_only_where_the_shape_changes():
+    model = zoo.preresnet(20)
+    shortcuts = sorted(l.name for l in model.layers if "shortcut" in l.name)
+    assert shortcuts == ["stage2_block1_shortcut_conv", "stage3_block1_shortcut_conv"]
+    assert model.get_layer("stage3_block1_shortcut_conv").kernel_size == (1, 1)
+
+
+def test_bottleneck_expands_four_times_and_projects_the_first_block():
+    model = zoo.preresnet(11, block="bottleneck")
+    assert model.get_layer("stage1_block1_shortcut_conv").filters == 64
+    assert model.get_layer("stage3_block1_conv3").filters == 256
+    assert model.get_layer("stage3_block1_conv2").strides == (2, 2)
+
+
+def test_pre_activation_order_and_final_bn_relu(graph):
+    model = zoo.preresnet(20)
+    assert graph.producer(model, "stage1_block1_bn1") == "stem_conv"
+    assert graph.producer(model, "stage1_block1_conv1") == "stage1_block1_relu1"
+    assert graph.producer(model, "post_bn") == "stage3_block3_add"
+    assert graph.producer(model, "avg_pool") == "post_relu"
+
+
+@pytest.mark.parametrize(
+    "block, position, before, after",
+    [
+        ("basic", "before_bn", "conv1", "bn2"),
+        ("basic", "before_conv", "relu2", "conv2"),
+        ("bottleneck", "before_bn", "conv2", "bn3"),
+        ("bottleneck", "before_conv", "relu3", "conv3"),
+    ],
+)
+def test_dropout_sits_at_its_position_in_every_block(graph, block, position, before, after):
+    depth = 20 if block == "basic" else 11
+    model = zoo.preresnet(depth, block=block, dropout_rate=0.2, dropout_position=position)
+    drops = graph.dropout_names(model)
+    assert len(drops) == (9 if block == "basic" else 3)
+    for drop in drops:
+        prefix = drop[: -len("_dropout")]
+        assert graph.producer(model, drop) == f"{prefix}_{before}"
+        assert graph.consumers(model, drop) == [f"{prefix}_{after}"]
+
+
+def test_has_no_dropout_by_default():
+    model = zoo.preresnet(20)
+    assert not any(isinstance(l, keras.layers.Dropout) for l in model.layers)

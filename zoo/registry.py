@@ -1,0 +1,163 @@
+"""Named model configurations: one table drives `get`, `list_models`, the
+docs (`registry_markdown`) and the parametrised tests.
+
+Each entry pairs a thin named variant (a family builder with its
+architecture arguments fixed) with the model's trainable-parameter counts
+for 10 and 100 classes. ``source="paper"`` counts are the reference counts of
+the paper's networks (PAPER.md section 5, checked against independent
+implementations); ``source="derived"`` counts belong to the small test
+configs and were worked out by hand from the same layer formulas (conv
+kernels without bias, BN gamma and beta, classifier with bias).
+"""
+
+import dataclasses
+import difflib
+import fnmatch
+
+# Submodules are imported by name: the package namespace rebinds
+# `zoo.densenet` etc. to the builder functions.
+from zoo.densenet import (
+    densenet_10_4,
+    densenet_40_12,
+    densenet_bc_22_4,
+    densenet_bc_100_12,
+    densenet_bc_190_40,
+)
+from zoo.preresnet import preresnet11_bottleneck, preresnet20, preresnet110, preresnet164
+from zoo.resnext import resnext_11_2x4d, resnext_29_8x64d, resnext_29_16x64d
+from zoo.wide_resnet import wrn_10_1, wrn_16_4, wrn_16_8, wrn_28_10
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One registered configuration.
+
+    Attributes:
+        name: Registry name, also the built model's name.
+        builder: Thin named variant; ``builder(**overrides)`` builds it.
+        params: Trainable-parameter count by number of classes (10 and 100).
+        source: ``"paper"`` (reference count) or ``"derived"``.
+        small: Whether the config is small enough for the fast test suite.
+    """
+
+    name: str
+    builder: object
+    params: dict
+    source: str
+    small: bool = False
+
+    @property
+    def family(self):
+        return self.builder.family
+
+    @property
+    def config(self):
+        return dict(self.builder.config)
+
+    @property
+    def summary(self):
+        return (self.builder.__doc__ or "").strip().splitlines()[0]
+
+
+def _entry(builder, params10, params100, source="paper", small=False):
+    return ModelEntry(
+        builder.model_name, builder, {10: params10, 100: params100}, source, small
+    )
+
+
+_TABLE = (
+    # The paper's networks (PAPER.md section 5).
+    _entry(preresnet110, 1_730_522, 1_736_372),
+    _entry(preresnet164, 1_703_258, 1_726_388),
+    _entry(resnext_29_8x64d, 34_426_698, 34_518_948),
+    _entry(resnext_29_16x64d, 68_155_210, 68_247_460),
+    _entry(wrn_16_4, 2_748_890, 2_772_020),
+    _entry(wrn_16_8, 10_961_370, 11_007_540),
+    _entry(wrn_28_10, 36_479_194, 36_536_884),
+    _entry(densenet_bc_100_12, 769_162, 800_032),
+    _entry(densenet_bc_190_40, 25_624_430, 25_821_620),
+    _entry(densenet_40_12, 1_019_722, 1_060_132),
+    # Small configs of every family and block type, for fast tests.
+    _entry(preresnet20, 272_282, 278_132, "derived", small=True),
+    _entry(preresnet11_bottleneck, 126_746, 149_876, "derived", small=True),
+    _entry(resnext_11_2x4d, 69_706, 92_836, "derived", small=True),
+    _entry(wrn_10_1, 77_850, 83_700, "derived", small=True),
+    _entry(densenet_bc_22_4, 8_714, 10_874, "derived", small=True),
+    _entry(densenet_10_4, 8_562, 12_252, "derived", small=True),
+)
+_BY_NAME = {entry.name: entry for entry in _TABLE}
+if len(_BY_NAME) != len(_TABLE):
+    raise RuntimeError("zoo registry: duplicate model names")
+
+
+def _lookup(name):
+    try:
+        return _BY_NAME[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), list(_BY_NAME), n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(
+            f"Unknown zoo model.{hint} Known models: {', '.join(sorted(_BY_NAME))}. "
+            f"Received: name={name!r}"
+        ) from None
+
+
+def get(name, /, **overrides):
+    """Builds a registered model.
+
+    Args:
+        name: Registry name, e.g. ``"wrn-16-4"`` (see `list_models`).
+        **overrides: Keyword arguments of the family builder, e.g.
+            ``num_classes=100, dropout_rate=0.3, dropout_position="head"``;
+            ``name=`` renames the model.
+
+    Returns:
+        A new `keras.Model`, named ``name`` unless overridden.
+
+    Example:
+
+    >>> model = get("wrn-10-1", num_classes=100)
+    >>> model.name
+    'wrn-10-1'
+    """
+    return _lookup(name).builder(**overrides)
+
+
+def entry(name):
+    """Returns the `ModelEntry` (config and parameter counts) of ``name``."""
+    return _lookup(name)
+
+
+def list_models(pattern="*"):
+    """Returns the sorted registry names matching an fnmatch ``pattern``.
+
+    Example:
+
+    >>> list_models("wrn-16-*")
+    ['wrn-16-4', 'wrn-16-8']
+    """
+    if not isinstance(pattern, str):
+        raise ValueError(f"`pattern` must be a string. Received: pattern={pattern!r}")
+    return sorted(n for n in _BY_NAME if fnmatch.fnmatchcase(n, pattern))
+
+
+def entries(pattern="*"):
+    """Returns the `ModelEntry` records whose names match ``pattern``."""
+    return [_BY_NAME[n] for n in list_models(pattern)]
+
+
+def registry_markdown():
+    """Returns the registry as a Markdown table, for the docs."""
+    lines = [
+        "| name | builder | configuration | trainable, 10 classes "
+        "| trainable, 100 classes | count |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for e in _TABLE:
+        config = ", ".join(f"{k}={v!r}" for k, v in e.config.items())
+        count = "reference" if e.source == "paper" else "derived (small)"
+        lines.append(
+            f"| `{e.name}` | `zoo.{e.family}` | {config} "
+            f"| {e.params[10]:,} | {e.params[100]:,} | {count} |"
+        )
+    return "\n".join(lines) + "\n"

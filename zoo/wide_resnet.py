@@ -1,0 +1,76 @@
+"""Wide ResNet for CIFAR (Zagoruyko and Komodakis, "Wide Residual
+Networks", 2016)."""
+
+from zoo import common
+from zoo.preresnet import preact_network
+
+
+def wide_resnet(
+    depth,
+    width,
+    *,
+    num_classes=10,
+    input_shape=None,
+    dropout_rate=0.0,
+    dropout_position="none",
+    dropout_type="bernoulli",
+    include_top=True,
+    classifier_activation="softmax",
+    name=None,
+):
+    """Builds a Wide ResNet WRN-depth-width for 32x32 images.
+
+    Pre-activation basic blocks (BN-ReLU-conv3x3-BN-ReLU-conv3x3) in three
+    stages of widths 16k/32k/64k after a 16-filter stem conv, 1x1 projection
+    shortcuts without BN, final BN-ReLU, global average pooling and a dense
+    classifier. The original architecture puts dropout between the two convs
+    of every block, after the second ReLU: ``dropout_position="before_conv"``
+    here (the authors used rate 0.3).
+
+    Args:
+        depth: 6n + 4 (10, 16, 22, 28, 40, ...); the count includes the
+            projection shortcuts, as the WRN paper does.
+        width: Widening factor k >= 1.
+        num_classes: Classifier outputs.
+        input_shape: Image shape, default ``(32, 32, 3)``.
+        dropout_rate: Drop rate (beta for ``dropout_type="uout"``). 0 builds
+            no dropout layer.
+        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"`` or
+            ``"head"`` (see `zoo.preresnet`).
+        dropout_type: ``"bernoulli"`` or ``"uout"``.
+        include_top: Whether to add pooling and the classifier.
+        classifier_activation: Activation of the classifier (``None`` for
+            logits).
+        name: Model name, default ``"wrn-{depth}-{width}"``.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Example:
+
+    >>> model = wide_resnet(10, 1, dropout_rate=0.3, dropout_position="before_conv")
+    >>> model.get_layer("stage1_block1_dropout").rate
+    0.3
+    """
+    builder = "wide_resnet"
+    n = common.check_depth(builder, depth, 6, 4)
+    width = common.check_int(builder, "width", width)
+    plan = common.DropoutPlan(builder, dropout_rate, dropout_position, dropout_type)
+    return preact_network(
+        builder,
+        n,
+        (16 * width, 32 * width, 64 * width),
+        False,
+        num_classes,
+        input_shape,
+        plan,
+        include_top,
+        classifier_activation,
+        name or f"wrn-{depth}-{width}",
+    )
+
+
+wrn_10_1 = common.variant(wide_resnet, "wrn-10-1", "WRN-10-1 (small).", depth=10, width=1)
+wrn_16_4 = common.variant(wide_resnet, "wrn-16-4", "WRN-16-4.", depth=16, width=4)
+wrn_16_8 = common.variant(wide_resnet, "wrn-16-8", "WRN-16-8.", depth=16, width=8)
+wrn_28_10 = common.variant(wide_resnet, "wrn-28-10", "WRN-28-10.", depth=28, width=10)
