@@ -10,6 +10,7 @@ Example:
 from keras_vs import theory
 from keras_vs.analysis import Finding, find_disharmony
 from keras_vs.callbacks import VarianceShiftCallback
+from keras_vs.graph import GraphError
 from keras_vs.layers import Uout
 from keras_vs.rewrite import Change, plan, rewrite
 from keras_vs.shift import (
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Change",
     "Finding",
+    "GraphError",
     "Inconsistency",
     "Uout",
     "VarianceShift",

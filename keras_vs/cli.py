@@ -13,6 +13,7 @@ import sys
 import textwrap
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 PROG = "keras-vs"
 FLAGS = flags.FLAGS
@@ -431,12 +432,20 @@ def save_model_file(model, out):
     ext = os.path.splitext(out)[1].lower()
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-keras-vs-", suffix=ext)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    verbosity = absl_logging.get_verbosity()
     try:
+        # The user chose the format: Keras' "HDF5 is legacy" warning is noise.
+        absl_logging.set_verbosity(absl_logging.ERROR)
         model.save(tmp, overwrite=True)
+        # mkstemp makes the file private; give it a normal file's permissions.
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, out)
     except Exception as e:  # noqa: BLE001
         raise CliError(f"Could not write the model ({_one_line(e)}). Received: OUT={out!r}") from None
     finally:
+        absl_logging.set_verbosity(verbosity)
         if os.path.exists(tmp):
             os.remove(tmp)
 
@@ -558,6 +567,150 @@ def _rewrite(args):
         print("dry run: nothing written")
     else:
         print(f"wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# ``tune``
+_TUNE_FLAGS = (
+    ("model", lambda: flags.DEFINE_string(
+        "model", "wrn-10-1", "Zoo network to search (see `zoo.list_models`), or a .keras file of "
+        "your own model (its dropouts are moved with the rewrite policies).")),
+    ("dataset", lambda: flags.DEFINE_string(
+        "dataset", "digits", "digits (offline), cifar10, cifar100, imagenet2012 (TensorFlow "
+        "Datasets) or a .npz file with x and y (20% held out for validation).")),
+    ("oracle", lambda: flags.DEFINE_enum(
+        "oracle", "grid", ["random", "bayesian", "hyperband", "grid"], "keras-tuner search algorithm.")),
+    ("max_trials", lambda: flags.DEFINE_integer(
+        "max_trials", 10, "Trials to run (grid: at most the grid's size; hyperband: unused).", lower_bound=1)),
+    ("epochs", lambda: flags.DEFINE_integer(
+        "epochs", 8, "Epochs per trial; the recipe's learning-rate milestones scale with it.", lower_bound=1)),
+    ("positions", lambda: flags.DEFINE_list(
+        "positions", None, "Dropout positions to search (zoo: none,before_bn,before_conv,head; "
+        "own model: original,after_bn,head,remove). Default: all.")),
+    ("types", lambda: flags.DEFINE_list("types", ["bernoulli", "uout"], "Dropout types to search.")),
+    ("rate_choices", lambda: flags.DEFINE_list(
+        "rate_choices", ["0.2", "0.5"], "Bernoulli dropout rates to search.")),
+    ("beta_choices", lambda: flags.DEFINE_list("beta_choices", ["0.5"], "Uout betas to search.")),
+    ("learning_rate", lambda: flags.DEFINE_float(
+        "learning_rate", None, "Initial SGD learning rate at batch size 128 (default: the paper's "
+        "recipe for the model family, 0.1); scaled linearly with --batch_size.", lower_bound=0.0)),
+    ("weight_decay", lambda: flags.DEFINE_float(
+        "weight_decay", None, "SGD weight decay (default: the recipe's).", lower_bound=0.0)),
+    ("directory", lambda: flags.DEFINE_string(
+        "directory", "keras_vs_tune", "Parent folder of the search folder.")),
+    ("project", lambda: flags.DEFINE_string(
+        "project", None, "Search folder name inside --directory (default: MODEL-DATASET-ORACLE). "
+        "Rerunning with the same flags resumes the search there.")),
+    ("restart", lambda: flags.DEFINE_bool(
+        "restart", False, "Delete this search's earlier trials and start again (only a folder "
+        "keras-vs wrote is deleted).")),
+    ("strategy", lambda: flags.DEFINE_enum(
+        "strategy", "auto", ["auto", "none", "mirrored", "tpu", "multi_worker"],
+        "tf.distribute strategy per trial; auto: TPU -> TPUStrategy, GPUs -> MirroredStrategy.")),
+    ("data_dir", lambda: flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data folder.")),
+    ("download", lambda: flags.DEFINE_bool(
+        "download", False, "Let TensorFlow Datasets download and prepare a missing data set.")),
+    ("take", lambda: flags.DEFINE_integer(
+        "take", None, "Train on only the first N examples (quick runs).", lower_bound=1)),
+)
+for _name, _define in _TUNE_FLAGS:
+    if _name not in FLAGS:
+        _define()
+
+
+@command(
+    "tune",
+    "Search dropout position, type and rate (keras-tuner), with the variance shift of each trial.",
+    tuple(name for name, _ in _TUNE_FLAGS) + ("batch_size", "seed", "json"),
+)
+def _tune(args):
+    """``keras-vs tune``: with no flags, a 10-trial grid over every dropout
+    position (Bernoulli 0.2/0.5, Uout 0.5, none) of WRN-10-1 on the offline
+    digits set, 8 epochs each. Prints the results table and writes
+    results.csv, results.json, results.png and best_model.keras into
+    --directory/--project. Rerunning the same command resumes the search;
+    with KERASTUNER_TUNER_ID/KERASTUNER_ORACLE_IP/KERASTUNER_ORACLE_PORT set
+    the process is a keras-tuner chief or worker."""
+    if args:
+        raise CliError(f"'tune' takes no positional arguments. Received: {args}")
+    rates = _float_list("rate_choices", FLAGS.rate_choices)
+    betas = _float_list("beta_choices", FLAGS.beta_choices)
+    model = FLAGS.model
+    import keras
+
+    # The CLI is the top of the stack: it may reach up into the tuner package.
+    import tuner
+    import zoo
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+    if model.endswith((".keras", ".h5")) or os.path.isfile(model):
+        if not os.path.isfile(model):
+            raise CliError(f"No such model file. Received: --model={model}")
+        import keras_vs  # noqa: F401  (registers Uout for loading)
+
+        try:
+            model = keras.saving.load_model(model)
+        except Exception as e:  # noqa: BLE001
+            raise CliError(f"Could not load {model!r} as a Keras model ({type(e).__name__}: {e})") from None
+    elif model not in zoo.list_models():
+        raise CliError(
+            f"Unknown model. Expected a zoo name ({', '.join(zoo.list_models())}) or a .keras "
+            f"file. Received: --model={model}"
+        )
+    try:
+        result = tuner.search(
+            model,
+            FLAGS.dataset,
+            oracle=FLAGS.oracle,
+            max_trials=FLAGS.max_trials,
+            epochs=FLAGS.epochs,
+            batch_size=FLAGS.batch_size,
+            seed=FLAGS.seed,
+            positions=FLAGS.positions,
+            types=FLAGS.types,
+            rates=rates,
+            betas=betas,
+            learning_rate=FLAGS.learning_rate,
+            weight_decay=FLAGS.weight_decay,
+            directory=FLAGS.directory,
+            project_name=FLAGS.project,
+            overwrite=FLAGS.restart,
+            strategy=FLAGS.strategy,
+            data_dir=FLAGS.data_dir,
+            download=FLAGS.download,
+            take=FLAGS.take,
+            verbose=0 if FLAGS.json else 1,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(str(e)) from None
+    except RuntimeError as e:
+        # keras-tuner stops a search after too many failed trials in a row.
+        raise CliError(
+            f"the search stopped: {str(e).splitlines()[0]} See the trials' keras_vs.json files "
+            f"under {os.path.join(FLAGS.directory, FLAGS.project or '')}"
+        ) from None
+    if result.role == "worker":
+        print(f"worker done: ran trials {', '.join(result.ran) or 'none'} in {result.project_dir}")
+        return 0
+    if FLAGS.json:
+        print(json.dumps({"project_dir": result.project_dir, "best": result.best,
+                          "files": result.files, "trials": result.rows}, indent=2))
+        return 0
+    print()
+    print(f"Search {result.project_dir}: {len(result.rows)} trial(s); max shift = max over BN layers "
+          "of max(real/moving, moving/real) variance, 1 = none; train acc in training vs "
+          "inference mode on training examples.")
+    print(result.table())
+    if result.best is not None:
+        b = result.best
+        what = b["position"] + (f", {b['type']} {b['rate']:g}" if b["type"] != "-" else "")
+        print(f"best: trial {b['trial_id']} ({what}), val_accuracy {b['val_accuracy']:.4f}")
+    for path in result.files.values():
+        print(f"wrote {path}")
     return 0
 
 

@@ -332,6 +332,13 @@ def _clone_layer(layer):
         ) from None
 
 
+def _is_lambda(layer):
+    # A Lambda holds Python code and no weights. Re-creating it from its
+    # config would mean unsafe deserialisation of code that is already
+    # loaded and trusted, so the rebuilt model calls the same instance.
+    return isinstance(layer, keras.layers.Lambda) and not layer.weights
+
+
 def _clone_input(tensor):
     layer = tensor._keras_history.operation
     if isinstance(layer, keras.layers.InputLayer):
@@ -374,7 +381,7 @@ class _Rebuilder:
             return old  # a stateless keras.ops operation
         new = self.layers.get(id(old))
         if new is None:
-            if self.share:
+            if self.share or _is_lambda(old):
                 new = old
             else:
                 new = _clone_layer(old)
@@ -491,6 +498,10 @@ class _Rebuilder:
 
     def _sequential(self, view):
         layers = []
+        (first,) = view.inputs
+        for edge in view.out_edges(first):  # insertions before the first layer
+            layers += [self.new_layer(a.layer) for a in self.actions.get(edge.key, ())
+                       if a.kind == "after"]
         for node in view.nodes:
             (out_edge,) = view.out_edges(node.outputs[0])
             acts = self.actions.get(out_edge.key, ())
@@ -505,7 +516,6 @@ class _Rebuilder:
                 if a.kind == "after":
                     layers.append(self.new_layer(a.layer))
         model = view.model
-        (first,) = view.inputs
         input_layer = first._keras_history.operation
         new = keras.Sequential(
             [keras.layers.InputLayer.from_config(input_layer.get_config())] + layers,
@@ -515,6 +525,7 @@ class _Rebuilder:
         return new
 
     def copy_weights(self):
+        copy_buffers = keras.backend.backend() == "jax"
         for old, new in self.pairs:
             old_w, new_w = old.weights, new.weights
             if len(old_w) != len(new_w) or any(
@@ -527,7 +538,12 @@ class _Rebuilder:
                     f"{[tuple(w.shape) for w in old_w]}. Received: layer={_describe(old)}"
                 )
             for a, b in zip(old_w, new_w):
-                b.assign(a.value)
+                value = a.value
+                if copy_buffers:
+                    # JAX variables adopt the assigned array itself; training
+                    # the copy would then donate (delete) the original's buffer.
+                    value = keras.ops.copy(value)
+                b.assign(value)
 
 
 def _check_sequential_chains(graph):

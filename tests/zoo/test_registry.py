@@ -128,7 +128,10 @@ def test_small_config_has_the_derived_parameter_count(name, num_classes):
     _check_count(name, num_classes)
 
 
+# Parameter counts do not depend on the backend, and JAX initialises the
+# full-size networks' weights eagerly, op by op (minutes for the DenseNets).
 @pytest.mark.slow
+@pytest.mark.tf_only
 @pytest.mark.parametrize("num_classes", [10, 100])
 @pytest.mark.parametrize("name", PAPER)
 def test_paper_network_has_the_reference_parameter_count(name, num_classes):
