@@ -42,6 +42,9 @@ setup(
         "numpy>=1.26",
         "matplotlib>=3.8",
         "scikit-learn>=1.3",  # the offline `digits` data set ships inside it
+        # keras-tuner's chief/worker mode talks gRPC; tensorflow pulls it in
+        # today, but `keras-vs tune` relies on it directly.
+        "grpcio>=1.56",
     ],
     extras_require={
         "test": TEST,

@@ -637,25 +637,13 @@ def _tune(args):
     rates = _float_list("rate_choices", FLAGS.rate_choices)
     betas = _float_list("beta_choices", FLAGS.beta_choices)
     model = FLAGS.model
-    import keras
-
     # The CLI is the top of the stack: it may reach up into the tuner package.
     import tuner
     import zoo
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.get_logger().setLevel("ERROR")
-    if model.endswith((".keras", ".h5")) or os.path.isfile(model):
-        if not os.path.isfile(model):
-            raise CliError(f"No such model file. Received: --model={model}")
-        import keras_vs  # noqa: F401  (registers Uout for loading)
-
-        try:
-            model = keras.saving.load_model(model)
-        except Exception as e:  # noqa: BLE001
-            raise CliError(f"Could not load {model!r} as a Keras model ({type(e).__name__}: {e})") from None
+    _quiet_tensorflow()
+    if model.lower().endswith(MODEL_EXTENSIONS) or os.path.exists(model):
+        model = load_model_file(model)  # safe mode: no stored Python code runs
     elif model not in zoo.list_models():
         raise CliError(
             f"Unknown model. Expected a zoo name ({', '.join(zoo.list_models())}) or a .keras "

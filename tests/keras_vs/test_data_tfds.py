@@ -1,0 +1,102 @@
+"""keras_vs.data.tfds_dataset: the TFDS pipelines, on tfds.testing.mock_data (real loading code, fake bytes)."""
+
+import numpy as np
+import pytest
+
+from keras_vs import data
+
+tfds = pytest.importorskip("tensorflow_datasets")
+pytestmark = pytest.mark.tf_only
+
+
+def _batches(name, split="train", seed=0, **kwargs):
+    with tfds.testing.mock_data(num_examples=10):
+        ds = data.tfds_dataset(name, split, batch_size=4, seed=seed, **kwargs)
+    return ds, [(x.numpy(), y.numpy()) for x, y in ds]
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_batches_have_the_spec_shape_and_labels(name):
+    _, batches = _batches(name)
+    spec = data.spec(name)
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    for x, y in batches:
+        assert x.shape[1:] == spec.input_shape and x.dtype == np.float32
+        assert y.dtype == np.int64 and 0 <= y.min() and y.max() < spec.num_classes
+
+
+def test_evaluation_images_are_normalised_per_channel():
+    with tfds.testing.mock_data(num_examples=4):
+        raw = next(iter(tfds.load("cifar10", split="test", as_supervised=True).batch(4)))[0].numpy()
+        _, batches = _batches("cifar10", "test")
+    spec = data.spec("cifar10")
+    expected = (raw / 255.0 - np.array(spec.mean)) / np.array(spec.std)
+    np.testing.assert_allclose(batches[0][0], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_training_augmentation_is_seeded_and_changes_every_epoch():
+    ds, first = _batches("cifar10", seed=1)
+    _, again = _batches("cifar10", seed=1)
+    second_epoch = [x.numpy() for x, _ in ds]
+    for (a, _), (b, _) in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for (a, _), b in zip(first, second_epoch))
+
+
+def test_training_crop_keeps_image_content_within_four_pixels():
+    # Pad 4 + random 32x32 crop (+ flip): each augmented image is a shifted
+    # copy of the original, with zero padding (normalised) at the borders.
+    with tfds.testing.mock_data(num_examples=4):
+        raw = next(iter(tfds.load("cifar10", split="train", as_supervised=True, shuffle_files=False).batch(4)))
+        ds = data.tfds_dataset("cifar10", "train", batch_size=4, seed=0, shuffle_buffer=1)
+    spec = data.spec("cifar10")
+    x_aug = next(iter(ds))[0].numpy()
+    pixel = x_aug * np.array(spec.std) + np.array(spec.mean)
+    image = raw[0].numpy()[0] / 255.0
+    found = False
+    padded = np.pad(image, ((4, 4), (4, 4), (0, 0)))
+    for dy in range(9):
+        for dx in range(9):
+            crop = padded[dy:dy + 32, dx:dx + 32]
+            for candidate in (crop, crop[:, ::-1]):
+                if np.allclose(candidate, pixel[0], atol=1e-5):
+                    found = True
+    assert found
+
+
+def test_imagenet_is_cropped_to_224():
+    _, train = _batches("imagenet2012")
+    _, val = _batches("imagenet2012", "test")
+    assert train[0][0].shape[1:] == val[0][0].shape[1:] == (224, 224, 3)
+
+
+def test_missing_data_without_download_says_how_to_prepare_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"tfds build cifar10.*Received: name='cifar10'"):
+        data.tfds_dataset("cifar10", data_dir=str(tmp_path), download=False)
+
+
+def test_missing_imagenet_mentions_the_manual_download(tmp_path):
+    with pytest.raises(FileNotFoundError, match="downloads/manual"):
+        data.tfds_dataset("imagenet2012", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"name": "mnist"}, "name='mnist'"),
+        ({"name": "cifar10", "split": "valid"}, "split='valid'"),
+        ({"name": "cifar10", "batch_size": 0}, "batch_size=0"),
+        ({"name": "cifar10", "take": -1}, "take=-1"),
+    ],
+)
+def test_bad_arguments_name_what_was_received(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.tfds_dataset(**kwargs)
+
+
+def test_spec_and_load_point_tfds_names_to_the_pipeline():
+    assert data.spec("imagenet2012").num_classes == 1000
+    with pytest.raises(ValueError, match="tfds_dataset"):
+        data.load("cifar10")
+    with pytest.raises(ValueError, match="name='svhn'"):
+        data.spec("svhn")

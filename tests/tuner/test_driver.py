@@ -1,0 +1,251 @@
+"""tuner.driver: end-to-end searches on the digits set, failures, seeding, resuming."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import tuner
+from keras_vs import data
+from tuner import driver as search_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Builds the same tiny conv -> dropout -> BN network in tests and subprocesses.
+TINY_SOURCE = textwrap.dedent(
+    """
+    import keras
+
+    def tiny(shape=(8, 8, 1)):
+        x = keras.Input(shape, name="x")
+        y = keras.layers.Conv2D(8, 3, use_bias=False, name="conv")(x)
+        y = keras.layers.Dropout(0.3, name="drop")(y)
+        y = keras.layers.BatchNormalization(name="bn")(y)
+        y = keras.layers.ReLU(name="relu")(y)
+        y = keras.layers.GlobalAveragePooling2D(name="pool")(y)
+        y = keras.layers.Dense(10, activation="softmax", name="predictions")(y)
+        return keras.Model(x, y, name="tiny")
+    """
+)
+_namespace = {}
+exec(TINY_SOURCE, _namespace)  # noqa: S102  (our own constant source)
+tiny = _namespace["tiny"]
+
+FAST = dict(take=128, epochs=1, probe_size=64, verbose=0)
+
+
+def _search(tmp_path, model=None, **kwargs):
+    args = {**FAST, "oracle": "grid", "max_trials": 2, "directory": str(tmp_path), **kwargs}
+    return tuner.search(tiny() if model is None else model, "digits", **args)
+
+
+def test_two_trial_search_writes_table_files_and_best_model(tmp_path):
+    result = _search(tmp_path, oracle="random")
+    assert [r["status"] for r in result.rows] == ["COMPLETED", "COMPLETED"]
+    for row in result.rows:
+        assert 0.0 <= row["val_accuracy"] <= 1.0
+        assert row["variance_shift_max"] >= 1.0
+        assert 0.0 <= row["train_mode_accuracy"] <= 1.0 and 0.0 <= row["inference_accuracy"] <= 1.0
+    assert sorted(os.path.basename(p) for p in result.files.values()) == sorted(search_lib.RESULT_FILES)
+    with open(result.files["csv"]) as f:
+        assert [r["trial_id"] for r in csv.DictReader(f)] == ["0", "1"]
+    with open(result.files["json"]) as f:
+        assert json.load(f)["best"]["trial_id"] == result.best["trial_id"]
+    # The exported model is the best trial's trained network.
+    best = keras.saving.load_model(result.files["model"])
+    x_val, y_val = data.load("digits", "test")
+    accuracy = np.mean(np.argmax(best.predict(x_val, verbose=0), axis=-1) == y_val)
+    assert accuracy == pytest.approx(result.best["val_accuracy"], abs=1e-6)
+    assert "max shift" in result.table() and result.best["position"] in result.table()
+
+
+def test_each_trial_records_shift_history_next_to_accuracy(tmp_path):
+    result = _search(tmp_path, max_trials=1, epochs=2)
+    record = search_lib.read_trial_file(os.path.join(result.project_dir, "trial_0"))
+    assert record["status"] == "COMPLETED" and record["tuner_id"] == "tuner0"
+    assert len(record["history"]["variance_shift/max"]) == 2
+    assert len(record["history"]["val_accuracy"]) == 2
+    assert record["metrics"]["variance_shift_max"] == record["history"]["variance_shift/max"][-1]
+    assert record["metrics"]["inconsistency_gap"] == pytest.approx(
+        record["metrics"]["train_mode_accuracy"] - record["metrics"]["inference_accuracy"]
+    )
+
+
+class _PoisonFirstTrial(keras.callbacks.Callback):
+    """Breaks the first trial it is copied into: NaN weights or an out-of-memory error."""
+
+    calls = {"n": 0}
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+
+    def on_train_begin(self, logs=None):
+        self.calls["n"] += 1
+        if self.calls["n"] == 1 and self.how == "oom":
+            raise MemoryError("simulated: out of memory")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.calls["n"] == 1 and self.how == "nan":
+            kernel = self.model.get_layer("conv").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+
+@pytest.mark.parametrize("how,reason", [("nan", "diverged"), ("oom", "out of memory")])
+def test_failed_trial_is_marked_and_the_search_continues(tmp_path, how, reason):
+    _PoisonFirstTrial.calls["n"] = 0
+    result = _search(tmp_path, callbacks=[_PoisonFirstTrial(how)])
+    assert [r["status"] for r in result.rows] == ["FAILED", "COMPLETED"]
+    assert reason in result.rows[0]["message"]
+    assert result.best["trial_id"] == result.rows[1]["trial_id"]
+
+
+@pytest.mark.tf_only
+def test_tfds_data_set_runs_through_the_tf_data_pipeline(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=48):
+        result = tuner.search(
+            tiny((32, 32, 3)), "cifar10", oracle="grid", max_trials=1, epochs=1, batch_size=16,
+            probe_size=32, directory=str(tmp_path), verbose=0,
+        )
+    (row,) = result.rows
+    assert row["status"] == "COMPLETED" and row["variance_shift_max"] is not None
+    record = search_lib.read_trial_file(os.path.join(result.project_dir, "trial_0"))
+    assert record["history"]["loss"] and 0.0 <= row["val_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("oracle", ["bayesian", "hyperband"])
+def test_model_based_oracles_drive_the_same_trials(tmp_path, oracle):
+    result = _search(tmp_path, oracle=oracle, epochs=2, max_trials=2)
+    assert result.rows and all(r["status"] == "COMPLETED" for r in result.rows)
+    assert all(r["variance_shift_max"] is not None for r in result.rows)
+    if oracle == "hyperband":
+        epochs = [
+            len(search_lib.read_trial_file(os.path.join(result.project_dir, f"trial_{r['trial_id']}"))["history"]["loss"])
+            for r in result.rows
+        ]
+        assert set(epochs) <= {1, 2}  # Hyperband sets each trial's budget
+
+
+def test_same_seed_reproduces_the_search(tmp_path):
+    model = tiny()  # a user's model: every trial starts from its weights
+    runs = [
+        tuner.search(model, "digits", oracle="random", max_trials=2, seed=3, directory=str(tmp_path / d), **FAST)
+        for d in ("a", "b")
+    ]
+    keys = ("position", "type", "rate", "val_accuracy", "variance_shift_max", "train_mode_accuracy")
+    first, second = ([{k: r[k] for k in keys} for r in run.rows] for run in runs)
+    assert [r["position"] for r in first] == [r["position"] for r in second]
+    for a, b in zip(first, second):
+        for k in keys:
+            assert a[k] == pytest.approx(b[k], abs=1e-6), k
+
+
+def test_refuses_a_folder_it_did_not_write(tmp_path):
+    project = tmp_path / "mine"
+    project.mkdir()
+    (project / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="did not write"):
+        _search(tmp_path, project_name="mine", overwrite=True)
+    assert (project / "notes.txt").read_text() == "keep me"
+
+
+def test_changed_settings_do_not_resume_silently(tmp_path):
+    _search(tmp_path, max_trials=1, project_name="p")
+    with pytest.raises(ValueError, match=r"epochs: 1 -> 2"):
+        _search(tmp_path, max_trials=1, project_name="p", epochs=2)
+
+
+def test_bad_arguments_name_what_was_received(tmp_path):
+    with pytest.raises(ValueError, match="oracle='sobol'"):
+        _search(tmp_path, oracle="sobol")
+    with pytest.raises(ValueError, match="max_trials=0"):
+        _search(tmp_path, max_trials=0)
+    with pytest.raises(ValueError, match="strategy='gpu'"):
+        _search(tmp_path, strategy="gpu")
+
+
+def test_out_of_memory_errors_are_recognised():
+    class ResourceExhaustedError(Exception):
+        pass
+
+    assert search_lib._is_out_of_memory(ResourceExhaustedError("OOM when allocating tensor"))
+    assert search_lib._is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory"))
+    assert not search_lib._is_out_of_memory(ValueError("shapes do not match"))
+
+
+RESUME_SCRIPT = TINY_SOURCE + textwrap.dedent(
+    """
+    import sys
+    import tuner
+
+    result = tuner.search(
+        tiny(), "digits", oracle="grid", max_trials=3, epochs=4, take=512, probe_size=64,
+        positions=("original", "head", "remove"), rates=(0.2,), betas=(0.5,),
+        directory=sys.argv[1], verbose=0,
+    )
+    print("RAN", ",".join(result.ran))
+    """
+)
+
+
+def _trial_done(project, trial_id):
+    record = search_lib.read_trial_file(os.path.join(project, f"trial_{trial_id}"))
+    return record is not None and record["status"] == "COMPLETED"
+
+
+@pytest.mark.slow
+@pytest.mark.tf_only
+def test_rerun_after_sigkill_completes_without_losing_or_duplicating_trials(tmp_path):
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-c", RESUME_SCRIPT, str(tmp_path)]
+    project = os.path.join(str(tmp_path), "tiny-digits-grid")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    try:
+        # Kill once trial 0 is finished on disk and trial 1 has started.
+        while not (_trial_done(project, "0") and os.path.isfile(os.path.join(project, "trial_1", "trial.json"))):
+            assert first.poll() is None, first.stdout.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the search never reached its second trial"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert not _trial_done(project, "1")
+    with open(os.path.join(project, "trial_1", "trial.json")) as f:
+        killed_values = json.load(f)["hyperparameters"]["values"]
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    ran_again = rerun.stdout.split("RAN ")[-1].split()[0].split(",")
+    assert ran_again == ["1", "2"]  # the finished trial is kept, the killed one rerun
+    with open(os.path.join(project, "results.json")) as f:
+        trials = json.load(f)["trials"]
+    assert [t["trial_id"] for t in trials] == ["0", "1", "2"]
+    assert all(t["status"] == "COMPLETED" for t in trials)
+    positions = [(t["position"], t["type"], t["rate"]) for t in trials]
+    assert len(set(positions)) == 3  # grid points not repeated
+    with open(os.path.join(project, "trial_1", "trial.json")) as f:
+        assert json.load(f)["hyperparameters"]["values"] == killed_values
+    records = [search_lib.read_trial_file(os.path.join(project, f"trial_{i}")) for i in "012"]
+    assert records[0]["pid"] == first.pid and records[1]["pid"] != first.pid
+
+
+def test_result_files_are_replaced_atomically_with_normal_permissions(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("old")
+    search_lib.write_atomic(str(path), "new")
+    assert path.read_text() == "new"
+    assert os.listdir(tmp_path) == ["results.csv"]  # no temp file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
