@@ -303,8 +303,6 @@ def _measure_report(path, result, inconsistency):
 
 
 def _plot_shift(result, path, title):
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -318,19 +316,16 @@ def _plot_shift(result, path, title):
     ax.set_ylabel("max(real/moving, moving/real)")
     ax.set_title(title)
     fig.tight_layout()
-    folder = os.path.dirname(os.path.abspath(path))
+    from keras_vs import files
+
     fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix="." + fmt)
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt)
-        os.replace(tmp, path)
+        with files.atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt)
     except ValueError as e:
         raise CliError(f"Could not write the plot ({e}). Received: --plot={path}") from None
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # ---------------------------------------------------------------------------
@@ -426,28 +421,18 @@ def save_model_file(model, out):
         model: The `keras.Model` to save.
         out: A ``.keras`` or ``.h5`` path (the format follows the extension).
     """
-    import tempfile
+    from keras_vs import files
 
-    folder = os.path.dirname(os.path.abspath(out))
-    ext = os.path.splitext(out)[1].lower()
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-keras-vs-", suffix=ext)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
     verbosity = absl_logging.get_verbosity()
     try:
         # The user chose the format: Keras' "HDF5 is legacy" warning is noise.
         absl_logging.set_verbosity(absl_logging.ERROR)
-        model.save(tmp, overwrite=True)
-        # mkstemp makes the file private; give it a normal file's permissions.
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, out)
+        with files.atomic_path(out) as tmp:
+            model.save(tmp, overwrite=True)
     except Exception as e:  # noqa: BLE001
         raise CliError(f"Could not write the model ({_one_line(e)}). Received: OUT={out!r}") from None
     finally:
         absl_logging.set_verbosity(verbosity)
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _quiet_tensorflow():

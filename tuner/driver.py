@@ -29,7 +29,6 @@ import math
 import numbers
 import os
 import shutil
-import tempfile
 import time
 import warnings
 
@@ -39,6 +38,7 @@ import numpy as np
 
 import keras_vs
 from keras_vs import data as data_lib
+from keras_vs.files import atomic_path, write_atomic
 from tuner import distribute
 from tuner.hypermodel import DropoutHyperModel
 
@@ -70,27 +70,6 @@ def _now():
 
 # ---------------------------------------------------------------------------
 # Files
-
-
-def _file_mode():
-    # mkstemp makes 0600 files; results should get the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_atomic(path, payload):
-    """Writes ``payload`` (str or bytes) to ``path`` through a temp file + `os.replace`."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload.encode() if isinstance(payload, str) else payload)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _json_safe(value):
@@ -195,6 +174,8 @@ class DropoutTuner(keras_tuner.Tuner):
                 x,
                 y,
                 batch_size=self.batch_size if y is not None else None,
+                # A tf.data pipeline shuffles itself; fit warns if asked again.
+                shuffle=y is not None,
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 validation_data=validation_data,
@@ -252,10 +233,8 @@ class DropoutTuner(keras_tuner.Tuner):
         return os.path.join(self.get_trial_dir(trial_id), WEIGHTS_FILE)
 
     def save_model(self, trial_id, model, step=0):
-        path = self._weights_path(trial_id)
-        tmp = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-{WEIGHTS_FILE}")
-        model.save_weights(tmp)
-        os.replace(tmp, path)
+        with atomic_path(self._weights_path(trial_id)) as tmp:
+            model.save_weights(tmp)
 
     def load_model(self, trial):
         model = self._build(trial.hyperparameters)
@@ -796,13 +775,6 @@ def export_results(tuner, rows, best, config, project_dir):
         paths.pop("model")
         return paths
     model = tuner.load_model(tuner.oracle.trials[best["trial_id"]])
-    fd, tmp = tempfile.mkstemp(dir=project_dir, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(paths["model"]) as tmp:
         model.save(tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, paths["model"])
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return paths

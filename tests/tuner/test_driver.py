@@ -238,14 +238,3 @@ def test_rerun_after_sigkill_completes_without_losing_or_duplicating_trials(tmp_
         assert json.load(f)["hyperparameters"]["values"] == killed_values
     records = [search_lib.read_trial_file(os.path.join(project, f"trial_{i}")) for i in "012"]
     assert records[0]["pid"] == first.pid and records[1]["pid"] != first.pid
-
-
-def test_result_files_are_replaced_atomically_with_normal_permissions(tmp_path):
-    path = tmp_path / "results.csv"
-    path.write_text("old")
-    search_lib.write_atomic(str(path), "new")
-    assert path.read_text() == "new"
-    assert os.listdir(tmp_path) == ["results.csv"]  # no temp file left behind
-    umask = os.umask(0)
-    os.umask(umask)
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
