@@ -85,7 +85,7 @@ def main():
     )
     for kind, value in medians.items():
         print(f"{kind:>8}: {value * 1e3:8.2f} ms/step (median)")
-    print(f"Uout / Dropout time per training step: {medians['uout'] / medians['dropout']:.3f}")
+    print(f"ratio (Uout / Dropout time per training step): {medians['uout'] / medians['dropout']:.3f}")
 
 
 if __name__ == "__main__":

@@ -118,6 +118,8 @@ def main(argv=None):
     print(f"{'model':<22}{'XLA img/s':>12}{'no-XLA img/s':>14}{'XLA/no-XLA':>12}")
     for name, xla, eager in rows:
         print(f"{name:<22}{xla:>12.1f}{eager:>14.1f}{xla / eager:>12.2f}")
+    for name, xla, eager in rows:
+        print(f"ratio (XLA / no-XLA throughput) {name}: {xla / eager:.2f}")
 
     candidates = zoo.entries("*") if not args.smoke else [zoo.entry(n) for n in config["models"]]
     largest = max(candidates, key=lambda e: e.params[10])

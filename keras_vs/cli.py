@@ -88,7 +88,7 @@ if "unsafe" not in FLAGS:
 flags.DEFINE_list("rates", ["0.1", "0.3", "0.5", "0.7"], "Dropout rates to check.")
 flags.DEFINE_list("betas", ["0.1", "0.2", "0.3", "0.5"], "Uout betas to check.")
 flags.DEFINE_integer("samples", 200_000, "Monte Carlo samples per unit.", lower_bound=100)
-flags.DEFINE_integer("width", 16, "Units per layer (fan-in d of the Dense layer).", lower_bound=1)
+flags.DEFINE_integer("width", 16, "Fan-in d of the Dense layer (case b).", lower_bound=1)
 flags.DEFINE_float("mean", 0.0, "Mean c of the inputs.")
 flags.DEFINE_float("rho", 0.3, "Correlation between inputs (case b).", lower_bound=0.0, upper_bound=1.0)
 
@@ -133,56 +133,12 @@ def _theory(args):
 
 
 def _theory_rows(rates, betas):
-    import keras
-    import numpy as np
-
     from keras_vs import simulate
-    from keras_vs import theory as theory_lib
-    from keras_vs.layers import Uout
 
-    seed, width = FLAGS.seed, FLAGS.width
-    x = simulate.correlated_inputs(FLAGS.samples, width, mean=FLAGS.mean, seed=seed)
-    x_corr = simulate.correlated_inputs(
-        FLAGS.samples, width, mean=FLAGS.mean, rho=FLAGS.rho, seed=seed + 1
+    return simulate.shift_rows(
+        rates, betas, widths=(FLAGS.width,), samples=FLAGS.samples, mean=FLAGS.mean,
+        rho=FLAGS.rho, seed=FLAGS.seed,
     )
-    dense = keras.layers.Dense(
-        width,
-        use_bias=False,
-        kernel_initializer=keras.initializers.RandomNormal(0.05, 0.1, seed=seed),
-    )
-    dense.build((None, width))
-    d_cos2 = theory_lib.cos2_theta(dense).d_cos2
-    rows = []
-
-    def add(layers, setting, predicted, measured):
-        predicted, measured = float(np.mean(predicted)), float(np.mean(measured))
-        rows.append(
-            {
-                "layers": layers,
-                "setting": setting,
-                "predicted": predicted,
-                "measured": measured,
-                "relative_error": measured / predicted - 1.0,
-            }
-        )
-
-    for rate in rates:
-        layer = keras.layers.Dropout(rate, seed=seed)
-        add("Dropout", f"rate={rate:g}", theory_lib.dropout_shift(rate, FLAGS.mean),
-            simulate.measured_shift(layer, x))
-    for beta in betas:
-        layer = Uout(beta, seed=seed)
-        add("Uout", f"beta={beta:g}", theory_lib.uout_shift(beta, FLAGS.mean),
-            simulate.measured_shift(layer, x))
-    for rate in rates:
-        layer = keras.layers.Dropout(rate, seed=seed)
-        add(
-            f"Dropout->Dense(d={width})",
-            f"rate={rate:g} rho={FLAGS.rho:g}",
-            theory_lib.linear_shift(rate, d_cos2, FLAGS.rho, FLAGS.mean),
-            simulate.measured_shift(layer, x_corr, dense),
-        )
-    return rows
 
 
 # ---------------------------------------------------------------------------
@@ -318,14 +274,10 @@ def _plot_shift(result, path, title):
     fig.tight_layout()
     from keras_vs import files
 
-    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
     try:
-        with files.atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt)
+        files.save_figure(fig, path)
     except ValueError as e:
         raise CliError(f"Could not write the plot ({e}). Received: --plot={path}") from None
-    finally:
-        plt.close(fig)
 
 
 # ---------------------------------------------------------------------------

@@ -54,3 +54,27 @@ def write_atomic(path, payload):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(payload.encode() if isinstance(payload, str) else payload)
+
+
+def save_figure(fig, path):
+    """Saves a matplotlib figure atomically (format from the extension) and closes it.
+
+    Args:
+        fig: A `matplotlib.figure.Figure`.
+        path: The image file, e.g. ``"shift.png"`` or ``"shift.pdf"``.
+
+    Raises:
+        ValueError: matplotlib does not know the extension's format.
+
+    Example:
+
+    >>> save_figure(fig, "results.png")  # doctest: +SKIP
+    """
+    from matplotlib import pyplot as plt
+
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt)
+    finally:
+        plt.close(fig)

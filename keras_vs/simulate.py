@@ -69,3 +69,88 @@ def measured_shift(noise_layer, inputs, linear_layer=None):
     train = np.asarray(ops.convert_to_numpy(train), dtype=np.float64)
     test = np.asarray(ops.convert_to_numpy(test), dtype=np.float64)
     return test.var(axis=0) / train.var(axis=0)
+
+
+def shift_rows(rates, betas, widths=(16,), samples=200_000, mean=0.0, rho=0.3, seed=0):
+    """Closed form against Monte Carlo on real layers, one row per setting.
+
+    Case (a) runs ``keras.layers.Dropout`` for every rate, Uout every beta,
+    and case (b) ``Dropout -> Dense(16 units, fan-in d)`` for every rate and
+    width ``d`` on inputs with pairwise correlation ``rho``. The Dense kernel
+    is drawn with a positive mean, so ``d·cos²θ`` grows with ``d`` as in the
+    paper's wide networks.
+
+    Args:
+        rates: Dropout rates, each in [0, 1).
+        betas: Uout betas, each in [0, 1].
+        widths: Fan-in ``d`` values of the Dense layer (case b).
+        samples: Monte Carlo samples per unit.
+        mean: Mean ``c`` of the inputs.
+        rho: Correlation between inputs in case (b).
+        seed: Seed of the inputs, the masks and the kernel.
+
+    Returns:
+        A list of dicts with ``layers``, ``setting``, ``case`` (``"a"``,
+        ``"uout"`` or ``"b"``), ``value`` (rate or beta), ``d``,
+        ``d_cos2`` (mean over units; None outside case b), ``predicted`` and
+        ``measured`` (means over units) and ``relative_error``
+        (measured / predicted - 1).
+
+    Example:
+
+    >>> rows = shift_rows([0.5], [], samples=20_000)
+    >>> rows[0]["layers"], round(rows[0]["predicted"], 3)
+    ('Dropout', 0.5)
+    """
+    import keras
+
+    from keras_vs import theory
+    from keras_vs.layers import Uout
+
+    units = 16
+    rows = []
+
+    def add(layers, setting, case, value, d, predicted, measured, d_cos2=None):
+        predicted, measured = float(np.mean(predicted)), float(np.mean(measured))
+        rows.append(
+            {
+                "layers": layers,
+                "setting": setting,
+                "case": case,
+                "value": float(value),
+                "d": d,
+                "d_cos2": None if d_cos2 is None else float(np.mean(d_cos2)),
+                "predicted": predicted,
+                "measured": measured,
+                "relative_error": measured / predicted - 1.0,
+            }
+        )
+
+    x = correlated_inputs(samples, units, mean=mean, seed=seed)
+    for rate in rates:
+        add("Dropout", f"rate={rate:g}", "a", rate, None, theory.dropout_shift(rate, mean),
+            measured_shift(keras.layers.Dropout(rate, seed=seed), x))
+    for beta in betas:
+        add("Uout", f"beta={beta:g}", "uout", beta, None, theory.uout_shift(beta, mean),
+            measured_shift(Uout(beta, seed=seed), x))
+    for width in widths:
+        x_corr = correlated_inputs(samples, width, mean=mean, rho=rho, seed=seed + width)
+        dense = keras.layers.Dense(
+            units,
+            use_bias=False,
+            kernel_initializer=keras.initializers.RandomNormal(0.05, 0.1, seed=seed),
+        )
+        dense.build((None, width))
+        d_cos2 = theory.cos2_theta(dense).d_cos2
+        for rate in rates:
+            add(
+                f"Dropout->Dense(d={width})",
+                f"rate={rate:g} rho={rho:g}",
+                "b",
+                rate,
+                width,
+                theory.linear_shift(rate, d_cos2, rho, mean),
+                measured_shift(keras.layers.Dropout(rate, seed=seed), x_corr, dense),
+                d_cos2,
+            )
+    return rows

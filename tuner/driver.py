@@ -38,7 +38,7 @@ import numpy as np
 
 import keras_vs
 from keras_vs import data as data_lib
-from keras_vs.files import atomic_path, write_atomic
+from keras_vs.files import atomic_path, save_figure, write_atomic
 from tuner import distribute
 from tuner.hypermodel import DropoutHyperModel
 
@@ -406,10 +406,7 @@ def plot_results(rows, path, title=""):
         ax_acc.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    write_atomic(path, buffer.getvalue())
+    save_figure(fig, path)
 
 
 @dataclasses.dataclass
@@ -423,6 +420,7 @@ class SearchResult:
         files: Paths of the written result files, by kind (empty on a worker).
         ran: Trial ids this process ran.
         role: ``"single"``, ``"chief"`` or ``"worker"``.
+        tuner: The `DropoutTuner` that ran the search (None on a worker).
     """
 
     rows: list
@@ -431,10 +429,34 @@ class SearchResult:
     files: dict
     ran: list
     role: str
+    tuner: object = dataclasses.field(default=None, repr=False)
 
     def table(self):
         """The results table as text."""
         return format_table(self.rows)
+
+    def load_model(self, trial_id):
+        """The trained model of a completed trial, rebuilt from its saved weights.
+
+        Args:
+            trial_id: A ``trial_id`` of `rows`.
+
+        Returns:
+            The compiled `keras.Model` with the trial's trained weights.
+        """
+        if self.tuner is None:
+            raise ValueError(
+                "Trained models are loaded on the chief (or a single process), not on a "
+                f"worker. Received: role={self.role!r}"
+            )
+        trials = self.tuner.oracle.trials
+        if trial_id not in trials or str(trials[trial_id].status) != "COMPLETED":
+            done = [t for t, trial in sorted(trials.items()) if str(trial.status) == "COMPLETED"]
+            raise ValueError(
+                f"Expected the id of a completed trial ({', '.join(done) or 'none'}). "
+                f"Received: trial_id={trial_id!r}"
+            )
+        return self.tuner.load_model(trials[trial_id])
 
 
 # ---------------------------------------------------------------------------
@@ -613,6 +635,7 @@ def search(
     verbose=1,
     fit_verbose=0,
     export=True,
+    model_options=None,
 ):
     """Searches dropout position, type and rate; records variance shift per trial.
 
@@ -659,6 +682,8 @@ def search(
             per trial (0 silences both).
         fit_verbose: ``verbose`` of each trial's `keras.Model.fit`.
         export: Write the result files and the best model.
+        model_options: Extra zoo builder arguments, e.g. ``{"width": 4}``
+            (see `tuner.DropoutHyperModel`).
 
     Returns:
         A `SearchResult`.
@@ -700,6 +725,7 @@ def search(
         batch_size=batch_size,
         learning_rate=learning_rate,
         weight_decay=weight_decay,
+        model_options=model_options,
     )
     project_name = project_name or default_project_name(model, dataset, oracle)
     directory = os.fspath(directory)
@@ -721,6 +747,8 @@ def search(
         "take": take,
         "probe_size": probe_size,
     }
+    if hypermodel.model_options:  # absent otherwise: earlier searches still resume
+        config["model_options"] = hypermodel.model_options
     _prepare_project(project_dir, config, overwrite, role)
     tuner = DropoutTuner(
         _oracle(oracle, max_trials, epochs, int(seed), max_consecutive_failed_trials),
@@ -744,7 +772,7 @@ def search(
     files = {}
     if export:
         files = export_results(tuner, rows, best, config, project_dir)
-    return SearchResult(rows, best, project_dir, files, list(tuner.ran), role)
+    return SearchResult(rows, best, project_dir, files, list(tuner.ran), role, tuner)
 
 
 def collect_rows(oracle, project_dir):

@@ -91,6 +91,31 @@ def _is_number(v, low, high, high_open):
     )
 
 
+# Builder arguments the search itself sets.
+_SEARCH_SET = ("num_classes", "input_shape", "dropout_rate", "dropout_position", "dropout_type")
+
+
+def _model_options(model, options):
+    if options is None:
+        return {}
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ValueError(
+            f"Expected model_options to be a dict of builder arguments. Received: model_options={options!r}"
+        )
+    if options and not isinstance(model, str):
+        raise ValueError(
+            "model_options apply to zoo models only; a user's model is used as built. "
+            f"Received: model_options={options!r}"
+        )
+    clash = sorted(set(options) & set(_SEARCH_SET))
+    if clash:
+        raise ValueError(
+            f"model_options cannot set {', '.join(clash)}: the search sets them. "
+            f"Received: model_options={options!r}"
+        )
+    return dict(options)
+
+
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
@@ -120,6 +145,10 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         weight_decay: Weight decay (recipe's when None).
         from_logits: Whether the model outputs logits (zoo networks end in a
             softmax).
+        model_options: Extra keyword arguments of the zoo builder, e.g.
+            ``{"width": 4}`` to search a WRN-10-4 from ``"wrn-10-1"``
+            (not for a user model; the dropout arguments, ``num_classes``
+            and ``input_shape`` are set by the search).
 
     Example:
 
@@ -146,8 +175,10 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         learning_rate=None,
         weight_decay=None,
         from_logits=False,
+        model_options=None,
     ):
         super().__init__(name="dropout")
+        self.model_options = _model_options(model, model_options)
         if isinstance(model, str):
             self.family = zoo.entry(model).family  # unknown names raise here
             self.user_model = None
@@ -231,6 +262,7 @@ class DropoutHyperModel(keras_tuner.HyperModel):
                 dropout_rate=0.0 if value is None else value,
                 dropout_position=position,
                 dropout_type=dropout_type or "bernoulli",
+                **self.model_options,
             )
         else:
             model = with_dropout(self.user_model, position, dropout_type, value)

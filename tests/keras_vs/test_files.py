@@ -42,3 +42,27 @@ def test_temporary_keeps_the_whole_file_name_for_format_detection(tmp_path):
         assert os.path.dirname(tmp) == str(tmp_path)
         open(tmp, "w").close()
     assert os.listdir(tmp_path) == ["best.weights.h5"]
+
+
+def test_save_figure_writes_the_extensions_format_and_closes_the_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, _ = plt.subplots()
+    files.save_figure(fig, tmp_path / "f.svg")
+    assert b"<svg" in (tmp_path / "f.svg").read_bytes()
+    assert not plt.fignum_exists(fig.number) and os.listdir(tmp_path) == ["f.svg"]
+
+
+def test_save_figure_refuses_an_unknown_format_and_leaves_nothing(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError):
+        files.save_figure(fig, tmp_path / "f.xyz")
+    assert os.listdir(tmp_path) == []

@@ -67,6 +67,16 @@ def test_two_trial_search_writes_table_files_and_best_model(tmp_path):
     assert "max shift" in result.table() and result.best["position"] in result.table()
 
 
+def test_result_loads_the_trained_model_of_a_trial(tmp_path):
+    result = _search(tmp_path, max_trials=1)
+    model = result.load_model(result.rows[0]["trial_id"])
+    x_val, y_val = data.load("digits", "test")
+    accuracy = np.mean(np.argmax(model.predict(x_val, verbose=0), axis=-1) == y_val)
+    assert accuracy == pytest.approx(result.rows[0]["val_accuracy"], abs=1e-6)
+    with pytest.raises(ValueError, match="Received: trial_id='99'"):
+        result.load_model("99")
+
+
 def test_each_trial_records_shift_history_next_to_accuracy(tmp_path):
     result = _search(tmp_path, max_trials=1, epochs=2)
     record = search_lib.read_trial_file(os.path.join(result.project_dir, "trial_0"))

@@ -149,6 +149,8 @@ def test_every_sampled_zoo_point_builds_its_layers(position, dropout_type, value
         ({"model": "wrn-10-1", "types": ("gaussian",)}, "types"),
         ({"model": "wrn-10-1", "epochs": 0}, "epochs=0"),
         ({"model": "wrn-10-1", "learning_rate": -1.0}, "learning_rate=-1.0"),
+        ({"model": "wrn-10-1", "model_options": {"dropout_rate": 0.1}}, "cannot set dropout_rate"),
+        ({"model": "wrn-10-1", "model_options": ["width"]}, r"Received: model_options=\['width'\]"),
     ],
 )
 def test_bad_arguments_name_what_was_received(kwargs, match):
@@ -161,3 +163,14 @@ def test_user_model_rejects_zoo_positions():
         hm.DropoutHyperModel(_tiny(), positions=("before_bn",))
     with pytest.raises(ValueError, match="position='before_bn'"):
         hm.with_dropout(_tiny(), "before_bn", "bernoulli", 0.1)
+
+
+def test_model_options_reach_the_zoo_builder():
+    hypermodel = hm.DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), model_options={"width": 2})
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    assert model.name == "wrn-10-2"
+
+
+def test_model_options_are_refused_for_a_user_model():
+    with pytest.raises(ValueError, match="zoo models only"):
+        hm.DropoutHyperModel(_tiny(), model_options={"width": 2})

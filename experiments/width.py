@@ -1,0 +1,246 @@
+"""Variance shift against network width: the paper's Wide ResNet argument (PAPER.md section 1, case b).
+
+Case (b) predicts that dropout before a conv shifts the following BN less
+when d·cos²θ of the conv's kernel is large, which wide layers make likely.
+For WRN-depth-k at each width k this trains the network without dropout,
+with dropout before every block's last BN (case a) and before every block's
+last conv (case b, WRN's own placement), and records the measured statistic
+next to the measured mean d·cos²θ of the trained conv kernels. A second table
+gives the mean d·cos²θ of small trained networks of all four families without
+dropout, next to the paper's Table 1. Writes ``width.csv``, ``width_cos2.csv``,
+``width.md`` and ``width.png``.
+
+Usage:
+
+    python -m experiments.width --out=results/width
+"""
+
+import numpy as np
+from absl import app, flags
+
+from experiments import common
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defines the command-line flags (only when run as a script)."""
+    flags.DEFINE_list("widths", ["1", "2", "4", "8"], "Widening factors k of WRN-depth-k.")
+    flags.DEFINE_integer("depth", 10, "WRN depth (6n + 4).", lower_bound=10)
+    flags.DEFINE_float("rate", 0.5, "Dropout rate.")
+    flags.DEFINE_list("seeds", ["0"], "Seeds.")
+    flags.DEFINE_list(
+        "families", ["preresnet20", "resnext-11-2x4d", "wrn-10-1", "densenet-bc-22-4"],
+        "Zoo networks trained without dropout for the d·cos²θ table (empty to skip).",
+    )
+    flags.DEFINE_string("dataset", "digits", "Data set (digits, a .npz file, or a TFDS name).")
+    flags.DEFINE_integer("epochs", 8, "Epochs per model.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
+    flags.DEFINE_integer("take", None, "Use only this many training examples.", lower_bound=1)
+    flags.DEFINE_string("directory", common.DEFAULT_DIRECTORY, "Folder of the (resumable) searches.")
+    flags.DEFINE_string("out", "results/width", "Output folder.")
+    flags.DEFINE_integer("verbose", 1, "keras-tuner progress (0: quiet).")
+
+
+# PAPER.md section 1: mean d·cos²θ over conv layers, networks trained without dropout.
+PAPER_D_COS2 = {"preresnet": (2.9, 2.6), "resnext": (14.8, 14.7), "wide_resnet": (52.7, 44.3),
+                "densenet": (3.8, 3.4)}
+COLUMNS = common.STUDY_COLUMNS + ("width", "d_cos2_convs", "d_cos2_after_dropout", "fan_in_after_dropout")
+COS2_COLUMNS = ("model", "family", "seed", "test_accuracy", "d_cos2_convs", "conv_layers",
+                "paper_c10", "paper_c100")
+
+
+def _convs(model):
+    import keras
+
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def kernel_statistics(model, row=None):
+    """Mean d·cos²θ of a model's conv kernels, overall and for convs that follow a dropout.
+
+    Args:
+        model: A trained model.
+        row: Unused (the `experiments.common.dropout_study` hook signature).
+
+    Returns:
+        A dict with ``d_cos2_convs`` (mean over conv layers of the mean over
+        output units), ``conv_layers``, ``d_cos2_after_dropout`` and
+        ``fan_in_after_dropout`` (None without a dropout -> conv -> BN pair).
+
+    Example:
+
+    >>> import zoo
+    >>> stats = kernel_statistics(zoo.get("wrn-10-1", input_shape=(8, 8, 1)))
+    >>> stats["conv_layers"], stats["d_cos2_after_dropout"]
+    (9, None)
+    """
+    import keras_vs
+
+    def mean_d_cos2(layer):
+        return float(np.nanmean(keras_vs.theory.cos2_theta(layer).d_cos2))
+
+    convs = _convs(model)
+    on_path = set()
+    for finding in keras_vs.find_disharmony(model):
+        if finding.kind == "through_linear":
+            on_path.update(finding.path)
+    after = [layer for layer in convs if layer.name in on_path]
+    return {
+        "d_cos2_convs": float(np.mean([mean_d_cos2(c) for c in convs])) if convs else None,
+        "conv_layers": len(convs),
+        "d_cos2_after_dropout": float(np.mean([mean_d_cos2(c) for c in after])) if after else None,
+        "fan_in_after_dropout": (
+            float(np.mean([keras_vs.theory.cos2_theta(c).d for c in after])) if after else None
+        ),
+    }
+
+
+def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
+    """Trains every width and position, then the family networks without dropout.
+
+    Args:
+        widths: Widening factors.
+        depth: WRN depth.
+        rate: Dropout rate of the two dropout positions.
+        seeds: Seeds.
+        families: Zoo names for the d·cos²θ table.
+        **kwargs: Passed to `experiments.common.dropout_study` (dataset
+            included).
+
+    Returns:
+        ``(rows, cos2_rows)``.
+    """
+    import zoo
+
+    dataset = kwargs.pop("dataset")
+    rows = []
+    for width in widths:
+        found, _ = common.dropout_study(
+            "wrn-10-1", dataset, positions=("none", "before_bn", "before_conv"), rates=(rate,),
+            seeds=seeds, model_options={"depth": depth, "width": width},
+            project_prefix=f"width-wrn-{depth}-{width}", analyse=kernel_statistics, **kwargs,
+        )
+        rows += [{**r, "width": width} for r in found]
+    cos2_rows = []
+    for name in families:
+        found, _ = common.dropout_study(
+            name, dataset, positions=("none",), rates=(rate,), seeds=seeds,
+            project_prefix=f"width-{name}", analyse=kernel_statistics, **kwargs,
+        )
+        family = zoo.entry(name).family
+        paper = PAPER_D_COS2.get(family, (None, None))
+        cos2_rows += [{**r, "family": family, "paper_c10": paper[0], "paper_c100": paper[1]} for r in found]
+    return rows, cos2_rows
+
+
+def report(rows, cos2_rows, dataset, epochs, rate):
+    """The Markdown report: shift against width, and d·cos²θ per family."""
+    cells = []
+    for (width,), group in common.group_rows(rows, ("width",)).items():
+        by = {p: [r for r in group if r["position"] == p] for p in ("none", "before_bn", "before_conv")}
+        cells.append({
+            "width": width,
+            "d_cos2": common.format_mean_std([r["d_cos2_convs"] for r in by["none"]], 2),
+            "acc_none": common.format_mean_std([r["test_accuracy"] for r in by["none"]], 4),
+            "acc_a": common.format_mean_std([r["test_accuracy"] for r in by["before_bn"]], 4),
+            "shift_a": common.format_mean_std([r["shift_direct"] for r in by["before_bn"]], 3),
+            "acc_b": common.format_mean_std([r["test_accuracy"] for r in by["before_conv"]], 4),
+            "shift_b": common.format_mean_std([r["shift_through_linear"] for r in by["before_conv"]], 3),
+            "d_cos2_b": common.format_mean_std([r["d_cos2_after_dropout"] for r in by["before_conv"]], 2),
+            "fan_in_b": common.format_mean_std([r["fan_in_after_dropout"] for r in by["before_conv"]], 0),
+        })
+    columns = ["width", "d_cos2", "acc_none", "acc_a", "shift_a", "acc_b", "shift_b", "d_cos2_b", "fan_in_b"]
+    headers = [
+        "k", "d·cos²θ, all convs (no dropout)", "test acc, no dropout", "test acc, (a)",
+        "shift at BNs after (a)", "test acc, (b)", "shift at BNs after (b)",
+        "d·cos²θ of convs after dropout (b)", "their fan-in d",
+    ]
+    text = (
+        f"# Variance shift against width on {dataset} ({epochs} epochs, dropout rate {rate:g})\n\n"
+        "(a): dropout right before every block's last BN; (b): before every block's last conv. "
+        f"Shift: the paper's statistic at the BNs the dropouts feed; closed form for (a) "
+        f"at zero mean: {1 / (1 - rate):.3f}.\n\n"
+        + common.markdown_table(cells, columns, headers)
+    )
+    if cos2_rows:
+        fam = []
+        for (model,), group in common.group_rows(cos2_rows, ("model",)).items():
+            fam.append({
+                "model": model,
+                "family": group[0]["family"],
+                "d_cos2": common.format_mean_std([r["d_cos2_convs"] for r in group], 2),
+                "convs": group[0]["conv_layers"],
+                "acc": common.format_mean_std([r["test_accuracy"] for r in group], 4),
+                "paper": f"{group[0]['paper_c10']} / {group[0]['paper_c100']}",
+            })
+        text += (
+            "\n## Mean d·cos²θ of trained conv kernels, no dropout (paper's Table 1 next to it)\n\n"
+            + common.markdown_table(
+                fam, ["model", "family", "convs", "acc", "d_cos2", "paper"],
+                ["model", "family", "conv layers", "test acc", "d·cos²θ (here)",
+                 "paper, full nets (C10 / C100)"],
+            )
+        )
+    return text
+
+
+def figure(rows):
+    """Shift at the fed BNs and test accuracy against width, per position."""
+    plt = common.pyplot()
+    fig, (ax_shift, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    widths = sorted({r["width"] for r in rows})
+    for position, key, label in (
+        ("before_bn", "shift_direct", "(a) before BN"),
+        ("before_conv", "shift_through_linear", "(b) before conv"),
+    ):
+        sel = [r for r in rows if r["position"] == position]
+        ax_shift.plot(widths, [common.mean_std([r[key] for r in sel if r["width"] == w])[0] for w in widths],
+                      marker="o", label=label)
+    for position in ("none", "before_bn", "before_conv"):
+        sel = [r for r in rows if r["position"] == position]
+        ax_acc.plot(widths, [common.mean_std([r["test_accuracy"] for r in sel if r["width"] == w])[0]
+                             for w in widths], marker="o", label=position)
+    for ax in (ax_shift, ax_acc):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("widening factor k")
+        ax.legend(fontsize=8)
+    ax_shift.axhline(1.0, color="gray", linewidth=0.8, linestyle="--")
+    ax_shift.set_ylabel("statistic at the BNs the dropouts feed")
+    ax_acc.set_ylabel("test accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
+    common.quiet()
+    rows, cos2_rows = run(
+        common.parse_ints("widths", FLAGS.widths),
+        depth=FLAGS.depth,
+        rate=FLAGS.rate,
+        seeds=common.parse_ints("seeds", FLAGS.seeds),
+        families=tuple(FLAGS.families),
+        dataset=FLAGS.dataset,
+        epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size,
+        take=FLAGS.take,
+        directory=FLAGS.directory,
+        verbose=FLAGS.verbose,
+    )
+    text = report(rows, cos2_rows, FLAGS.dataset, FLAGS.epochs, FLAGS.rate)
+    paths = common.write_outputs(
+        FLAGS.out,
+        "width",
+        csv_files=[("width.csv", rows, COLUMNS), ("width_cos2.csv", cos2_rows, COS2_COLUMNS)],
+        markdown=text,
+        figure=figure(rows),
+    )
+    print(text)
+    print("wrote " + ", ".join(paths))
+
+
+if __name__ == "__main__":
+    define_flags()
+    common.run_script(main)
