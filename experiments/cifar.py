@@ -25,7 +25,7 @@ Usage:
 import dataclasses
 import time
 
-from absl import app, flags
+from absl import flags
 
 from experiments import common
 
@@ -220,10 +220,7 @@ def report(rows, table, net, dataset, epochs):
     )
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
-    common.quiet()
+def main():
     seeds = common.parse_ints("seeds", FLAGS.seeds)
     if FLAGS.print_commands:
         rows = commands(FLAGS.nets, FLAGS.datasets, seeds, FLAGS.data_dir or "DIR", FLAGS.estimate_steps, FLAGS.out)

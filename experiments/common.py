@@ -39,9 +39,13 @@ def parse_ints(name, values):
         raise ValueError(f"--{name} expects integers. Received: --{name}={','.join(map(str, values))}") from None
 
 
+def _finite(values):
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
 def mean_std(values):
     """``(mean, sample std)`` of the finite values (std 0 for one value; NaNs if none)."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    finite = _finite(values)
     if not finite:
         return math.nan, math.nan
     std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
@@ -53,7 +57,7 @@ def format_mean_std(values, digits=3):
     mean, std = mean_std(values)
     if math.isnan(mean):
         return "-"
-    if len([v for v in values if v is not None]) == 1:
+    if len(_finite(values)) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
@@ -139,13 +143,35 @@ def pyplot():
 # The dropout study
 
 
-def expected_statistic(dropout_type, value):
-    """The paper's statistic at a direct pair for zero-mean inputs: 1 / Var_test/Var_train."""
+def expected_statistic(dropout_type, value, mean=0.0, var=1.0):
+    """The paper's statistic at a direct pair, from the closed form (case a).
+
+    With per-channel ``mean`` (c) and ``var`` (v) of the dropout's input this
+    is mean(Var_train) / mean(v) over channels, the channel average the
+    statistic itself uses; the defaults give ``1 / (1 - rate)`` for Bernoulli.
+
+    Args:
+        dropout_type: ``"bernoulli"`` or ``"uout"`` (anything else: 1).
+        value: Rate or beta.
+        mean: Per-channel input means (array or float).
+        var: Per-channel input variances (array or float).
+
+    Returns:
+        The predicted statistic (moving / real variance).
+
+    Example:
+
+    >>> expected_statistic("bernoulli", 0.5)
+    2.0
+    """
     if dropout_type == "bernoulli":
-        return 1.0 / theory.dropout_shift(value)
-    if dropout_type == "uout":
-        return 1.0 / theory.uout_shift(value)
-    return 1.0
+        shift = theory.dropout_shift(value, mean, var)
+    elif dropout_type == "uout":
+        shift = theory.uout_shift(value, mean, var)
+    else:
+        return 1.0
+    var = np.broadcast_to(np.asarray(var, dtype=np.float64), np.shape(shift))
+    return float(np.mean(var / shift) / np.mean(var))
 
 
 def study_data(dataset, *, batch_size=128, seed=0, take=None, data_dir=None, download=False):
@@ -196,7 +222,8 @@ def accuracy(model, data, batch_size=256):
 
 STUDY_COLUMNS = (
     "model", "seed", "position", "type", "rate", "test_accuracy", "recalibrated_accuracy",
-    "shift_max", "shift_mean", "shift_direct", "expected_direct", "shift_through_linear",
+    "shift_max", "shift_mean", "shift_direct", "expected_direct", "expected_direct_measured_c",
+    "shift_through_linear",
     "shift_max_recalibrated",
     "train_mode_accuracy", "train_inference_accuracy", "train_gap", "disagreement", "seconds",
 )
@@ -327,6 +354,12 @@ def _measure(model, train, test, steps, batch_size, row, per_bn):
         "shift_mean": shift.mean() if len(shift) else None,
         "shift_direct": float(np.mean(at_direct)) if at_direct else None,
         "expected_direct": expected_statistic(row["type"], row["rate"]) if at_direct else None,
+        # Conv outputs are not zero-mean: the closed form with each channel's
+        # measured mean c and variance v (inference mode, i.e. the real ones).
+        "expected_direct_measured_c": float(np.mean([
+            expected_statistic(row["type"], row["rate"], shift.real_mean[bn], shift.real_var[bn])
+            for bn in direct if bn in shift
+        ])) if at_direct else None,
         "shift_through_linear": float(np.mean(at_linear)) if at_linear else None,
         "shift_max_recalibrated": after.max() if len(after) else None,
         "train_mode_accuracy": gap.train_mode_accuracy,
@@ -345,12 +378,22 @@ def group_rows(rows, keys):
 
 
 def run_script(main):
-    """Runs an experiment's absl ``main``; a bad argument exits with one line, no traceback."""
+    """Runs an experiment's ``main()`` under absl flags, quietly.
+
+    A positional argument is a usage error; a bad flag value or missing data
+    exits with one line (no traceback).
+    """
     import sys
 
     from absl import app
 
+    def run(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
+        quiet()
+        main()
+
     try:
-        app.run(main)
+        app.run(run)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")

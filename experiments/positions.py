@@ -14,7 +14,7 @@ Usage:
     python -m experiments.positions --out=results/positions
 """
 
-from absl import app, flags
+from absl import flags
 
 from experiments import common
 
@@ -41,7 +41,8 @@ SUMMARY = (
     ("recalibrated_accuracy", "test acc, BN re-estimated", 4),
     ("shift_max", "max shift", 3),
     ("shift_direct", "shift at direct pairs", 3),
-    ("expected_direct", "1/(1-rate)", 3),
+    ("expected_direct", "closed form, c = 0", 3),
+    ("expected_direct_measured_c", "closed form, measured c", 3),
     ("train_mode_accuracy", "train acc, train mode", 4),
     ("train_inference_accuracy", "train acc, inference", 4),
 )
@@ -78,7 +79,7 @@ def summary(rows):
     for (model, position, dropout_type, rate), group in groups.items():
         cell = {"model": model, "position": position, "rate": f"{rate:g}", "seeds": len(group)}
         for key, _, digits in SUMMARY:
-            cell[key] = common.format_mean_std([g[key] for g in group], digits)
+            cell[key] = common.format_mean_std([g.get(key) for g in group], digits)
         out.append(cell)
     return out
 
@@ -91,7 +92,9 @@ def report(rows, dataset, epochs):
         f"# Dropout position x rate on {dataset} ({epochs} epochs, mean ± std over seeds)\n\n"
         "Shift: the paper's statistic max(real/moving, moving/real) per BN on the training data; "
         "'shift at direct pairs' averages it over the BNs a dropout feeds directly, next to the "
-        "closed form 1/(1-rate) for zero-mean inputs. Train-set accuracy in training mode vs "
+        "closed form: 1/(1-rate) for zero-mean inputs, and ((c²+v)/(1-rate) - c²)/v with each "
+        "channel's measured mean c and variance v at those BNs (averaged over channels as the "
+        "statistic is). Train-set accuracy in training mode vs "
         "inference mode is the paper's inconsistency (Fig. 5).\n\n"
         + common.markdown_table(summary(rows), columns, headers)
     )
@@ -134,10 +137,7 @@ def figure(rows, per_bn):
     return fig
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
-    common.quiet()
+def main():
     rows, per_bn = run(
         FLAGS.models,
         FLAGS.dataset,

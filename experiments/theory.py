@@ -10,7 +10,7 @@ Usage:
     python -m experiments.theory --out=results/theory
 """
 
-from absl import app, flags
+from absl import flags
 
 from experiments import common
 
@@ -132,9 +132,7 @@ def figure(rows):
     return fig
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
+def main():
     rates = common.parse_floats("rates", FLAGS.rates)
     betas = common.parse_floats("betas", FLAGS.betas)
     widths = common.parse_ints("widths", FLAGS.widths)

@@ -16,7 +16,7 @@ Usage:
 """
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments import common
 
@@ -30,7 +30,7 @@ def define_flags():
     flags.DEFINE_float("rate", 0.5, "Dropout rate.")
     flags.DEFINE_list("seeds", ["0"], "Seeds.")
     flags.DEFINE_list(
-        "families", ["preresnet20", "resnext-11-2x4d", "wrn-10-1", "densenet-bc-22-4"],
+        "families", ["preresnet-20", "resnext-11-2x4d", "wrn-10-1", "densenet-bc-22-4"],
         "Zoo networks trained without dropout for the d·cos²θ table (empty to skip).",
     )
     flags.DEFINE_string("dataset", "digits", "Data set (digits, a .npz file, or a TFDS name).")
@@ -46,7 +46,7 @@ def define_flags():
 PAPER_D_COS2 = {"preresnet": (2.9, 2.6), "resnext": (14.8, 14.7), "wide_resnet": (52.7, 44.3),
                 "densenet": (3.8, 3.4)}
 COLUMNS = common.STUDY_COLUMNS + ("width", "d_cos2_convs", "d_cos2_after_dropout", "fan_in_after_dropout")
-COS2_COLUMNS = ("model", "family", "seed", "test_accuracy", "d_cos2_convs", "conv_layers",
+COS2_COLUMNS = ("model", "family", "seed", "test_accuracy", "d_cos2_init", "d_cos2_convs", "conv_layers",
                 "paper_c10", "paper_c100")
 
 
@@ -96,6 +96,20 @@ def kernel_statistics(model, row=None):
     }
 
 
+def family_statistics(model, row):
+    """`kernel_statistics` of a trained model, plus the mean d·cos²θ of its initial kernels.
+
+    The initial value comes from a clone of the architecture with fresh
+    weights (the zoo's He fan-out initialisation, seeded by the row's seed).
+    """
+    import keras
+
+    stats = kernel_statistics(model)
+    keras.utils.set_random_seed(row["seed"])
+    stats["d_cos2_init"] = kernel_statistics(keras.models.clone_model(model))["d_cos2_convs"]
+    return stats
+
+
 def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
     """Trains every width and position, then the family networks without dropout.
 
@@ -114,6 +128,8 @@ def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
     import zoo
 
     dataset = kwargs.pop("dataset")
+    for name in families:  # fail before hours of training, not after
+        zoo.entry(name)
     rows = []
     for width in widths:
         found, _ = common.dropout_study(
@@ -126,7 +142,7 @@ def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
     for name in families:
         found, _ = common.dropout_study(
             name, dataset, positions=("none",), rates=(rate,), seeds=seeds,
-            project_prefix=f"width-{name}", analyse=kernel_statistics, **kwargs,
+            project_prefix=f"width-family-{name}", analyse=family_statistics, **kwargs,
         )
         family = zoo.entry(name).family
         paper = PAPER_D_COS2.get(family, (None, None))
@@ -145,15 +161,17 @@ def report(rows, cos2_rows, dataset, epochs, rate):
             "acc_none": common.format_mean_std([r["test_accuracy"] for r in by["none"]], 4),
             "acc_a": common.format_mean_std([r["test_accuracy"] for r in by["before_bn"]], 4),
             "shift_a": common.format_mean_std([r["shift_direct"] for r in by["before_bn"]], 3),
+            "closed_a": common.format_mean_std([r.get("expected_direct_measured_c") for r in by["before_bn"]], 3),
             "acc_b": common.format_mean_std([r["test_accuracy"] for r in by["before_conv"]], 4),
             "shift_b": common.format_mean_std([r["shift_through_linear"] for r in by["before_conv"]], 3),
             "d_cos2_b": common.format_mean_std([r["d_cos2_after_dropout"] for r in by["before_conv"]], 2),
             "fan_in_b": common.format_mean_std([r["fan_in_after_dropout"] for r in by["before_conv"]], 0),
         })
-    columns = ["width", "d_cos2", "acc_none", "acc_a", "shift_a", "acc_b", "shift_b", "d_cos2_b", "fan_in_b"]
+    columns = ["width", "d_cos2", "acc_none", "acc_a", "shift_a", "closed_a", "acc_b", "shift_b", "d_cos2_b",
+               "fan_in_b"]
     headers = [
         "k", "d·cos²θ, all convs (no dropout)", "test acc, no dropout", "test acc, (a)",
-        "shift at BNs after (a)", "test acc, (b)", "shift at BNs after (b)",
+        "shift at BNs after (a)", "closed form (a), measured c", "test acc, (b)", "shift at BNs after (b)",
         "d·cos²θ of convs after dropout (b)", "their fan-in d",
     ]
     text = (
@@ -170,6 +188,7 @@ def report(rows, cos2_rows, dataset, epochs, rate):
                 "model": model,
                 "family": group[0]["family"],
                 "d_cos2": common.format_mean_std([r["d_cos2_convs"] for r in group], 2),
+                "init": common.format_mean_std([r.get("d_cos2_init") for r in group], 2),
                 "convs": group[0]["conv_layers"],
                 "acc": common.format_mean_std([r["test_accuracy"] for r in group], 4),
                 "paper": f"{group[0]['paper_c10']} / {group[0]['paper_c100']}",
@@ -177,9 +196,9 @@ def report(rows, cos2_rows, dataset, epochs, rate):
         text += (
             "\n## Mean d·cos²θ of trained conv kernels, no dropout (paper's Table 1 next to it)\n\n"
             + common.markdown_table(
-                fam, ["model", "family", "convs", "acc", "d_cos2", "paper"],
-                ["model", "family", "conv layers", "test acc", "d·cos²θ (here)",
-                 "paper, full nets (C10 / C100)"],
+                fam, ["model", "family", "convs", "acc", "init", "d_cos2", "paper"],
+                ["model", "family", "conv layers", "test acc", "d·cos²θ at initialisation",
+                 "d·cos²θ trained (here)", "paper, full nets trained on CIFAR (C10 / C100)"],
             )
         )
     return text
@@ -212,10 +231,7 @@ def figure(rows):
     return fig
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments. Received: {argv[1:]}")
-    common.quiet()
+def main():
     rows, cos2_rows = run(
         common.parse_ints("widths", FLAGS.widths),
         depth=FLAGS.depth,

@@ -51,6 +51,12 @@ def test_expected_statistic_inverts_the_closed_form(dropout_type, value):
     assert common.expected_statistic(dropout_type, value) == pytest.approx(1 / shift)
 
 
+def test_expected_statistic_with_a_mean_averages_variances_over_channels():
+    mean, var = np.array([0.0, 1.0]), np.array([1.0, 3.0])
+    # Training variances (c² + v) / p - c² are [2, 7]: statistic (2 + 7) / (1 + 3).
+    assert common.expected_statistic("bernoulli", 0.5, mean, var) == pytest.approx(9 / 4)
+
+
 def test_study_data_of_digits_takes_the_first_training_examples():
     (x, y), (x_test, _) = common.study_data("digits", take=10)
     assert x.shape == (10, 8, 8, 1) and len(y) == 10 and len(x_test) == 359
@@ -90,6 +96,7 @@ def test_dropout_study_measures_each_trained_model(study):
     none, before_bn = rows
     assert none["shift_direct"] is None and none["expected_direct"] is None
     assert before_bn["expected_direct"] == pytest.approx(2.0)
+    assert before_bn["expected_direct_measured_c"] >= 2.0  # a non-zero mean only adds variance
     for row in rows:
         assert 0.0 <= row["test_accuracy"] <= 1.0 and 0.0 <= row["recalibrated_accuracy"] <= 1.0
         # Re-estimated on the same data the statistic is measured on: no shift left.

@@ -54,7 +54,7 @@ def test_report_has_a_line_per_width_and_the_family_table():
              "test_accuracy": 0.9, "paper_c10": 52.7, "paper_c100": 44.3}]
     text = width.report(rows, cos2, "digits", 8, 0.5)
     assert len([line for line in text.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]) == 2
-    assert "| wrn-10-1 | wide_resnet | 11 | 0.9000 | 4.00 | 52.7 / 44.3 |" in text
+    assert "| wrn-10-1 | wide_resnet | 11 | 0.9000 | - | 4.00 | 52.7 / 44.3 |" in text
 
 
 def test_figure_plots_shift_and_accuracy_against_width():
@@ -63,3 +63,16 @@ def test_figure_plots_shift_and_accuracy_against_width():
     shift_lines = fig.axes[0].get_lines()
     assert list(shift_lines[0].get_xdata()) == [1, 2, 4]
     common.pyplot().close(fig)
+
+
+def test_unknown_family_fails_before_any_training(tmp_path):
+    with pytest.raises(ValueError, match="Received: name='preresnet20'"):
+        width.run([1], families=("preresnet20",), dataset="digits", directory=str(tmp_path))
+    assert not any(tmp_path.iterdir())
+
+
+def test_family_statistics_add_the_initial_kernels_mean():
+    model = _with_ones_kernels(zoo.get("wrn-10-1", input_shape=(8, 8, 1)))
+    stats = width.family_statistics(model, {"seed": 0})
+    # All-ones kernels have d·cos²θ = d; fresh He-normal kernels are near 1.
+    assert stats["d_cos2_convs"] > 100 and 0.3 < stats["d_cos2_init"] < 3
