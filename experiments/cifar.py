@@ -1,6 +1,6 @@
 """The paper's CIFAR-10/100 experiments (PAPER.md section 6) on a machine that has the data.
 
-Three tables, named by what they hold (PAPER.md lists them without numbers):
+Four tables, named by what they hold (PAPER.md lists them without numbers):
 
 - ``baseline``: no dropout.
 - ``positions``: dropout rate 0.5 in position (a) ``before_bn`` and (b)
@@ -220,6 +220,25 @@ def report(rows, table, net, dataset, epochs):
     )
 
 
+def figure(rows, title):
+    """Test error before and after BN re-estimation per setting (mean over seeds)."""
+    plt = common.pyplot()
+    groups = common.group_rows(rows, ("position", "type", "rate"))
+    labels = [f"{p}\n{t} {r:g}" if t != "-" else p for p, t, r in groups]
+    before = [common.mean_std([100 * (1 - r["test_accuracy"]) for r in g])[0] for g in groups.values()]
+    after = [common.mean_std([100 * (1 - r["recalibrated_accuracy"]) for r in g])[0] for g in groups.values()]
+    fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(labels)), 3.6))
+    xs = range(len(labels))
+    ax.bar([x - 0.2 for x in xs], before, width=0.4, label="as trained")
+    ax.bar([x + 0.2 for x in xs], after, width=0.4, label="BN re-estimated")
+    ax.set_xticks(list(xs), labels, fontsize=8)
+    ax.set_ylabel("test error %")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def main():
     seeds = common.parse_ints("seeds", FLAGS.seeds)
     if FLAGS.print_commands:
@@ -242,6 +261,7 @@ def main():
                 csv_files=[(f"{name}.csv", rows, common.STUDY_COLUMNS),
                            (f"{name}_per_bn.csv", per_bn, common.PER_BN_COLUMNS)],
                 markdown=text,
+                figure=figure(rows, f"{net} on {dataset}: {FLAGS.table}"),
             )
             print(text)
             print("wrote " + ", ".join(paths))

@@ -119,6 +119,32 @@ def write_outputs(out_dir, name, *, csv_files=(), markdown="", figure=None):
     return paths
 
 
+def define_training_flags(out):
+    """Defines the flags of the experiments that train on a named data set.
+
+    Args:
+        out: Default output folder.
+    """
+    from absl import flags
+
+    flags.DEFINE_string("dataset", "digits", "Data set (digits, a .npz file, or a TFDS name).")
+    flags.DEFINE_integer("epochs", 8, "Epochs per model.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
+    flags.DEFINE_integer("take", None, "Use only this many training examples.", lower_bound=1)
+    flags.DEFINE_string("directory", DEFAULT_DIRECTORY, "Folder of the (resumable) searches.")
+    flags.DEFINE_string("out", out, "Output folder.")
+    flags.DEFINE_integer("verbose", 1, "keras-tuner progress (0: quiet).")
+
+
+def training_options():
+    """The values of `define_training_flags` as `dropout_study` keyword arguments."""
+    from absl import flags
+
+    f = flags.FLAGS
+    return dict(dataset=f.dataset, epochs=f.epochs, batch_size=f.batch_size, take=f.take,
+                directory=f.directory, verbose=f.verbose)
+
+
 def quiet():
     """Silences TensorFlow's and absl's info and retracing warnings."""
     import logging

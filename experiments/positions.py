@@ -24,16 +24,10 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Defines the command-line flags (only when run as a script)."""
     flags.DEFINE_list("models", ["wrn-10-1", "densenet-bc-22-4"], "Zoo networks.")
-    flags.DEFINE_string("dataset", "digits", "Data set (digits, a .npz file, or a TFDS name).")
     flags.DEFINE_list("positions", ["none", "before_bn", "before_conv", "head"], "Dropout positions.")
     flags.DEFINE_list("rates", ["0.1", "0.3", "0.5"], "Bernoulli rates (rate 0 is position none).")
     flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
-    flags.DEFINE_integer("epochs", 8, "Epochs per model.", lower_bound=1)
-    flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
-    flags.DEFINE_integer("take", None, "Use only this many training examples.", lower_bound=1)
-    flags.DEFINE_string("directory", common.DEFAULT_DIRECTORY, "Folder of the (resumable) searches.")
-    flags.DEFINE_string("out", "results/positions", "Output folder.")
-    flags.DEFINE_integer("verbose", 1, "keras-tuner progress (0: quiet).")
+    common.define_training_flags(out="results/positions")
 
 
 SUMMARY = (
@@ -138,17 +132,14 @@ def figure(rows, per_bn):
 
 
 def main():
+    options = common.training_options()
     rows, per_bn = run(
         FLAGS.models,
-        FLAGS.dataset,
+        options.pop("dataset"),
         tuple(FLAGS.positions),
         common.parse_floats("rates", FLAGS.rates),
         common.parse_ints("seeds", FLAGS.seeds),
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        take=FLAGS.take,
-        directory=FLAGS.directory,
-        verbose=FLAGS.verbose,
+        **options,
     )
     text = report(rows, FLAGS.dataset, FLAGS.epochs)
     paths = common.write_outputs(

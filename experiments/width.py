@@ -33,13 +33,7 @@ def define_flags():
         "families", ["preresnet-20", "resnext-11-2x4d", "wrn-10-1", "densenet-bc-22-4"],
         "Zoo networks trained without dropout for the d·cos²θ table (empty to skip).",
     )
-    flags.DEFINE_string("dataset", "digits", "Data set (digits, a .npz file, or a TFDS name).")
-    flags.DEFINE_integer("epochs", 8, "Epochs per model.", lower_bound=1)
-    flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
-    flags.DEFINE_integer("take", None, "Use only this many training examples.", lower_bound=1)
-    flags.DEFINE_string("directory", common.DEFAULT_DIRECTORY, "Folder of the (resumable) searches.")
-    flags.DEFINE_string("out", "results/width", "Output folder.")
-    flags.DEFINE_integer("verbose", 1, "keras-tuner progress (0: quiet).")
+    common.define_training_flags(out="results/width")
 
 
 # PAPER.md section 1: mean d·cos²θ over conv layers, networks trained without dropout.
@@ -238,12 +232,7 @@ def main():
         rate=FLAGS.rate,
         seeds=common.parse_ints("seeds", FLAGS.seeds),
         families=tuple(FLAGS.families),
-        dataset=FLAGS.dataset,
-        epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size,
-        take=FLAGS.take,
-        directory=FLAGS.directory,
-        verbose=FLAGS.verbose,
+        **common.training_options(),
     )
     text = report(rows, cos2_rows, FLAGS.dataset, FLAGS.epochs, FLAGS.rate)
     paths = common.write_outputs(
