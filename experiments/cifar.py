@@ -101,13 +101,7 @@ def recipe(net, epochs=None, batch_size=None):
 def trials(table):
     """Models trained per (net, data set, seed) for a table."""
     t = TABLES[table]
-    n = 0
-    for position in t.positions:
-        if position == "none":
-            n += 1
-        else:
-            n += len(t.rates) * ("bernoulli" in t.types) + len(t.betas) * ("uout" in t.types)
-    return n
+    return common.grid_size(t.positions, t.rates, t.types, t.betas)
 
 
 def run(table, net, dataset, seeds, *, epochs=None, batch_size=None, **kwargs):

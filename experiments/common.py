@@ -246,6 +246,23 @@ def accuracy(model, data, batch_size=256):
     return correct / total
 
 
+def grid_size(positions, rates, types=("bernoulli",), betas=()):
+    """Models one seed of a study trains: one per position without dropout, else one per rate/beta.
+
+    Example:
+
+    >>> grid_size(("none", "before_bn", "head"), rates=(0.1, 0.5))
+    5
+    """
+    size = 0
+    for position in positions:
+        if position == "none":
+            size += 1
+        else:
+            size += len(rates) * ("bernoulli" in types) + len(betas) * ("uout" in types)
+    return size
+
+
 STUDY_COLUMNS = (
     "model", "seed", "position", "type", "rate", "test_accuracy", "recalibrated_accuracy",
     "shift_max", "shift_mean", "shift_direct", "expected_direct", "expected_direct_measured_c",
@@ -309,19 +326,13 @@ def dropout_study(
     import tuner
 
     project_prefix = project_prefix or model
-    grid = 0
-    for position in positions:
-        if position == "none":
-            grid += 1
-        else:
-            grid += len(rates) * ("bernoulli" in types) + len(betas) * ("uout" in types)
     rows, per_bn = [], []
     for seed in seeds:
         result = tuner.search(
             model,
             dataset,
             oracle="grid",
-            max_trials=grid,
+            max_trials=grid_size(positions, rates, types, betas),
             epochs=epochs,
             batch_size=batch_size,
             seed=seed,

@@ -111,3 +111,7 @@ def test_dropout_study_flags_the_bns_a_dropout_feeds_directly(study):
     # wrn-10-1: one block per stage, each with a dropout before its last BN.
     assert {b["position"] for b in direct} == {"before_bn"} and len(direct) == 3
     assert rows[1]["shift_direct"] == pytest.approx(np.mean([b["statistic"] for b in direct]))
+
+
+def test_grid_size_counts_one_model_per_setting_and_one_without_dropout():
+    assert common.grid_size(("none", "before_bn", "head"), (0.1, 0.5), ("bernoulli", "uout"), (0.2,)) == 7
