@@ -15,6 +15,7 @@ TEST = [
     "pytest-xdist>=3.5",
     "hypothesis>=6.100",
     "jax>=0.4.30",  # the backend-agnostic tests also run on KERAS_BACKEND=jax
+    "keras-hub>=0.32",  # backbones built from config in the test corpus
 ]
 
 setup(

@@ -1,0 +1,778 @@
+"""A corpus of real-world-shaped Keras models for testing every keras-vs tool.
+
+One table (timm-style): ``REGISTRY`` maps a name to an `Entry` with the
+builder, its flags and a function that makes a small NumPy input batch.
+Every model is built in-process without pretrained weights, on small inputs,
+and has at least one dropout that feeds a BatchNormalization (sometimes
+hidden inside a custom layer), so the tools always have something to find.
+
+    import corpus
+    corpus.list_models("app_*")
+    model = corpus.build("mask_lstm")          # seeded, BN statistics perturbed
+    x = corpus.REGISTRY["mask_lstm"].sample(16)
+
+Flags:
+    has_bn: the model holds BatchNormalization layers (possibly hidden).
+    needs_tf: needs the TensorFlow backend (string inputs, TextVectorization).
+    mc_dropout: holds a dropout called with ``training=True`` (MC dropout);
+        ``mc_layers`` names those dropouts.
+    nonfloat_input: an input is integer or string.
+    classifier: a single-output softmax classifier over ``num_classes``.
+    slow: takes several seconds per tool.
+    finds: dropouts that feed a BN and must be reported by find_disharmony;
+        ``"a|b"`` accepts either name (``b`` often the custom layer hiding ``a``).
+"""
+
+import dataclasses
+import fnmatch
+import string
+
+import keras
+import numpy as np
+from keras import layers as L
+from keras import ops
+
+NUM_CLASSES = 10
+PACKAGE = "keras_vs_corpus"
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    builder: object
+    inputs: object  # (n, rng) -> NumPy batch matching the model's inputs
+    has_bn: bool = True
+    needs_tf: bool = False
+    mc_dropout: bool = False
+    mc_layers: tuple = ()
+    finds: tuple = ("head_dropout",)
+    nonfloat_input: bool = False
+    classifier: bool = True
+    slow: bool = False
+    description: str = ""
+
+    def sample(self, n=16, seed=0):
+        """A NumPy input batch of ``n`` examples (deterministic in ``seed``)."""
+        return self.inputs(n, np.random.default_rng(seed))
+
+    def labels(self, n=16, seed=0):
+        """Integer class labels for a classifier."""
+        return np.random.default_rng(seed + 1).integers(0, NUM_CLASSES, size=(n,))
+
+
+REGISTRY = {}
+
+
+def register(name, inputs, **flags):
+    """Decorator: adds a builder to `REGISTRY` under ``name``."""
+
+    def wrap(fn):
+        if name in REGISTRY:
+            raise ValueError(f"Duplicate corpus model {name!r}")
+        REGISTRY[name] = Entry(name, fn, inputs, description=(fn.__doc__ or "").strip(), **flags)
+        return fn
+
+    return wrap
+
+
+def list_models(pattern="*"):
+    return [n for n in REGISTRY if fnmatch.fnmatch(n, pattern)]
+
+
+def build(name, seed=0, perturb=True):
+    """Builds a corpus model, seeded; BN moving statistics perturbed so that
+    inference differs from a fresh BN (non-trivial statistics)."""
+    keras.utils.set_random_seed(seed)
+    model = REGISTRY[name].builder()
+    if perturb:
+        perturb_bn_statistics(model, seed)
+    return model
+
+
+def perturb_bn_statistics(model, seed=0):
+    """Sets every BN moving mean/variance (also inside custom layers) to random values."""
+    rng = np.random.default_rng(seed + 7)
+    seen = set()
+    for v in model.weights:
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        path = v.path
+        if path.endswith("moving_mean"):
+            v.assign(rng.normal(0.0, 0.1, v.shape).astype(v.dtype))
+        elif path.endswith("moving_variance"):
+            v.assign(rng.uniform(0.5, 2.0, v.shape).astype(v.dtype))
+
+
+def num_bn_layers(model):
+    """Distinct BN layers in ``model`` (hidden ones included), by their moving variances."""
+    return len({id(v) for v in model.weights if v.path.endswith("moving_variance")})
+
+
+# ---------------------------------------------------------------------------
+# Input makers.
+
+
+def images(shape):
+    def make(n, rng):
+        return rng.uniform(0.0, 1.0, (n, *shape)).astype("float32")
+
+    return make
+
+
+def vectors(dim):
+    def make(n, rng):
+        return rng.normal(0.0, 1.0, (n, dim)).astype("float32")
+
+    return make
+
+
+def tokens(length, vocab, zero_pad=True):
+    def make(n, rng):
+        x = rng.integers(1, vocab, size=(n, length)).astype("int32")
+        if zero_pad:  # padded tails, so that masks matter
+            for i in range(n):
+                x[i, rng.integers(length // 2, length + 1):] = 0
+        return x
+
+    return make
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "eps", "zeta", "eta", "theta", "iota", "kappa"]
+
+
+def sentences(n, rng):
+    return np.array(
+        [" ".join(rng.choice(WORDS, size=rng.integers(2, 7))) for _ in range(n)], dtype=object
+    ).reshape(n, 1)
+
+
+def string_tokens(n, rng):
+    return rng.choice(WORDS + ["unseen"], size=(n, 6)).astype(object)
+
+
+# ---------------------------------------------------------------------------
+# Shared pieces.
+
+
+def dropout_bn_head(x, rate=0.3, name="head"):
+    """The head most wrappers use: Dropout -> BN -> Dense softmax."""
+    x = L.Dropout(rate, name=f"{name}_dropout")(x)
+    x = L.BatchNormalization(name=f"{name}_bn")(x)
+    return L.Dense(NUM_CLASSES, activation="softmax", name=f"{name}_logits")(x)
+
+
+def wrap_backbone(backbone, shape, name="wrapped"):
+    """``backbone`` as a nested model, pooled, under a Dropout -> BN -> Dense head."""
+    inputs = keras.Input(shape, name="image")
+    x = L.GlobalAveragePooling2D(name="pool")(backbone(inputs))
+    return keras.Model(inputs, dropout_bn_head(x), name=name)
+
+
+# ---------------------------------------------------------------------------
+# keras.applications: every family with BN, no weights, small inputs.
+
+SMALL = (32, 32, 3)
+INCEPTION = (75, 75, 3)
+XCEPTION = (71, 71, 3)
+
+
+def _app(fn, shape, **kwargs):
+    base = fn(include_top=False, weights=None, input_shape=shape, pooling="avg", **kwargs)
+    inputs = keras.Input(shape, name="image")
+    return keras.Model(inputs, dropout_bn_head(base(inputs)), name=f"wrapped_{base.name}")
+
+
+@register("app_mobilenet", images(SMALL))
+def app_mobilenet():
+    """keras.applications.MobileNet (alpha 0.25) nested under a Dropout -> BN head."""
+    return _app(keras.applications.MobileNet, SMALL, alpha=0.25)
+
+
+@register("app_mobilenet_v2", images(SMALL))
+def app_mobilenet_v2():
+    """MobileNetV2 (alpha 0.35) nested under a Dropout -> BN head."""
+    return _app(keras.applications.MobileNetV2, SMALL, alpha=0.35)
+
+
+@register("app_mobilenet_v3_small", images(SMALL))
+def app_mobilenet_v3_small():
+    """MobileNetV3Small (Multiply/hard-swish operator nodes, Rescaling) under a head."""
+    return _app(keras.applications.MobileNetV3Small, SMALL, alpha=0.75)
+
+
+@register("app_resnet50", images(SMALL), slow=True)
+def app_resnet50():
+    """ResNet50 under a Dropout -> BN head."""
+    return _app(keras.applications.ResNet50, SMALL)
+
+
+@register("app_resnet50_v2", images(SMALL), slow=True)
+def app_resnet50_v2():
+    """ResNet50V2 (pre-activation) under a Dropout -> BN head."""
+    return _app(keras.applications.ResNet50V2, SMALL)
+
+
+@register("app_densenet121", images(SMALL), slow=True)
+def app_densenet121():
+    """DenseNet121 under a Dropout -> BN head."""
+    return _app(keras.applications.DenseNet121, SMALL)
+
+
+@register("app_efficientnet_b0", images(SMALL), slow=True, finds=("block2b_drop", "block6d_drop"))
+def app_efficientnet_b0():
+    """EfficientNetB0 as it is, with its top: its drop-connect Dropouts feed the
+    next block's BN through a conv, its top Dropout feeds the classifier."""
+    return keras.applications.EfficientNetB0(
+        weights=None, input_shape=SMALL, classes=NUM_CLASSES
+    )
+
+
+@register("app_efficientnet_v2_b0", images(SMALL), slow=True, finds=("block2b_drop",))
+def app_efficientnet_v2_b0():
+    """EfficientNetV2B0 as it is, with its top (drop-connect Dropouts inside)."""
+    return keras.applications.EfficientNetV2B0(
+        weights=None, input_shape=SMALL, classes=NUM_CLASSES
+    )
+
+
+@register("app_xception", images(XCEPTION), slow=True)
+def app_xception():
+    """Xception at its minimum 71x71 under a Dropout -> BN head."""
+    return _app(keras.applications.Xception, XCEPTION)
+
+
+@register("app_nasnet_mobile", images(SMALL), slow=True)
+def app_nasnet_mobile():
+    """NASNetMobile under a Dropout -> BN head."""
+    return _app(keras.applications.NASNetMobile, SMALL)
+
+
+@register("app_inception_v3", images(INCEPTION), slow=True)
+def app_inception_v3():
+    """InceptionV3 at its minimum 75x75 under a Dropout -> BN head."""
+    return _app(keras.applications.InceptionV3, INCEPTION)
+
+
+@register("app_inception_resnet_v2", images(INCEPTION), slow=True)
+def app_inception_resnet_v2():
+    """InceptionResNetV2 at 75x75 (scaled-residual Lambda layers) under a head."""
+    return _app(keras.applications.InceptionResNetV2, INCEPTION)
+
+
+
+# ---------------------------------------------------------------------------
+# keras-hub backbones built from config, offline.
+
+
+def _hub():
+    import keras_hub
+
+    return keras_hub.models
+
+
+@register("hub_resnet", images(SMALL))
+def hub_resnet():
+    """keras-hub ResNetBackbone (pre-activation basic blocks) under a head."""
+    backbone = _hub().ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128], stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=True, image_shape=SMALL,
+    )
+    return wrap_backbone(backbone, SMALL, name="hub_resnet")
+
+
+@register("hub_densenet", images(SMALL))
+def hub_densenet():
+    """keras-hub DenseNetBackbone under a head."""
+    backbone = _hub().DenseNetBackbone(
+        stackwise_num_repeats=[2, 2], growth_rate=8, image_shape=SMALL
+    )
+    return wrap_backbone(backbone, SMALL, name="hub_densenet")
+
+
+@register("hub_mobilenet", images(SMALL))
+def hub_mobilenet():
+    """keras-hub MobileNetBackbone: its BNs sit inside custom block layers."""
+    backbone = _hub().MobileNetBackbone(
+        stackwise_expansion=[[16], [32, 32]], stackwise_num_blocks=[1, 2],
+        stackwise_num_filters=[[16], [24, 24]], stackwise_kernel_size=[[3], [3, 3]],
+        stackwise_num_strides=[[2], [2, 1]], stackwise_se_ratio=[[None], [0.25, 0.25]],
+        stackwise_activation=[["relu"], ["hard_swish", "hard_swish"]],
+        stackwise_padding=[[1], [1, 1]], output_num_filters=32, depthwise_filters=8,
+        depthwise_stride=1, depthwise_residual=False, last_layer_filter=32,
+        squeeze_and_excite=0.5, image_shape=SMALL,
+    )
+    return wrap_backbone(backbone, SMALL, name="hub_mobilenet")
+
+
+@register("hub_efficientnet", images(SMALL), finds=("block2b_drop", "head_dropout"))
+def hub_efficientnet():
+    """keras-hub EfficientNetBackbone, v1 blocks: drop-connect Dropouts before
+    the next block's conv -> BN, in the graph."""
+    backbone = _hub().EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0, 1.0], stackwise_depth_coefficients=[1.0, 1.0],
+        stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 2],
+        stackwise_input_filters=[16, 16], stackwise_output_filters=[16, 24],
+        stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.25, 0.25],
+        stackwise_strides=[1, 2], stackwise_block_types=["v1", "v1"],
+        input_shape=SMALL, num_features=32,
+    )
+    return wrap_backbone(backbone, SMALL, name="hub_efficientnet")
+
+
+@register("hub_efficientnet_v2", images(SMALL), finds=("block2b_drop|block2b_", "head_dropout"))
+def hub_efficientnet_v2():
+    """keras-hub EfficientNetBackbone, fused/unfused V2 blocks: BN and dropout
+    hidden inside custom FusedMBConvBlock/MBConvBlock layers."""
+    backbone = _hub().EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0, 1.0], stackwise_depth_coefficients=[1.0, 1.0],
+        stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 2],
+        stackwise_input_filters=[8, 16], stackwise_output_filters=[16, 24],
+        stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.0, 0.25],
+        stackwise_strides=[1, 2], stackwise_block_types=["fused", "unfused"],
+        input_shape=SMALL, num_features=32,
+    )
+    return wrap_backbone(backbone, SMALL, name="hub_efficientnet_v2")
+
+
+@register("hub_cspnet", images(SMALL))
+def hub_cspnet():
+    """keras-hub CSPNetBackbone (dark stages, LeakyReLU, Pad operator nodes)."""
+    backbone = _hub().CSPNetBackbone(
+        stem_filters=16, stem_kernel_size=3, stem_strides=2, stackwise_depth=[1, 1],
+        stackwise_strides=[1, 2], stackwise_num_filters=[16, 32],
+        block_type="dark_block", stage_type="dark", image_shape=SMALL,
+    )
+    return wrap_backbone(backbone, SMALL, name="hub_cspnet")
+
+
+@register("hub_xception", images(SMALL))
+def hub_xception():
+    """keras-hub XceptionBackbone under a head."""
+    backbone = _hub().XceptionBackbone(
+        stackwise_conv_filters=[[16, 32], [32, 64], [64, 64]],
+        stackwise_pooling=[True, True, False], image_shape=SMALL,
+    )
+    return wrap_backbone(backbone, SMALL, name="hub_xception")
+
+
+@register("hub_vit", images(SMALL))
+def hub_vit():
+    """keras-hub ViTBackbone (LayerNorm only, dropout inside custom encoder
+    layers); its class token goes through a Dropout -> BN head."""
+    backbone = _hub().ViTBackbone(
+        image_shape=SMALL, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+        mlp_dim=64, dropout_rate=0.1,
+    )
+    inputs = keras.Input(SMALL, name="image")
+    x = backbone(inputs)[:, 0]  # a GetItem operator node
+    return keras.Model(inputs, dropout_bn_head(x), name="hub_vit")
+
+
+# ---------------------------------------------------------------------------
+# Operators and keras.ops calls between layers.
+
+
+@register("ops_arith", vectors(16), finds=("drop", "drop2"))
+def ops_arith():
+    """``y * 2.0``, ``x + y``, ``-y`` and ``1.0 - y`` between Dropout and BN."""
+    inputs = keras.Input((16,), name="x")
+    h = L.Dense(32, activation="relu", name="dense_in")(inputs)
+    y = L.Dropout(0.4, name="drop")(h)
+    y = y * 2.0
+    y = h + y
+    y = 1.0 - (-y)
+    y = L.BatchNormalization(name="bn")(y)
+    z = L.Dense(32, name="dense_mid")(y)
+    z = L.Dropout(0.2, name="drop2")(z) / 3.0
+    z = L.BatchNormalization(name="bn2")(z)
+    return keras.Model(inputs, L.Dense(NUM_CLASSES, activation="softmax", name="logits")(z),
+                       name="ops_arith")
+
+
+@register("ops_keras_ops", images((8, 8, 3)), finds=("sdrop", "drop"))
+def ops_keras_ops():
+    """``keras.ops.mean``, slicing ``x[:, 1:]``, ``keras.ops.concatenate``,
+    ``keras.ops.relu`` on the way from a SpatialDropout2D to a BN."""
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    x = L.SpatialDropout2D(0.3, name="sdrop")(x)
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    x = ops.concatenate([x[:, 1:], mean[:, 1:]], axis=-1)
+    x = ops.relu(x)
+    x = L.BatchNormalization(name="bn")(x)
+    x = ops.mean(x, axis=(1, 2))
+    x = L.Dropout(0.3, name="drop")(x)
+    x = ops.expand_dims(x, 1)[:, 0]
+    x = L.BatchNormalization(name="bn_head")(x)
+    return keras.Model(inputs, L.Dense(NUM_CLASSES, activation="softmax", name="logits")(x),
+                       name="ops_keras_ops")
+
+
+@register("ops_gate", images((8, 8, 3)), finds=("drop", "head_dropout"))
+def ops_gate():
+    """Squeeze-excite gate with ``layers.Multiply`` and ``ops.sigmoid`` between
+    a Dropout and a BN; a Dropout feeds both branches (a fork)."""
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    x = L.Dropout(0.3, name="drop")(x)
+    s = L.GlobalAveragePooling2D(keepdims=True, name="squeeze")(x)
+    s = L.Conv2D(8, 1, name="excite")(s)
+    x = L.Multiply(name="gate")([x, ops.sigmoid(s)])
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="ops_gate")
+
+
+# ---------------------------------------------------------------------------
+# Masks.
+
+
+@register("mask_lstm", tokens(10, 50), nonfloat_input=True, finds=("drop_embed", "head_dropout"))
+def mask_lstm():
+    """Embedding(mask_zero=True) -> Dropout -> BN -> LSTM -> Dropout -> BN."""
+    inputs = keras.Input((10,), dtype="int32", name="tokens")
+    x = L.Embedding(50, 16, mask_zero=True, name="embed")(inputs)
+    x = L.Dropout(0.3, name="drop_embed")(x)
+    x = L.BatchNormalization(name="bn_embed")(x)
+    x = L.LSTM(16, name="lstm")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="mask_lstm")
+
+
+@register("mask_bigru", tokens(10, 50), nonfloat_input=True, finds=("sdrop", "head_dropout"))
+def mask_bigru():
+    """Masked SpatialDropout1D -> BN -> Bidirectional(GRU) -> masked pooling."""
+    inputs = keras.Input((10,), dtype="int32", name="tokens")
+    x = L.Embedding(50, 16, mask_zero=True, name="embed")(inputs)
+    x = L.SpatialDropout1D(0.2, name="sdrop")(x)
+    x = L.BatchNormalization(name="bn_embed")(x)
+    x = L.Bidirectional(L.GRU(8, return_sequences=True), name="bigru")(x)
+    x = L.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="mask_bigru")
+
+
+# ---------------------------------------------------------------------------
+# Adapted preprocessing.
+
+
+@register("pre_normalization", vectors(6))
+def pre_normalization():
+    """Normalization adapted on data -> Dense -> Dropout -> BN."""
+    norm = L.Normalization(name="norm")
+    norm.adapt(np.random.default_rng(3).normal(2.0, 3.0, (64, 6)).astype("float32"))
+    inputs = keras.Input((6,), name="x")
+    x = L.Dense(16, activation="relu", name="dense")(norm(inputs))
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_normalization")
+
+
+def _ids(n, rng):
+    return rng.choice([3, 5, 7, 11, 13, 17, 19, 23, 99], size=(n, 4)).astype("int64")
+
+
+@register("pre_integer_lookup", _ids, nonfloat_input=True)
+def pre_integer_lookup():
+    """IntegerLookup adapted on ids -> Embedding -> Flatten -> Dropout -> BN."""
+    lookup = L.IntegerLookup(name="lookup")
+    lookup.adapt(np.array([3, 5, 7, 11, 13, 17, 19, 23, 3, 5], dtype="int64"))
+    inputs = keras.Input((4,), dtype="int64", name="ids")
+    x = lookup(inputs)
+    x = L.Embedding(lookup.vocabulary_size(), 8, name="embed")(x)
+    x = L.Flatten(name="flat")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_integer_lookup")
+
+
+@register("pre_integer_multi_hot", _ids, nonfloat_input=True, finds=("drop", "head_dropout"))
+def pre_integer_multi_hot():
+    """IntegerLookup(output_mode="multi_hot") adapted -> Dropout -> BN -> Dense."""
+    lookup = L.IntegerLookup(output_mode="multi_hot", name="lookup")
+    lookup.adapt(np.array([3, 5, 7, 11, 13, 17, 19, 23], dtype="int64"))
+    inputs = keras.Input((4,), dtype="int64", name="ids")
+    x = lookup(inputs)
+    x = L.Dropout(0.2, name="drop")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.Dense(16, activation="relu", name="dense")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_integer_multi_hot")
+
+
+@register("pre_string_lookup", string_tokens, needs_tf=True, nonfloat_input=True,
+          finds=("drop_embed", "head_dropout"))
+def pre_string_lookup():
+    """StringLookup adapted on words -> Embedding -> Dropout -> BN (strings in)."""
+    lookup = L.StringLookup(name="lookup")
+    lookup.adapt(np.array(WORDS, dtype=object))
+    inputs = keras.Input((6,), dtype="string", name="words")
+    x = L.Embedding(lookup.vocabulary_size(), 8, name="embed")(lookup(inputs))
+    x = L.Dropout(0.3, name="drop_embed")(x)
+    x = L.BatchNormalization(name="bn_embed")(x)
+    x = L.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_string_lookup")
+
+
+@register("pre_text_vectorization", sentences, needs_tf=True, nonfloat_input=True,
+          finds=("drop_embed", "head_dropout"))
+def pre_text_vectorization():
+    """TextVectorization adapted on sentences -> Embedding(mask_zero) -> Dropout -> BN."""
+    vectorize = L.TextVectorization(max_tokens=20, output_sequence_length=8, name="vectorize")
+    vectorize.adapt(np.array([" ".join(WORDS[i:] + WORDS[:i]) for i in range(10)]))
+    inputs = keras.Input((1,), dtype="string", name="text")
+    x = L.Embedding(vectorize.vocabulary_size(), 8, mask_zero=True, name="embed")(
+        vectorize(inputs)
+    )
+    x = L.Dropout(0.3, name="drop_embed")(x)
+    x = L.BatchNormalization(name="bn_embed")(x)
+    x = L.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_text_vectorization")
+
+
+# ---------------------------------------------------------------------------
+# Lambda and custom layers.
+
+
+@register("lambda_layers", vectors(12), finds=("drop", "head_dropout"))
+def lambda_layers():
+    """Lambda layers (a Python lambda and a named function) between Dropout and BN."""
+    inputs = keras.Input((12,), name="x")
+    x = L.Dense(16, name="dense")(inputs)
+    x = L.Dropout(0.3, name="drop")(x)
+    x = L.Lambda(lambda t: t * 0.5 + 1.0, name="affine")(x)
+    x = L.Lambda(_softsign, name="softsign")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="lambda_layers")
+
+
+def _softsign(t):
+    return t / (1.0 + ops.abs(t))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DropBNBlock(keras.layers.Layer):
+    """Dense -> Dropout -> BN -> ReLU in one custom layer (its sub-layers hidden)."""
+
+    def __init__(self, units, rate=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.rate = rate
+        self.dense = L.Dense(units, name="dense")
+        self.dropout = L.Dropout(rate, name="dropout")
+        self.bn = L.BatchNormalization(name="bn")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+        shape = self.dense.compute_output_shape(input_shape)
+        self.bn.build(shape)
+
+    def call(self, x, training=None):
+        x = self.dense(x)
+        x = self.dropout(x, training=training)
+        x = self.bn(x, training=training)
+        return ops.relu(x)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "rate": self.rate}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NormAct(keras.layers.Layer):
+    """BN -> ReLU in one custom layer: a plain Dropout before it feeds a hidden BN."""
+
+    def __init__(self, momentum=0.99, **kwargs):
+        super().__init__(**kwargs)
+        self.momentum = momentum
+        self.bn = L.BatchNormalization(momentum=momentum, name="bn")
+
+    def build(self, input_shape):
+        self.bn.build(input_shape)
+
+    def call(self, x, training=None):
+        return ops.relu(self.bn(x, training=training))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+@register("custom_block", vectors(12), finds=("block1", "block2"))
+def custom_block():
+    """Two registered custom layers that each hide Dense -> Dropout -> BN."""
+    inputs = keras.Input((12,), name="x")
+    x = DropBNBlock(16, 0.3, name="block1")(inputs)
+    x = DropBNBlock(16, 0.2, name="block2")(x)
+    return keras.Model(inputs, L.Dense(NUM_CLASSES, activation="softmax", name="logits")(x),
+                       name="custom_block")
+
+
+@register("custom_norm_act", vectors(12), finds=("drop", "drop2"))
+def custom_norm_act():
+    """A plain Dropout feeding a custom layer that hides a BN (reads as 'no BN'
+    to a walker that stops at custom layers)."""
+    inputs = keras.Input((12,), name="x")
+    x = L.Dense(16, name="dense")(inputs)
+    x = L.Dropout(0.4, name="drop")(x)
+    x = NormAct(name="norm_act")(x)
+    x = L.Dense(16, name="dense2")(x)
+    x = L.Dropout(0.2, name="drop2")(x)
+    x = NormAct(name="norm_act2")(x)
+    return keras.Model(inputs, L.Dense(NUM_CLASSES, activation="softmax", name="logits")(x),
+                       name="custom_norm_act")
+
+
+# ---------------------------------------------------------------------------
+# TimeDistributed.
+
+
+@register("time_distributed", images((4, 8, 8, 3)), finds=("td_drop", "drop", "head_dropout"))
+def time_distributed():
+    """TimeDistributed(Conv2D) -> TimeDistributed(Dropout) -> TimeDistributed(BN),
+    then a plain Dropout -> TimeDistributed(BN) -> LSTM."""
+    inputs = keras.Input((4, 8, 8, 3), name="frames")
+    x = L.TimeDistributed(L.Conv2D(8, 3, padding="same"), name="td_conv")(inputs)
+    x = L.TimeDistributed(L.Dropout(0.3), name="td_drop")(x)
+    x = L.TimeDistributed(L.BatchNormalization(), name="td_bn")(x)
+    x = L.TimeDistributed(L.GlobalAveragePooling2D(), name="td_pool")(x)
+    x = L.Dropout(0.2, name="drop")(x)
+    x = L.TimeDistributed(L.BatchNormalization(), name="td_bn2")(x)
+    x = L.LSTM(8, name="lstm")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="time_distributed")
+
+
+# ---------------------------------------------------------------------------
+# Nested, shared, Sequential.
+
+
+def _pair(n, rng):
+    return [vectors(8)(n, rng), vectors(8)(n, rng)]
+
+
+@register("nested_shared", _pair, finds=("sub_drop", "head_dropout"))
+def nested_shared():
+    """A submodel (Dense -> Dropout -> BN) called twice on two inputs (shared)."""
+    sub_in = keras.Input((8,), name="sub_in")
+    h = L.Dense(16, name="sub_dense")(sub_in)
+    h = L.Dropout(0.3, name="sub_drop")(h)
+    h = L.BatchNormalization(name="sub_bn")(h)
+    tower = keras.Model(sub_in, L.ReLU(name="sub_relu")(h), name="tower")
+    a = keras.Input((8,), name="left")
+    b = keras.Input((8,), name="right")
+    x = L.Concatenate(name="concat")([tower(a), tower(b)])
+    return keras.Model([a, b], dropout_bn_head(x), name="nested_shared")
+
+
+@register("nested_deep", images((8, 8, 3)), finds=("outer_drop", "inner_drop", "head_dropout"))
+def nested_deep():
+    """Sequential inside Functional inside Functional; the dropout sits in the
+    outer model and the BN two levels down."""
+    inner = keras.Sequential(
+        [keras.Input((8, 8, 8)), L.BatchNormalization(name="inner_bn"), L.ReLU(name="inner_relu"),
+         L.Conv2D(8, 3, padding="same", name="inner_conv"), L.Dropout(0.2, name="inner_drop"),
+         L.BatchNormalization(name="inner_bn2")],
+        name="inner",
+    )
+    mid_in = keras.Input((8, 8, 8), name="mid_in")
+    mid = keras.Model(mid_in, L.Add(name="mid_add")([mid_in, inner(mid_in)]), name="middle")
+    inputs = keras.Input((8, 8, 3), name="image")
+    x = L.Conv2D(8, 3, padding="same", name="stem")(inputs)
+    x = L.Dropout(0.3, name="outer_drop")(x)
+    x = mid(x)
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="nested_deep")
+
+
+@register("sequential_cnn", images((8, 8, 3)), finds=("drop1", "sdrop2"))
+def sequential_cnn():
+    """A plain Sequential CNN: Conv -> Dropout -> BN -> ReLU ... -> softmax."""
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            L.Conv2D(8, 3, padding="same", name="conv1"),
+            L.Dropout(0.3, name="drop1"),
+            L.BatchNormalization(name="bn1"),
+            L.ReLU(name="relu1"),
+            L.Conv2D(8, 3, padding="same", name="conv2"),
+            L.SpatialDropout2D(0.2, name="sdrop2"),
+            L.BatchNormalization(name="bn2"),
+            L.ReLU(name="relu2"),
+            L.GlobalAveragePooling2D(name="pool"),
+            L.Dense(NUM_CLASSES, activation="softmax", name="logits"),
+        ],
+        name="sequential_cnn",
+    )
+
+
+@register("sequential_nested", vectors(10), finds=("blk_drop", "gdrop"))
+def sequential_nested():
+    """A Sequential holding a Sequential block with Dropout -> BN."""
+    block = keras.Sequential(
+        [keras.Input((16,)), L.Dropout(0.3, name="blk_drop"), L.BatchNormalization(name="blk_bn"),
+         L.ReLU(name="blk_relu")],
+        name="block",
+    )
+    return keras.Sequential(
+        [keras.Input((10,)), L.Dense(16, name="dense"), block, L.Dense(16, name="dense2"),
+         L.GaussianDropout(0.2, name="gdrop"), L.BatchNormalization(name="bn"),
+         L.Dense(NUM_CLASSES, activation="softmax", name="logits")],
+        name="sequential_nested",
+    )
+
+
+# ---------------------------------------------------------------------------
+# MC dropout, multi-input / multi-output.
+
+
+@register("mc_dropout", vectors(12), mc_dropout=True, mc_layers=("mc_drop",))
+def mc_dropout():
+    """MC dropout: a Dropout called with training=True feeds a BN (no shift:
+    it is on at inference too); a plain Dropout feeds another BN."""
+    inputs = keras.Input((12,), name="x")
+    x = L.Dense(16, name="dense")(inputs)
+    x = L.Dropout(0.3, name="mc_drop")(x, training=True)
+    x = L.BatchNormalization(name="bn_mc")(x)
+    x = L.Dense(16, activation="relu", name="dense2")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="mc_dropout")
+
+
+def _multi(n, rng):
+    return {"image": images((8, 8, 3))(n, rng), "meta": vectors(5)(n, rng)}
+
+
+@register("multi_io", _multi, classifier=False, finds=("img_drop", "meta_drop", "shared_drop"))
+def multi_io():
+    """Two inputs (dict), two outputs (class softmax and a regression); a
+    Dropout feeds a BN on each branch and one feeds both heads."""
+    image = keras.Input((8, 8, 3), name="image")
+    meta = keras.Input((5,), name="meta")
+    x = L.Conv2D(8, 3, padding="same", name="conv")(image)
+    x = L.Dropout(0.2, name="img_drop")(x)
+    x = L.BatchNormalization(name="img_bn")(x)
+    x = L.GlobalAveragePooling2D(name="pool")(x)
+    m = L.Dense(8, name="meta_dense")(meta)
+    m = L.AlphaDropout(0.1, name="meta_drop")(m)
+    m = L.BatchNormalization(name="meta_bn")(m)
+    h = L.Concatenate(name="concat")([x, m])
+    h = L.Dropout(0.3, name="shared_drop")(h)
+    cls = L.BatchNormalization(name="cls_bn")(h)
+    cls = L.Dense(NUM_CLASSES, activation="softmax", name="cls")(cls)
+    reg = L.Dense(1, name="reg")(h)
+    return keras.Model({"image": image, "meta": meta}, {"cls": cls, "reg": reg}, name="multi_io")
+
+
+@register("multi_output_list", vectors(10), classifier=False, finds=("trunk_drop",))
+def multi_output_list():
+    """One input, a list of three outputs; dropout -> BN in a shared trunk."""
+    inputs = keras.Input((10,), name="x")
+    h = L.Dense(16, name="trunk")(inputs)
+    h = L.Dropout(0.3, name="trunk_drop")(h)
+    h = L.BatchNormalization(name="trunk_bn")(h)
+    outs = [L.Dense(k, name=f"out{k}")(h) for k in (1, 2, 3)]
+    return keras.Model(inputs, outs, name="multi_output_list")
+
+
+# A sanity check on the table itself (cheap; no model is built).
+assert len(REGISTRY) >= 30, len(REGISTRY)
+assert all(set(n) <= set(string.ascii_lowercase + string.digits + "_") for n in REGISTRY)

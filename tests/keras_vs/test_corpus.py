@@ -1,0 +1,361 @@
+"""Every keras-vs tool on every model of the corpus (tests/keras_vs/corpus.py).
+
+For each (model, tool) the tool either works or raises a ValueError
+(`keras_vs.GraphError` is one) whose message names a layer of the model.
+Anything else fails: AttributeError/TypeError/KeyError, a silently empty
+result, an input model that changed, a rewrite whose inference outputs differ
+from the original (relative 1e-5) or whose `.keras` file does not load back.
+
+One test function, parametrized model-major (all tools of one model, then the
+next model) so that the small per-module cache builds each model once.
+"""
+
+import collections
+import gc
+import importlib.util
+import math
+import pathlib
+import re
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_vs as kvs
+from keras_vs import vocab
+
+
+def _load_corpus():
+    name = "keras_vs_tests_corpus"
+    if name not in sys.modules:
+        path = pathlib.Path(__file__).resolve().parent / "corpus.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+corpus = _load_corpus()
+
+N = 16  # examples per batch: small, and one batch for every tool
+RTOL = 1e-5
+POLICIES = vocab.POLICIES
+TOOLS = (
+    ("find",)
+    + tuple(f"plan:{p}" for p in POLICIES)
+    + tuple(f"rewrite:{p}" for p in POLICIES)
+    + tuple(f"save:{p}" for p in POLICIES)
+    + ("measure", "inconsistency", "recalibrate", "fit")
+)
+
+
+# ---------------------------------------------------------------------------
+# The module cache: the corpus model, its input batch and a snapshot of it.
+
+
+class Built:
+    def __init__(self, name):
+        self.entry = corpus.REGISTRY[name]
+        self.model = corpus.build(name, seed=0)
+        self.x = self.entry.sample(N, seed=0)
+        self.weights = _weights(self.model)
+        self.layer_names = [layer.name for layer in self.model.layers]
+        self.outputs = _infer(self.model, self.x)
+        self.rewrites = {}  # policy -> model, or the ValueError it raised
+        self.findings = None
+
+
+_CACHE = collections.OrderedDict()
+_KEEP = 2  # models are visited one after another: keep the last two only
+
+
+def _built(name):
+    if name not in _CACHE:
+        while len(_CACHE) >= _KEEP:
+            _CACHE.popitem(last=False)
+            gc.collect()
+        _CACHE[name] = Built(name)
+    _CACHE.move_to_end(name)
+    return _CACHE[name]
+
+
+# ---------------------------------------------------------------------------
+# Helpers.
+
+
+def _weights(model):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in model.weights]
+
+
+def _infer(model, x, training=False):
+    return [np.array(keras.ops.convert_to_numpy(t))
+            for t in keras.tree.flatten(model(x, training=training))]
+
+
+def _all_layer_names(model):
+    names = {model.name}
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        names.add(layer.name)
+    return {n for n in names if len(n) >= 3}
+
+
+def _names_a_layer(message, model):
+    return any(re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", message)
+               for n in _all_layer_names(model))
+
+
+def _attempt(model, fn):
+    """Runs ``fn()``; a ValueError is allowed when it names a layer of ``model``."""
+    try:
+        return fn(), None
+    except ValueError as e:
+        message = str(e)
+        assert _names_a_layer(message, model), (
+            f"{type(e).__name__} names no layer of the model: {message}"
+        )
+        return None, e
+
+
+def _assert_unchanged(b):
+    """The input model: same layers, bit-identical weights and outputs."""
+    assert [layer.name for layer in b.model.layers] == b.layer_names
+    after = _weights(b.model)
+    assert len(after) == len(b.weights), "the input model's weights changed in number"
+    for i, (old, new) in enumerate(zip(b.weights, after)):
+        assert np.array_equal(old, new), f"weight {b.model.weights[i].path} of the input changed"
+    for old, new in zip(b.outputs, _infer(b.model, b.x)):
+        np.testing.assert_array_equal(new, old, err_msg="the input model's outputs changed")
+
+
+def _assert_close(actual, expected, what):
+    assert len(actual) == len(expected), f"{what}: {len(actual)} outputs, expected {len(expected)}"
+    for a, e in zip(actual, expected):
+        assert a.shape == e.shape, f"{what}: shape {a.shape}, expected {e.shape}"
+        scale = max(1.0, float(np.max(np.abs(e)))) if e.size else 1.0
+        np.testing.assert_allclose(a, e, rtol=RTOL, atol=RTOL * 0.1 * scale, err_msg=what)
+
+
+def _is_stochastic(model, x):
+    """Two calls with training unset differ (MC dropout stays on)."""
+    a = _infer(model, x, training=None)
+    b = _infer(model, x, training=None)
+    return any(not np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def _matches(expected, dropout_name):
+    parts = dropout_name.split("/")
+    return any(alt in parts for alt in expected.split("|"))
+
+
+def _findings(b):
+    if b.findings is None:
+        b.findings = kvs.find_disharmony(b.model)
+    return b.findings
+
+
+def _non_mc(findings, entry, kinds=(vocab.DIRECT, vocab.THROUGH_LINEAR)):
+    return [f for f in findings if f.kind in kinds
+            and not any(_matches(m, f.dropout) for m in entry.mc_layers)]
+
+
+def _targets(model, x, seed=0):
+    rng = np.random.default_rng(seed)
+    return keras.tree.map_structure(
+        lambda t: rng.normal(0.0, 1.0, tuple(t.shape)).astype("float32"),
+        model(x, training=False),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The tools.
+
+
+def check_find(b):
+    findings, err = _attempt(b.model, lambda: kvs.find_disharmony(b.model))
+    _assert_unchanged(b)
+    if err is not None:
+        return
+    assert findings, "find_disharmony found nothing in a model with dropout before BN"
+    for f in findings:
+        assert isinstance(f.dropout, str) and isinstance(f.bn, str)
+        assert f.kind in vocab.FINDING_KINDS, f
+        assert math.isfinite(f.rate)
+        assert str(f)
+    for expected in b.entry.finds:
+        assert any(_matches(expected, f.dropout) for f in findings), (
+            f"{expected!r} feeds a BN but is not reported; findings: "
+            f"{[(f.dropout, f.bn, f.kind) for f in findings]}"
+        )
+
+
+def check_plan(b, policy):
+    changes, err = _attempt(b.model, lambda: kvs.plan(b.model, policy))
+    _assert_unchanged(b)
+    if err is not None:
+        return
+    assert isinstance(changes, list)
+    for c in changes:
+        assert isinstance(c, kvs.Change), c
+        assert c.layer is None or isinstance(c.layer, str)
+    assert isinstance(str(changes), str)
+    findings = _findings(b)
+    wanted = [f for f in findings if f.kind == vocab.DIRECT] if policy == vocab.AFTER_BN else findings
+    if wanted:
+        assert changes, f"plan({policy!r}) is empty although find_disharmony reports {wanted[0]}"
+
+
+def _rewrite(b, policy):
+    if policy not in b.rewrites:
+        new, err = _attempt(b.model, lambda: kvs.rewrite(b.model, policy))
+        b.rewrites[policy] = new if err is None else err
+    return b.rewrites[policy]
+
+
+def check_rewrite(b, policy):
+    b.rewrites.pop(policy, None)
+    new = _rewrite(b, policy)
+    _assert_unchanged(b)
+    if isinstance(new, ValueError):
+        return
+    assert isinstance(new, keras.Model) and new is not b.model
+    _assert_close(_infer(new, b.x), b.outputs, f"inference outputs after rewrite({policy!r})")
+    if b.entry.mc_dropout:
+        assert _is_stochastic(b.model, b.x)
+        assert _is_stochastic(new, b.x), (
+            f"rewrite({policy!r}) turned the MC dropout (training=True) off"
+        )
+    if policy in (vocab.REMOVE, vocab.HEAD, vocab.AFTER_BN):
+        kinds = (vocab.DIRECT,) if policy == vocab.AFTER_BN else (vocab.DIRECT, vocab.THROUGH_LINEAR)
+        left = _non_mc(kvs.find_disharmony(new), b.entry, kinds)
+        assert not left, f"rewrite({policy!r}) left {[str(f) for f in left]}"
+
+
+def check_save(b, policy, tmp_path):
+    new = _rewrite(b, policy)
+    if isinstance(new, ValueError):
+        pytest.skip(f"rewrite({policy!r}) raised ValueError: {str(new).splitlines()[0]}")
+    path = tmp_path / f"{b.entry.name}_{policy}.keras"
+    new.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=False)
+    _assert_close(_infer(loaded, b.x), _infer(new, b.x), f".keras round trip of {policy!r}")
+    _assert_close(_infer(loaded, b.x), b.outputs, f"loaded {policy!r} rewrite vs the original")
+    _assert_unchanged(b)
+
+
+def check_measure(b):
+    shift, err = _attempt(b.model, lambda: kvs.measure_variance_shift(b.model, b.x))
+    _assert_unchanged(b)
+    if err is not None:
+        return
+    if b.entry.has_bn:
+        assert len(shift) > 0, "measure_variance_shift is empty on a model with BN"
+        expected = corpus.num_bn_layers(b.model)
+        assert len(shift) >= expected, (
+            f"{len(shift)} BN(s) measured of {expected}: {list(shift)}"
+        )
+    for name, value in shift.items():
+        assert isinstance(name, str)
+        assert math.isfinite(value), f"variance shift of {name} is {value}"
+
+
+def check_inconsistency(b):
+    y = b.entry.labels(N)
+    result, err = _attempt(b.model, lambda: kvs.prediction_inconsistency(b.model, (b.x, y)))
+    _assert_unchanged(b)
+    if err is not None:
+        return
+    assert isinstance(result, kvs.Inconsistency)
+    assert result.num_examples == N
+    assert 0.0 <= result.disagreement <= 1.0
+    for acc in (result.train_mode_accuracy, result.inference_accuracy):
+        assert acc is not None and 0.0 <= acc <= 1.0
+
+
+def check_recalibrate(b):
+    new, err = _attempt(b.model, lambda: kvs.recalibrate_bn(b.model, b.x))
+    _assert_unchanged(b)
+    if err is not None:
+        return
+    assert isinstance(new, keras.Model) and new is not b.model
+    out = _infer(new, b.x)
+    assert all(np.all(np.isfinite(o)) for o in out), "recalibrated outputs not finite"
+    old_tw = [np.asarray(keras.ops.convert_to_numpy(v)) for v in b.model.trainable_weights]
+    new_tw = [np.asarray(keras.ops.convert_to_numpy(v)) for v in new.trainable_weights]
+    assert len(old_tw) == len(new_tw)
+    for u, v in zip(old_tw, new_tw):
+        np.testing.assert_array_equal(u, v, err_msg="recalibrate_bn changed a trainable weight")
+
+
+def check_fit(b):
+    keras.utils.set_random_seed(1)
+    model = corpus.build(b.entry.name, seed=1)
+    y = _targets(model, b.x)
+    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse")
+    callback, err = _attempt(model, lambda: kvs.VarianceShiftCallback(b.x, probe_size=N))
+    if err is not None:
+        return
+    history, err = _attempt(
+        model,
+        lambda: model.fit(b.x, y, batch_size=8, epochs=1, verbose=0, callbacks=[callback]),
+    )
+    if err is not None:
+        return
+    logs = history.history
+    assert "variance_shift/max" in logs, f"no variance_shift/max in the logs: {sorted(logs)}"
+    assert all(math.isfinite(v) for v in logs["variance_shift/max"]), logs["variance_shift/max"]
+
+
+# ---------------------------------------------------------------------------
+# Parametrization: model-major.
+
+
+def _applies(entry, tool):
+    if tool == "inconsistency":
+        return entry.classifier
+    return True
+
+
+def _params():
+    for name, entry in corpus.REGISTRY.items():
+        marks = []
+        if entry.slow:
+            marks.append(pytest.mark.slow)
+        if entry.needs_tf:
+            marks.append(pytest.mark.tf_only)
+        for tool in TOOLS:
+            if _applies(entry, tool):
+                yield pytest.param(name, tool, marks=marks, id=f"{name}-{tool}")
+
+
+def test_corpus_table():
+    assert len(corpus.REGISTRY) >= 30
+    for entry in corpus.REGISTRY.values():
+        assert entry.has_bn or not entry.finds
+        assert not entry.mc_dropout or entry.mc_layers
+
+
+@pytest.mark.parametrize("name,tool", list(_params()))
+def test_tool(name, tool, tmp_path):
+    b = _built(name)
+    keras.utils.set_random_seed(0)
+    kind, _, policy = tool.partition(":")
+    if kind == "find":
+        check_find(b)
+    elif kind == "plan":
+        check_plan(b, policy)
+    elif kind == "rewrite":
+        check_rewrite(b, policy)
+    elif kind == "save":
+        check_save(b, policy, tmp_path)
+    elif kind == "measure":
+        check_measure(b)
+    elif kind == "inconsistency":
+        check_inconsistency(b)
+    elif kind == "recalibrate":
+        check_recalibrate(b)
+    elif kind == "fit":
+        check_fit(b)
+    else:  # pragma: no cover
+        raise AssertionError(tool)
