@@ -6,6 +6,8 @@ import numbers
 
 import keras
 
+from keras_vs import batches as batches_lib
+from keras_vs import probe as probe_lib
 from keras_vs import shift
 
 DEFAULT_PROBE_SIZE = 256
@@ -20,9 +22,11 @@ class VarianceShiftCallback(keras.callbacks.Callback):
     ``per_layer=True`` ``variance_shift/<bn name>``) are added to ``logs``, so
     History, CSVLogger and TensorBoard record them: list this callback before
     those. With ``log_dir`` every BN's value is also written as a TensorBoard
-    scalar. There are no batch hooks (they would stop asynchronous dispatch),
-    measuring runs on a separate copy of the model, and Python's and NumPy's
-    global random states are restored afterwards, so training is unchanged.
+    scalar. There are no batch hooks (they would stop asynchronous dispatch);
+    the probe (a tap on the model's own layers, see `keras_vs.probe`) is
+    built and compiled once per training run, so each measurement costs about
+    one inference pass over the probe set, and it only reads the model, so
+    training is unchanged.
 
     Args:
         data: The probe data: NumPy ``x`` or ``(x, y)``, a `tf.data.Dataset`
@@ -33,6 +37,9 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         batch_size: Batch size used to measure.
         per_layer: Also add every BN's value to ``logs``.
         log_dir: Optional folder for TensorBoard per-layer scalars.
+        steps: Optional number of batches of ``data`` to read at most (an
+            infinite ``ds.repeat()`` works without it: only ``probe_size``
+            examples are read).
 
     Example:
 
@@ -47,9 +54,10 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         data,
         every=1,
         probe_size=DEFAULT_PROBE_SIZE,
-        batch_size=shift.DEFAULT_BATCH_SIZE * 4,
+        batch_size=batches_lib.DEFAULT_BATCH_SIZE * 4,
         per_layer=False,
         log_dir=None,
+        steps=None,
     ):
         super().__init__()
         for name, value in (("every", every), ("probe_size", probe_size), ("batch_size", batch_size)):
@@ -59,7 +67,9 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self.per_layer = bool(per_layer)
         self.log_dir = None if log_dir is None else str(log_dir)
-        self.probe_x, _ = shift.Batches(data, batch_size=self.batch_size).head(int(probe_size))
+        self.probe_x, _ = batches_lib.Batches(
+            data, steps=steps, batch_size=self.batch_size, bounded=False
+        ).head(int(probe_size))
         self.last = None
         self._probe = None
         self._writer = None
@@ -80,6 +90,19 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         if getattr(self, "_model", None) is not model:
             self._probe = None
         super().set_model(model)
+
+    def on_train_begin(self, logs=None):
+        # Fail before the first epoch, not after it, on a model with no BN.
+        self._build_probe()
+
+    def _build_probe(self):
+        if self._probe is None:
+            probe = probe_lib.Probe(self.model)
+            if probe.model is None and probe.hidden:
+                raise shift.no_bn_error(self.model, probe)
+            shift.warn_hidden(probe)
+            self._probe = probe
+        return self._probe
 
     def on_epoch_end(self, epoch, logs=None):
         if epoch % self.every:
@@ -105,12 +128,9 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         Returns:
             A `keras_vs.shift.VarianceShift` (also kept as ``self.last``).
         """
-        if self._probe is None:
-            self._probe = shift.Probe(self.model)
-        else:
-            self._probe.sync()
-        with shift._rng_preserved():
-            self.last = shift._measure(self._probe, shift.Batches(self.probe_x, batch_size=self.batch_size))
+        self.last = shift.measure(
+            self._build_probe(), batches_lib.Batches(self.probe_x, batch_size=self.batch_size)
+        )
         return self.last
 
     def _write(self, epoch, result):

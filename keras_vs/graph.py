@@ -15,21 +15,113 @@ symbolic tensors, applying per-edge `Action`s on the way. Keras'
 `call_function` to Sequential models and does not recurse into nested
 Sequential models, which is why keras-vs walks the graph itself.
 
+`inline` re-calls the leaf operations of the whole tree on new symbolic
+inputs with nested models flattened into one graph, sharing the original
+layers (nothing is re-instantiated) and letting a hook replace or observe
+single calls: measuring taps BN inputs this way. `copy` is `rebuild` with no
+edits: every layer is re-created and its state carried over, variables and
+non-variable state (lookup tables, vocabularies, other assets) alike.
+
+One definition of what keras-vs treats as dropout-like and BN-like lives
+here (`is_dropout_like`, `is_bn_like`), wrappers such as `TimeDistributed`
+included; custom layers that hide such layers are reported by `hidden`.
+
 Keras internals used here: `Functional._nodes_by_depth`, `Node.arguments`
-(`fill_in`), `Node.outputs`, `Node.operation`, `Sequential._functional`,
-`Functional._inputs_struct` / `_outputs_struct` and `KerasTensor` identity.
+(`fill_in`, `kwargs`), `Node.outputs`, `Node.operation`,
+`Sequential._functional`, `Functional._inputs_struct` / `_outputs_struct`,
+`Layer._flatten_layers` and `KerasTensor` identity.
 """
 
 import collections
 import dataclasses
+import os
+import shutil
+import tempfile
 
 import keras
 
-from keras_vs.layers import Uout  # noqa: F401  (registers the class)
+from keras_vs.layers import Uout
 
 
 class GraphError(ValueError):
     """A model, or a layer in it, that keras-vs cannot read or rebuild."""
+
+
+# ---------------------------------------------------------------------------
+# What keras-vs calls dropout-like and BN-like (the one definition).
+
+#: Layers whose training-time noise changes the variance a later BN sees.
+#: GaussianNoise counts: it adds stddev**2 to the variance in training only.
+DROPOUT_CLASSES = (
+    keras.layers.Dropout,  # SpatialDropout1D/2D/3D subclass it
+    keras.layers.GaussianDropout,
+    keras.layers.AlphaDropout,
+    keras.layers.GaussianNoise,
+    Uout,
+)
+#: BN layers keep a moving variance (the one the shift makes wrong).
+BN_CLASSES = (keras.layers.BatchNormalization,)
+
+
+def unwrap(layer):
+    """The layer inside `keras.layers.Wrapper`s (`TimeDistributed`, ...)."""
+    while isinstance(layer, keras.layers.Wrapper):
+        layer = layer.layer
+    return layer
+
+
+def is_dropout_like(layer):
+    """Whether `layer` (possibly wrapped) adds noise in training only."""
+    return isinstance(unwrap(layer), DROPOUT_CLASSES)
+
+
+def is_bn_like(layer):
+    """Whether `layer` (possibly wrapped) is a BatchNormalization."""
+    return isinstance(unwrap(layer), BN_CLASSES)
+
+
+def noise_rate(layer):
+    """A dropout-like layer's amount: rate, Uout's beta or GaussianNoise's stddev."""
+    inner = unwrap(layer)
+    if isinstance(inner, Uout):
+        return float(inner.beta)
+    if isinstance(inner, keras.layers.GaussianNoise):
+        return float(inner.stddev)
+    return float(inner.rate)
+
+
+def bn_axis(layer, rank):
+    """The channel axis, counted from 0, of a BN-like call on a rank-`rank` input."""
+    axis = unwrap(layer).axis
+    if isinstance(axis, (list, tuple)):
+        (axis,) = axis
+    if isinstance(layer, keras.layers.Wrapper):
+        # TimeDistributed feeds its layer inputs without the time axis.
+        return axis + 1 if axis >= 0 else rank + axis
+    return axis % rank
+
+
+def hidden(layer):
+    """Dropout-like and BN-like layers hidden inside a custom layer.
+
+    Args:
+        layer: Any operation of a graph.
+
+    Returns:
+        ``(dropouts, bns)``: lists of sub-layers keras-vs cannot reach through
+        the graph (empty for graph models, wrappers and plain layers).
+    """
+    if not isinstance(layer, keras.layers.Layer) or has_graph(layer):
+        return [], []
+    if is_dropout_like(layer) or is_bn_like(layer):
+        return [], []
+    subs = [s for s in layer._flatten_layers(include_self=False, recursive=True)]
+    return [s for s in subs if is_dropout_like(s)], [s for s in subs if is_bn_like(s)]
+
+
+def forced_training(node):
+    """Whether the call was made with ``training=True`` (e.g. MC dropout)."""
+    return node.arguments.kwargs.get("training") is True
 
 
 def _is_functional(obj):
@@ -313,6 +405,11 @@ def _first_line(error):
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
+def clone_layer(layer):
+    """A new, unbuilt layer from `layer`'s config (`copy_state` fills it)."""
+    return _clone_layer(layer)
+
+
 def _clone_layer(layer):
     try:
         config = layer.get_config()
@@ -347,10 +444,11 @@ def _clone_input(tensor):
 
 
 class _Rebuilder:
-    def __init__(self, graph, actions, share_weights):
+    def __init__(self, graph, actions, share_weights, replace=None):
         self.graph = graph
         self.actions = actions
         self.share = share_weights
+        self.replace = replace
         self.layers = {}  # id(old layer) -> new layer
         self.pairs = []  # (old, new) leaf layers whose weights to copy
         self.new_layers = {}  # NewLayer name -> layer
@@ -380,6 +478,10 @@ class _Rebuilder:
         if not isinstance(old, keras.layers.Layer):
             return old  # a stateless keras.ops operation
         new = self.layers.get(id(old))
+        if new is None and self.replace is not None:
+            new = self.replace(old)
+            if new is not None:
+                self.layers[id(old)] = new
         if new is None:
             if self.share or _is_lambda(old):
                 new = old
@@ -525,25 +627,65 @@ class _Rebuilder:
         return new
 
     def copy_weights(self):
-        copy_buffers = keras.backend.backend() == "jax"
         for old, new in self.pairs:
-            old_w, new_w = old.weights, new.weights
-            if len(old_w) != len(new_w) or any(
-                tuple(a.shape) != tuple(b.shape) for a, b in zip(old_w, new_w)
-            ):
-                raise GraphError(
-                    f"Cannot carry the weights of layer {old.name!r} "
-                    f"({type(old).__name__}) over: its rebuilt copy has "
-                    f"{[tuple(w.shape) for w in new_w]} weights instead of "
-                    f"{[tuple(w.shape) for w in old_w]}. Received: layer={_describe(old)}"
-                )
-            for a, b in zip(old_w, new_w):
-                value = a.value
-                if copy_buffers:
-                    # JAX variables adopt the assigned array itself; training
-                    # the copy would then donate (delete) the original's buffer.
-                    value = keras.ops.copy(value)
-                b.assign(value)
+            copy_state(old, new)
+
+
+def copy_state(old, new):
+    """Copies a layer's variables and non-variable state into its built copy."""
+    old_w, new_w = old.weights, new.weights
+    if len(old_w) != len(new_w) or any(
+        tuple(a.shape) != tuple(b.shape) for a, b in zip(old_w, new_w)
+    ):
+        raise GraphError(
+            f"Cannot carry the weights of layer {old.name!r} "
+            f"({type(old).__name__}) over: its rebuilt copy has "
+            f"{[tuple(w.shape) for w in new_w]} weights instead of "
+            f"{[tuple(w.shape) for w in old_w]}. Received: layer={_describe(old)}"
+        )
+    copy_buffers = keras.backend.backend() == "jax"
+    for a, b in zip(old_w, new_w):
+        value = a.value
+        if copy_buffers:
+            # JAX variables adopt the assigned array itself; training
+            # the copy would then donate (delete) the original's buffer.
+            value = keras.ops.copy(value)
+        b.assign(value)
+    _copy_assets(old, new)
+
+
+def _has_assets(layer):
+    # The base Layer has no such hook: any layer that defines one keeps state
+    # outside its variables (IndexLookup, TextVectorization, ...).
+    return callable(getattr(layer, "save_assets", None))
+
+
+def _copy_assets(old, new):
+    """Carries state that is not a variable (lookup tables, vocabularies) over.
+
+    Keras saves such state as assets; the same public hooks
+    (`save_assets` / `load_assets`) move it from layer to copy.
+    """
+    olds = list(old._flatten_layers(include_self=True, recursive=True))
+    news = list(new._flatten_layers(include_self=True, recursive=True))
+    pairs = [(a, b) for a, b in zip(olds, news) if _has_assets(a)]
+    if not pairs:
+        return
+    if len(olds) != len(news):
+        raise GraphError(
+            f"Cannot carry the state of layer {old.name!r} ({type(old).__name__}) "
+            f"over: its copy has {len(news)} sub-layers instead of {len(olds)}. "
+            f"Received: layer={_describe(old)}"
+        )
+    folder = tempfile.mkdtemp(prefix="keras_vs_assets_")
+    try:
+        for i, (a, b) in enumerate(pairs):
+            path = os.path.join(folder, str(i))
+            os.makedirs(path)
+            a.save_assets(path)
+            b.load_assets(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_sequential_chains(graph):
@@ -559,7 +701,7 @@ def _check_sequential_chains(graph):
                 )
 
 
-def rebuild(graph, actions, share_weights=False):
+def rebuild(graph, actions, share_weights=False, replace=None):
     """Builds a new model from `graph`, applying `actions` on the way.
 
     Args:
@@ -567,6 +709,8 @@ def rebuild(graph, actions, share_weights=False):
         actions: ``{edge.key: tuple of Action}``.
         share_weights: Reuse the original layers (and their variables)
             instead of copies.
+        replace: Optional ``replace(layer) -> new layer or None``: the layer
+            to call instead of a copy of `layer` (None: copy as usual).
 
     Returns:
         The new model; the input model is left as it was.
@@ -580,7 +724,193 @@ def rebuild(graph, actions, share_weights=False):
                     layer.get_config()
                 except Exception:  # noqa: BLE001
                     _clone_layer(layer)
-    builder = _Rebuilder(graph, actions, share_weights)
+    builder = _Rebuilder(graph, actions, share_weights, replace)
     new = builder.model(graph.root)
     builder.copy_weights()
     return new
+
+
+def copy(model, replace=None):
+    """An independent copy of `model`: every layer re-created, all state carried.
+
+    Args:
+        model: A Functional or Sequential model (nested models allowed).
+        replace: Optional ``replace(layer) -> new layer or None`` (see `rebuild`).
+
+    Returns:
+        The copy; outputs equal the original's bit for bit.
+
+    Example:
+
+    >>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> copy(m).layers[0] is m.layers[0]
+    False
+    """
+    return rebuild(ModelGraph(model), {}, replace=replace)
+
+
+def compile_like(new, old):
+    """Compiles `new` as `old` was compiled (fresh optimizer state); no-op if not.
+
+    Returns:
+        Whether `new` was compiled.
+    """
+    config = old.get_compile_config() if getattr(old, "compiled", False) else None
+    if not config:
+        return False
+    new.compile_from_config(config)
+    return True
+
+
+# ---------------------------------------------------------------------------
+# Inlining (measuring).
+
+
+@dataclasses.dataclass(frozen=True)
+class Site:
+    """One call of a leaf operation in an inlined model.
+
+    Attributes:
+        name: Qualified name of the operation (``outer/inner/bn``).
+        layer: The operation (the original instance).
+        node: Its node in the original graph.
+        repeats: How many times this call runs per forward pass of the root
+            model (more than 1 inside a nested model called several times).
+        tap: ``tap(key, tensor)`` adds `tensor` to the taps returned by
+            `inline` under `key`.
+    """
+
+    name: str
+    layer: object
+    node: object
+    repeats: int
+    tap: object
+
+
+def _unique_names(graph):
+    seen = {}
+    for view in graph.views:
+        for node in view.nodes:
+            op = node.operation
+            if view.children.get(id(node)) is None and seen.setdefault(op.name, id(op)) != id(op):
+                return False
+    return True
+
+
+def inline(model, hook=None):
+    """Re-calls `model`'s leaf operations on new inputs, sharing its layers.
+
+    The original layers are called (never re-instantiated), so the result
+    computes exactly what `model` computes, reads its live variables and works
+    for any layer, custom and Lambda included. Nested models are flattened
+    into one graph when every leaf name is unique across the tree; otherwise
+    each nested model becomes a nested model of its own that also returns
+    its taps.
+
+    Args:
+        model: A Functional or Sequential model.
+        hook: Optional ``hook(site, args, kwargs) -> outputs``, called instead
+            of ``site.layer(*args, **kwargs)`` for every leaf call; it may
+            call ``site.tap(key, tensor)``.
+
+    Returns:
+        ``(inputs, outputs, taps, flat)``: new symbolic inputs and outputs,
+        structured as the model's (for `keras.Model(inputs, outputs)`), the
+        ``(key, tensor)`` taps, and whether the graph was flattened.
+
+    Example:
+
+    >>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> inputs, outputs, _, _ = inline(m)
+    >>> keras.Model(inputs, outputs).layers[1] is m.layers[0]
+    True
+    """
+    graph = ModelGraph(model)
+    _check_sequential_chains(graph)
+    flat = _unique_names(graph)
+    repeats = {}
+
+    def times(view):  # calls of `view` per forward pass of the root
+        if id(view) not in repeats:
+            repeats[id(view)] = sum(times(pv) for pv, _ in view.calls) if view.calls else 1
+        return repeats[id(view)]
+
+    wrapped = {}
+
+    def nested(child):
+        if id(child) not in wrapped:
+            inputs = [_clone_input(t) for t in child.inputs]
+            taps = []
+            outs = run(child, {id(t): v for t, v in zip(child.inputs, inputs)}, taps)
+            sub = keras.Model(inputs, outs + [t for _, t in taps], name=child.model.name)
+            wrapped[id(child)] = (sub, len(outs), [k for k, _ in taps])
+        return wrapped[id(child)]
+
+    def run(view, values, taps):
+        for node in view.nodes:
+            read = {id(t): values[id(t)] for t in node.arguments.keras_tensors}
+            child = view.children.get(id(node))
+            if child is not None:
+                given = [read[id(t)] for t in node.arguments.keras_tensors]
+                if len(given) != len(child.inputs):
+                    raise GraphError(
+                        f"Cannot follow the call of nested model "
+                        f"{view.qualname(node.operation)!r}: it takes "
+                        f"{len(child.inputs)} input(s) but was called on "
+                        f"{len(given)} tensor(s). Received: model={_describe(child.model)}"
+                    )
+                if flat:
+                    outs = run(child, {id(t): v for t, v in zip(child.inputs, given)}, taps)
+                else:
+                    sub, n_main, keys = nested(child)
+                    res = keras.tree.flatten(sub(given))
+                    outs = res[:n_main]
+                    taps.extend(zip(keys, res[n_main:]))
+            else:
+                args, kwargs = node.arguments.fill_in(read)
+                site = Site(
+                    view.qualname(node.operation),
+                    node.operation,
+                    node,
+                    times(view),
+                    lambda key, tensor: taps.append((key, tensor)),
+                )
+                try:
+                    outs = (hook or _call)(site, args, kwargs)
+                except GraphError:
+                    raise
+                except Exception as e:  # noqa: BLE001
+                    raise GraphError(
+                        f"Cannot re-call layer {site.name!r} "
+                        f"({type(site.layer).__name__}) on a new graph "
+                        f"({_first_line(e)}). Received: layer={_describe(site.layer)}"
+                    ) from None
+            for t, v in zip(node.outputs, keras.tree.flatten(outs)):
+                values[id(t)] = v
+        return [values[id(t)] for t in view.outputs]
+
+    root = graph.root
+    new_inputs = [_clone_input(t) for t in root.inputs]
+    taps = []
+    outputs = run(root, {id(t): v for t, v in zip(root.inputs, new_inputs)}, taps)
+    fn = root.fn
+    return (
+        keras.tree.pack_sequence_as(fn._inputs_struct, new_inputs),
+        keras.tree.pack_sequence_as(fn._outputs_struct, outputs),
+        taps,
+        flat,
+    )
+
+
+def _call(site, args, kwargs):
+    return site.layer(*args, **kwargs)
+
+
+def call_node(site, args, kwargs, **overrides):
+    """Calls a site's layer with its recorded arguments, some overridden."""
+    return site.layer(*args, **{**kwargs, **overrides})
+
+
+def inputs_of(model):
+    """The model's symbolic inputs as the flat list its data must match."""
+    return list(ModelGraph(model).root.inputs)

@@ -82,18 +82,57 @@ class Change:
 
 
 class Plan(list):
-    """A list of `Change` that prints one change per line."""
+    """A list of `Change` that prints one change per line.
+
+    ``"keep"`` entries are the dropout -> BN pairs the policy leaves as they
+    are, each with the reason (e.g. ``after_bn`` moves only dropouts that
+    feed a BN directly); `changes` and `kept` split the list.
+    """
 
     def __init__(self, changes, policy):
         super().__init__(changes)
         self.policy = policy
 
+    @property
+    def changes(self):
+        """The entries that change the model."""
+        return [c for c in self if c.action != "keep"]
+
+    @property
+    def kept(self):
+        """The entries the policy leaves as they are (action ``"keep"``)."""
+        return [c for c in self if c.action == "keep"]
+
     def __str__(self):
         if not self:
             return f"policy {self.policy!r}: no changes (no dropout feeds a BN)"
-        lines = [f"policy {self.policy!r}: {len(self)} change(s)"]
-        lines += [f"  {c}" for c in self]
-        return "\n".join(lines)
+        head = f"policy {self.policy!r}: {len(self.changes)} change(s)"
+        if self.kept:
+            head += f", {len(self.kept)} kept"
+        return "\n".join([head] + [f"  {c}" for c in self])
+
+
+def _kept_pairs(model, policy, changes):
+    """`Change("keep")` entries for the pairs of `model` that `changes` leave alone."""
+    changed = {c.layer for c in changes if c.action != "keep"}
+    reported = {c.layer for c in changes if c.action == "keep"}
+    kept = {}
+    for finding in analysis.find_disharmony(model):
+        if finding.dropout in changed or finding.dropout in reported:
+            continue
+        entry = kept.setdefault(finding.dropout, {"feeds": [], "kinds": set(), "rate": finding.rate})
+        entry["feeds"].append(f"{finding.bn} ({finding.kind})")
+        entry["kinds"].add(finding.kind)
+    out = []
+    for dropout, entry in kept.items():
+        if policy == "after_bn" and entry["kinds"] == {analysis.THROUGH_LINEAR}:
+            note = ("after_bn moves only dropouts that feed a BN directly; through a conv/dense "
+                    "layer the shift is smaller (the paper's case b): policy head, uout or remove "
+                    "changes it")
+        else:
+            note = f"policy {policy!r} cannot change it"
+        out.append(Change("keep", dropout, feeds=tuple(entry["feeds"]), rate=entry["rate"], note=note))
+    return out
 
 
 def _check_options(policy, options):
@@ -399,7 +438,8 @@ def plan(model, policy, **options):
             dropouts), ``beta`` (uout; default 0.1), ``share_weights``.
 
     Returns:
-        A `Plan`: a list of `Change` that prints one line per change.
+        A `Plan`: a list of `Change` that prints one line per change, the
+        pairs the policy keeps (action ``"keep"``) included with the reason.
 
     Example:
 
@@ -410,7 +450,8 @@ def plan(model, policy, **options):
     policy 'after_bn': 1 change(s)
       move    drop as 'bn_dropout' after bn (rate=0.5); fed bn (direct)
     """
-    return Plan(_Planner(model, policy, options).changes, policy)
+    changes = _Planner(model, policy, options).changes
+    return Plan(list(changes) + _kept_pairs(model, policy, changes), policy)
 
 
 def rewrite(model, policy, **options):
@@ -426,7 +467,11 @@ def rewrite(model, policy, **options):
         **options: As for `plan`.
 
     Returns:
-        A new `keras.Model` (Sequential stays Sequential).
+        A new `keras.Model` (Sequential stays Sequential), not compiled:
+        call ``compile`` before ``fit`` or ``evaluate``. Its BN layers keep
+        the moving statistics measured with the old dropouts in front of
+        them: re-estimate them with `keras_vs.recalibrate_bn` (or
+        fine-tune) to remove the shift.
 
     Example:
 

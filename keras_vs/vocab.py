@@ -18,10 +18,13 @@ __all__ = [
     "FINDING_KINDS",
     "HEAD",
     "MODEL_POSITIONS",
+    "NO_DROPOUT_POSITIONS",
     "OPAQUE",
+    "ORACLES",
     "POLICIES",
     "RECALIBRATION_METHODS",
     "REMOVE",
+    "STRATEGIES",
     "THROUGH_LINEAR",
     "UOUT",
 ]
@@ -39,8 +42,9 @@ UOUT = "uout"
 REMOVE = "remove"
 POLICIES = (AFTER_BN, HEAD, UOUT, REMOVE)
 
-# Where the zoo puts dropout ("none" first: the no-dropout baseline).
-DROPOUT_POSITIONS = ("none", "before_bn", "before_conv", "head")
+# Where the zoo puts dropout ("none" first: the no-dropout baseline);
+# "after_conv" is the reference code's own DenseNet dropout (PAPER.md section 4).
+DROPOUT_POSITIONS = ("none", "before_bn", "before_conv", "after_conv", "head")
 # What the tuner searches for a user's own model: the model as it is, or a policy.
 MODEL_POSITIONS = ("original", AFTER_BN, HEAD, REMOVE)
 # Dropout types: "bernoulli" takes a drop `rate`, "uout" a noise `beta`.
@@ -48,3 +52,10 @@ DROPOUT_TYPES = ("bernoulli", "uout")
 
 # BN re-estimation methods of `keras_vs.recalibrate_bn`.
 RECALIBRATION_METHODS = ("precise", "exact")
+
+# Positions of `MODEL_POSITIONS` and `DROPOUT_POSITIONS` that build no dropout.
+NO_DROPOUT_POSITIONS = ("none", REMOVE)
+# keras-tuner search algorithms of `tuner.search` and `keras-vs tune`.
+ORACLES = ("random", "bayesian", "hyperband", "grid")
+# tf.distribute strategies of a search (`tuner.get_strategy`).
+STRATEGIES = ("auto", "none", "mirrored", "tpu", "multi_worker")

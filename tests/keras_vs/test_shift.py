@@ -130,7 +130,7 @@ def test_unsupported_data_is_named():
 
 def test_unbuilt_model_is_a_clear_error():
     model = keras.Sequential([layers.BatchNormalization()])
-    with pytest.raises(ValueError, match="built Functional or Sequential"):
+    with pytest.raises(ValueError, match="not built"):
         shift.measure_variance_shift(model, np.zeros((4, 3), "float32"))
 
 
@@ -265,10 +265,12 @@ def test_recalibration_returns_a_copy_with_only_bn_statistics_changed():
     assert changed == 6
 
 
-def test_recalibrated_statistics_are_the_population_statistics():
+@pytest.mark.parametrize("budget", [None, 0], ids=["cached", "passes"])
+def test_exact_statistics_are_the_population_statistics_at_inference(budget):
     model, _, _ = _nested()
     x = np.random.default_rng(7).normal(size=(50, 6)).astype("float32") * 3 + 2
-    fixed = shift.recalibrate_bn(model, x, batch_size=16)
+    kwargs = {} if budget is None else {"memory_budget": budget}
+    fixed = shift.recalibrate_bn(model, x, batch_size=16, method="exact", **kwargs)
     result = shift.measure_variance_shift(fixed, x)
     for name in result:
         np.testing.assert_allclose(result.moving_var[name], result.real_var[name], rtol=1e-4)
@@ -288,10 +290,17 @@ def test_recalibration_without_bn_is_a_clear_error():
         shift.recalibrate_bn(model, np.ones((4, 3)))
 
 
-def test_recalibration_rejects_one_shot_iterators():
+def test_exact_beyond_the_memory_budget_rejects_one_shot_iterators():
     data = (np.ones((2, 3), "float32") for _ in range(2))
     with pytest.raises(ValueError, match="one-shot iterator of type generator"):
-        shift.recalibrate_bn(_bn_only(), data)
+        shift.recalibrate_bn(_bn_only(), data, method="exact", memory_budget=0)
+
+
+def test_precise_reads_a_one_shot_iterator_once():
+    data = (np.full((2, 3), i, "float32") for i in range(2))
+    fixed = shift.recalibrate_bn(_bn_only(), data)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fixed.layers[0].moving_mean), 0.5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fixed.layers[0].moving_variance), 0.25)
 
 
 # --- prediction_inconsistency --------------------------------------------------

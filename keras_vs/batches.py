@@ -1,0 +1,215 @@
+"""Data for measuring: NumPy arrays, tf.data, PyDataset or any iterable, as NumPy batches.
+
+`Batches` turns what a user passes as calibration or measurement data into
+NumPy ``(x, y)`` batches and checks each batch against the model's inputs
+(shape, numeric dtype, finite values) before anything is computed from it.
+"""
+
+import numbers
+import sys
+
+import keras
+import numpy as np
+
+DEFAULT_BATCH_SIZE = 32
+
+
+def _is_tf_dataset(data):
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
+
+
+def _split_element(element):
+    # Keras' convention: a tuple is (x,), (x, y) or (x, y, sample_weight);
+    # anything else (array, list of arrays, dict) is x alone.
+    if isinstance(element, tuple):
+        if not 1 <= len(element) <= 3:
+            raise ValueError(
+                "Expected each batch to be x, (x,), (x, y) or (x, y, sample_weight). "
+                f"Received: a tuple of {len(element)} elements"
+            )
+        return element[0], (element[1] if len(element) > 1 else None)
+    return element, None
+
+
+def _to_numpy(structure):
+    return keras.tree.map_structure(np.asarray, structure)
+
+
+def _num_examples(x):
+    flat = keras.tree.flatten(x)
+    if not flat:
+        raise ValueError(f"Expected input arrays. Received: x={x!r}")
+    lengths = {int(np.shape(a)[0]) if np.ndim(a) else -1 for a in flat}
+    if len(lengths) != 1 or -1 in lengths:
+        raise ValueError(
+            "Expected input arrays with one common first (batch) dimension. "
+            f"Received shapes {[np.shape(a) for a in flat]}"
+        )
+    return lengths.pop()
+
+
+class Batches:
+    """A re-iterable view of ``data`` as NumPy ``(x, y)`` batches.
+
+    Args:
+        data: NumPy inputs ``x`` (array, list or dict of arrays), a tuple
+            ``(x, y)`` of them, a `tf.data.Dataset`, a `keras.utils.PyDataset`,
+            or any iterable of such batches.
+        steps: Optional number of batches to use (all if None).
+        batch_size: Batch size for NumPy inputs.
+        bounded: Refuse infinite data without ``steps`` (False when only a
+            `head` of it is read).
+    """
+
+    def __init__(self, data, steps=None, batch_size=DEFAULT_BATCH_SIZE, bounded=True):
+        if steps is not None and (
+            isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1
+        ):
+            raise ValueError(f"Expected steps to be a positive integer or None. Received: steps={steps!r}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}")
+        self.steps = None if steps is None else int(steps)
+        self.batch_size = int(batch_size)
+        self.reiterable = True
+        self._arrays = None
+        if data is None or isinstance(data, (str, bytes)):
+            raise ValueError(
+                "Expected data as NumPy arrays, (x, y), a tf.data.Dataset or a "
+                f"keras.utils.PyDataset. Received: data={data!r}"
+            )
+        if isinstance(data, keras.utils.PyDataset):
+            n = data.num_batches
+            if n is None and self.steps is None and bounded:
+                raise ValueError(
+                    "The PyDataset is infinite (num_batches is None): pass steps. "
+                    f"Received: data={data!r}, steps=None"
+                )
+            self._kind, self._data = "pydataset", data
+            self._len = n
+        elif _is_tf_dataset(data):
+            import tensorflow as tf
+
+            infinite = data.cardinality() == tf.data.INFINITE_CARDINALITY
+            if infinite and self.steps is None and bounded:
+                raise ValueError(
+                    "The tf.data.Dataset is infinite: pass steps. Received: steps=None"
+                )
+            self._kind, self._data = "tf", data
+        elif isinstance(data, (np.ndarray, dict, list)) or (
+            isinstance(data, tuple) and data and not hasattr(data[0], "__next__")
+        ):
+            x, y = _split_element(data) if isinstance(data, tuple) else (data, None)
+            x = _to_numpy(x)
+            n = _num_examples(x)
+            if y is not None:
+                y = np.asarray(y)
+                if y.ndim == 0 or len(y) != n:
+                    raise ValueError(
+                        "Expected as many labels as inputs. Received: "
+                        f"{n} inputs and y.shape={y.shape}"
+                    )
+            self._kind, self._arrays = "arrays", (x, y, n)
+        elif hasattr(data, "__iter__"):
+            self._kind, self._data = "iterable", data
+            self.reiterable = iter(data) is not data
+        else:
+            raise ValueError(
+                "Expected data as NumPy arrays, (x, y), a tf.data.Dataset, a "
+                "keras.utils.PyDataset or an iterable of batches. "
+                f"Received: data of type {type(data).__name__}"
+            )
+
+    def _raw(self):
+        if self._kind == "arrays":
+            x, y, n = self._arrays
+            for start in range(0, n, self.batch_size):
+                sl = slice(start, start + self.batch_size)
+                yield (
+                    keras.tree.map_structure(lambda a: a[sl], x),
+                    None if y is None else y[sl],
+                )
+        elif self._kind == "pydataset":
+            i = 0
+            while self._len is None or i < self._len:
+                yield _split_element(self._data[i])
+                i += 1
+        elif self._kind == "tf":
+            for element in self._data.as_numpy_iterator():
+                yield _split_element(element)
+        else:
+            for element in self._data:
+                yield _split_element(element)
+
+    def __iter__(self):
+        for i, (x, y) in enumerate(self._raw()):
+            if self.steps is not None and i >= self.steps:
+                return
+            yield _to_numpy(x), (None if y is None else np.asarray(y))
+
+    def head(self, max_examples):
+        """Returns the first ``max_examples`` examples as NumPy ``(x, y)``."""
+        xs, ys = [], []
+        total = 0
+        for x, y in self:
+            n = _num_examples(x)
+            take = min(n, max_examples - total)
+            xs.append(keras.tree.map_structure(lambda a: a[:take], x))
+            ys.append(None if y is None else y[:take])
+            total += take
+            if total >= max_examples:
+                break
+        if total == 0:
+            raise ValueError("The data set is empty. Received: no examples")
+        x = keras.tree.map_structure(lambda *a: np.concatenate(a), *xs)
+        y = None if any(v is None for v in ys) else np.concatenate(ys)
+        return x, y
+
+
+def num_examples(x):
+    """The common first dimension of the arrays in ``x``."""
+    return _num_examples(x)
+
+
+def check_batch(inputs, x, index=None):
+    """Raises a clear `ValueError` when a batch does not fit the model's inputs.
+
+    Args:
+        inputs: The model's symbolic inputs (flat list or structure).
+        x: One batch of NumPy inputs.
+        index: The batch's position in the data, for the message.
+    """
+    where = "" if index is None else f"batch {index}: "
+    specs = keras.tree.flatten(inputs)
+    arrays = keras.tree.flatten(x)
+    if len(specs) != len(arrays):
+        raise ValueError(
+            f"{where}the model takes {len(specs)} input(s) but the batch holds "
+            f"{len(arrays)}. Received: batch shapes {[np.shape(a) for a in arrays]}"
+        )
+    for spec, a in zip(specs, arrays):
+        a = np.asarray(a)
+        shape = tuple(spec.shape)
+        got = a.shape
+        if len(got) != len(shape) or any(
+            d is not None and d != g for d, g in zip(shape[1:], got[1:])
+        ):
+            raise ValueError(
+                f"{where}the data does not fit the model's input of shape {shape}. "
+                f"Received: a batch of shape {got}"
+            )
+        numeric = np.issubdtype(a.dtype, np.number) or a.dtype == bool
+        if not numeric and not _is_string_input(spec, a):
+            raise ValueError(f"{where}expected numeric input data. Received: dtype {a.dtype}")
+        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+            bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+            raise ValueError(
+                f"{where}the data holds {bad} NaN or infinite value(s); measuring or "
+                "calibrating on it would write NaN into the statistics. Clean or drop "
+                f"that batch. Received: a batch of shape {got} with non-finite values"
+            )
+
+
+def _is_string_input(spec, array):
+    # String inputs feed lookup/TextVectorization layers.
+    return str(getattr(spec, "dtype", "")) == "string" and array.dtype.kind in "OSU"

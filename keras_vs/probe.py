@@ -1,0 +1,266 @@
+"""Per-channel moments of every BN input, accumulated on the device in one pass.
+
+A `Probe` is the user's model inlined by `keras_vs.graph.inline` (the
+original layers are called, nothing is re-instantiated) with a recorder next
+to every BN call. Each recorder writes one row of per-batch moments
+``[count, shift_1..C, offset_1..C, M2_1..C]`` into a device buffer inside the
+compiled function; the host reads the buffers once per `capacity` batches
+and merges the rows in float64 with the parallel (Chan et al.) formula, which
+gives the exact pooled mean and variance over all batches. The probe is
+compiled once and reused for every pass over the data.
+
+Modes (what the BNs do while their inputs are recorded):
+    ``"inference"``: the BNs normalise with their moving statistics (measuring).
+    ``"precise"``: every BN normalises with the statistics of the current batch,
+        as in training, without touching its moving statistics (PreciseBN).
+    ``"copies"``: the BNs are copies whose moving statistics can be set (exact
+        re-estimation by passes).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_vs import batches as batches_lib
+from keras_vs import graph as graph_lib
+
+MODES = ("inference", "precise", "copies")
+DEFAULT_CAPACITY = 256
+
+
+def moments_row(x, axis):
+    """``[[count, shift, offset, M2]]`` of one batch along every axis but `axis`.
+
+    The batch mean is ``shift + offset`` (kept apart so the host can add them
+    in float64) and ``M2`` the sum of squared deviations from it, by the
+    corrected two-pass formula, which stays accurate in float32 even when the
+    mean is large next to the standard deviation.
+    """
+    x = ops.cast(x, "float32")
+    rank = len(x.shape)
+    reduce = [i for i in range(rank) if i != axis]
+    channels = x.shape[axis]
+    count = ops.cast(ops.size(x) // channels, "float32")
+    shape = [1] * rank
+    shape[axis] = channels
+    first = ops.divide_no_nan(ops.sum(x, axis=reduce), count)
+    d = x - ops.reshape(first, shape)
+    d_sum = ops.sum(d, axis=reduce)
+    offset = ops.divide_no_nan(d_sum, count)
+    m2 = ops.sum(ops.square(d), axis=reduce) - offset * d_sum
+    return ops.expand_dims(ops.concatenate([ops.reshape(count, (1,)), first, offset, m2]), 0)
+
+
+class _Recorder(keras.layers.Layer):
+    """Writes the moments row of its input into row ``index`` of a device buffer."""
+
+    def __init__(self, axis, capacity, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.axis = axis
+        self.capacity = capacity
+
+    def build(self, input_shape):
+        width = 3 * int(input_shape[self.axis]) + 1
+        self.rows = self.add_weight(
+            shape=(self.capacity, width), initializer="zeros", trainable=False, name="rows"
+        )
+        self.index = self.add_weight(
+            shape=(), initializer="zeros", dtype="int32", trainable=False, name="index"
+        )
+
+    def call(self, x):
+        i = ops.cast(self.index.value, "int32")
+        row = moments_row(x, self.axis)
+        self.rows.assign(ops.slice_update(self.rows.value, ops.stack([i, ops.zeros_like(i)]), row))
+        self.index.assign(i + 1)
+        return ops.zeros((1, 1), "float32")
+
+    def compute_output_shape(self, input_shape):
+        return (1, 1)
+
+
+def batch_norm_train(bn, x, mask=None):
+    """What BN computes in training, without updating its moving statistics."""
+    del mask  # the moments are taken over every position, as measuring does
+    inner = graph_lib.unwrap(bn)
+    rank = len(x.shape)
+    axis = graph_lib.bn_axis(bn, rank)
+    reduce = [i for i in range(rank) if i != axis]
+    dtype = x.dtype
+    x32 = ops.cast(x, "float32")
+    mean, var = ops.moments(x32, axes=reduce, keepdims=True)
+    shape = [1] * rank
+    shape[axis] = x.shape[axis]
+    inv = ops.rsqrt(var + inner.epsilon)
+    if inner.scale:
+        inv = inv * ops.reshape(ops.cast(inner.gamma, "float32"), shape)
+    out = (x32 - mean) * inv
+    if inner.center:
+        out = out + ops.reshape(ops.cast(inner.beta, "float32"), shape)
+    return ops.cast(out, dtype)
+
+
+class Probe:
+    """A compiled tap of ``model`` that yields the moments of every BN input.
+
+    Args:
+        model: A built Functional or Sequential model (nested models allowed).
+        mode: One of `MODES`.
+        capacity: Batches buffered on the device between two host reads.
+
+    Attributes:
+        names: BN names (``outer/inner/bn`` in nested models), shallow to deep.
+        bns: ``name -> original BN-like layer``.
+        copies: ``name -> BN copy`` (mode ``"copies"`` only).
+        hidden: ``custom layer name -> names of BNs inside it`` that cannot be
+            tapped (they are neither measured nor recalibrated).
+        inputs: The model's flat symbolic inputs.
+    """
+
+    def __init__(self, model, mode="inference", capacity=DEFAULT_CAPACITY):
+        if mode not in MODES:
+            raise ValueError(f"Expected mode in {MODES}. Received: mode={mode!r}")
+        if not isinstance(model, keras.Model):
+            raise ValueError(
+                f"Expected a keras.Model. Received: model of type {type(model).__name__}"
+            )
+        self.mode = mode
+        self.capacity = int(capacity)
+        self.bns, self.copies, self.hidden = {}, {}, {}
+        self._recorders = []  # (name, recorder)
+        self._pairs = []  # (original, copy) for mode "copies"
+        inputs, _, taps, self.flat = graph_lib.inline(model, self._hook)
+        self.inputs = keras.tree.flatten(inputs)
+        self.names = list(self.bns)
+        self.model = None
+        if taps:
+            flags = [t for _, t in taps]
+            out = flags[0] if len(flags) == 1 else keras.layers.Add(dtype="float32")(flags)
+            self.model = keras.Model(inputs, out)
+        for old, new in self._pairs:
+            graph_lib.copy_state(old, new)
+        self._pending = 0
+
+    def _hook(self, site, args, kwargs):
+        layer = site.layer
+        _, hidden_bns = graph_lib.hidden(layer)
+        if hidden_bns:
+            self.hidden.setdefault(site.name, [b.name for b in hidden_bns])
+        if not graph_lib.is_bn_like(layer):
+            return layer(*args, **kwargs)
+        x = args[0] if args else kwargs.get("inputs")
+        rank = len(x.shape)
+        axis = graph_lib.bn_axis(layer, rank)
+        name = self._name(site)
+        recorder = _Recorder(
+            axis, self.capacity * site.repeats, name=f"keras_vs_moments_{len(self._recorders)}"
+        )
+        # The probe's output depends on every recorder, so each one runs.
+        site.tap(name, recorder(x))
+        self._recorders.append((name, recorder))
+        if self.mode == "precise":
+            return batch_norm_train(layer, x)
+        if self.mode == "copies":
+            copy = self.copies.get(name)
+            if copy is None:
+                copy = graph_lib.clone_layer(layer)
+                self.copies[name] = copy
+                self._pairs.append((layer, copy))
+            return copy(*args, **kwargs)
+        return layer(*args, **kwargs)
+
+    def _name(self, site):
+        # A BN called at several sites (shared layer or nested model) is one
+        # BN: its moments pool over every call.
+        for name, bn in self.bns.items():
+            if bn is site.layer:
+                return name
+        self.bns[site.name] = site.layer
+        return site.name
+
+    def set_statistics(self, stats):
+        """Sets the copies' moving statistics: ``name -> (mean, var)``."""
+        for name, (mean, var) in stats.items():
+            copy = graph_lib.unwrap(self.copies[name])
+            copy.moving_mean.assign(np.asarray(mean).astype(copy.moving_mean.dtype))
+            copy.moving_variance.assign(np.asarray(var).astype(copy.moving_variance.dtype))
+
+    def moments(self, batches):
+        """Exact per-channel ``(count, mean, variance)`` of every BN input.
+
+        Args:
+            batches: A `keras_vs.batches.Batches`.
+
+        Returns:
+            ``name -> (count, mean, var)`` with float64 arrays; the number of
+            examples read is kept in ``num_examples``.
+        """
+        acc = {}
+        seen = 0
+        self.reset()
+        for index, (x, _) in enumerate(batches):
+            batches_lib.check_batch(self.inputs, x, index)
+            size = batches_lib.num_examples(x)
+            if size == 0:
+                continue
+            seen += size
+            self.model.predict_on_batch(x)
+            self.recorded(acc)
+        self.flush(acc)
+        self.num_examples = seen
+        if not seen:
+            raise ValueError(
+                "The data set is empty: no examples reached the model. "
+                f"Received: {batches.steps if batches.steps else 'all'} step(s) of no data"
+            )
+        return finish(acc)
+
+    def reset(self):
+        """Empties the device buffers."""
+        for _, recorder in self._recorders:
+            recorder.index.assign(0)
+        self._pending = 0
+
+    def recorded(self, acc):
+        """Counts one recorded batch; reads the buffers into `acc` when full."""
+        self._pending += 1
+        if self._pending == self.capacity:
+            self.flush(acc)
+
+    def flush(self, acc):
+        """Merges the buffered rows into `acc` (``name -> (n, mean, M2)``)."""
+        if self._pending:
+            for name, recorder in self._recorders:
+                written = int(ops.convert_to_numpy(recorder.index))
+                if not written:
+                    continue
+                rows = np.asarray(ops.convert_to_numpy(recorder.rows), dtype=np.float64)
+                for row in rows[:written]:
+                    merge(acc, name, row)
+        self.reset()
+
+    def recorders(self):
+        """``(name, recorder layer)`` for every BN call site."""
+        return list(self._recorders)
+
+
+def finish(acc):
+    """``name -> (count, mean, var)`` from merged ``(n, mean, M2)``."""
+    return {key: (n, mean, m2 / n) for key, (n, mean, m2) in acc.items()}
+
+
+def merge(acc, key, row):
+    """Chan et al.'s parallel update: exact pooled mean and M2 of two groups."""
+    n_b = row[0]
+    if n_b <= 0:
+        return
+    c = (len(row) - 1) // 3
+    mean_b = row[1 : c + 1] + row[c + 1 : 2 * c + 1]
+    m2_b = np.maximum(row[2 * c + 1 :], 0.0)
+    if key not in acc:
+        acc[key] = (n_b, mean_b.copy(), m2_b.copy())
+        return
+    n_a, mean_a, m2_a = acc[key]
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    acc[key] = (n, mean_a + delta * (n_b / n), m2_a + m2_b + delta**2 * (n_a * n_b / n))
