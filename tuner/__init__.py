@@ -22,6 +22,7 @@ from tuner.hypermodel import (
     Recipe,
     with_dropout,
 )
+from tuner.recipe import TorchSGD
 from tuner.driver import (
     DEFAULT_DIRECTORY,
     ORACLES,
@@ -43,6 +44,7 @@ __all__ = [
     "DropoutTuner",
     "Recipe",
     "SearchResult",
+    "TorchSGD",
     "format_table",
     "get_strategy",
     "search",

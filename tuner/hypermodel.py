@@ -4,18 +4,19 @@ The search space (conditional hyperparameters, so an oracle never samples a
 value that the model would ignore):
 
 - ``dropout_position``: for a zoo network one of the zoo positions
-  (``"none"``, ``"before_bn"``, ``"before_conv"``, ``"head"``); for a user's
-  own model ``"original"`` (the dropouts stay where the model has them) or a
-  `keras_vs.rewrite` policy (``"after_bn"``, ``"head"``, ``"remove"``).
+  (``"none"``, ``"before_bn"``, ``"before_conv"``, ``"after_conv"``,
+  ``"head"``); for a user's own model ``"original"`` (the dropouts stay
+  where the model has them) or a `keras_vs.rewrite` policy (``"after_bn"``, ``"head"``, ``"remove"``).
 - ``dropout_type``: ``"bernoulli"`` or ``"uout"``, active unless the position
   builds no dropout (``"none"``, ``"remove"``).
 - ``dropout_rate`` (Bernoulli) or ``uout_beta`` (Uout), each active only
   for its type.
 
-Models are compiled with the paper's training recipe for their family (SGD
-with momentum 0.9, step-decayed learning rate, weight decay; PAPER.md,
-"Training recipe"), with the epoch milestones scaled to the number of epochs
-actually run and the learning rate scaled linearly with the batch size.
+Models are compiled with the paper's training recipe for their family
+(`tuner.recipe`: torch's SGD with momentum 0.9 and coupled weight decay on
+every parameter, step-decayed learning rate; PAPER.md, "Training recipe"),
+with the epoch milestones scaled to the number of epochs actually run and
+the learning rate scaled linearly with the batch size.
 """
 
 import dataclasses
@@ -26,45 +27,19 @@ import keras_tuner
 
 import keras_vs
 import zoo
+from keras_vs import vocab
+from tuner import recipe as recipe_lib
+from tuner.recipe import RECIPES, Recipe  # noqa: F401  (their old home)
 
-ZOO_POSITIONS = ("none", "before_bn", "before_conv", "head")
-MODEL_POSITIONS = ("original", "after_bn", "head", "remove")
-DROPOUT_TYPES = ("bernoulli", "uout")
+# The one vocabulary (keras_vs.vocab); the old names stay as aliases.
+ZOO_POSITIONS = vocab.DROPOUT_POSITIONS
+MODEL_POSITIONS = vocab.MODEL_POSITIONS
+DROPOUT_TYPES = vocab.DROPOUT_TYPES
 DEFAULT_RATES = (0.1, 0.3, 0.5)
 DEFAULT_BETAS = (0.1, 0.3, 0.5)
 # Positions that build no dropout layer: no type, rate or beta to choose.
 _NO_DROPOUT = ("none", "remove")
-_REFERENCE_BATCH = 128
-
-
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """A training recipe: SGD with momentum and a step learning-rate schedule.
-
-    Attributes:
-        learning_rate: Initial learning rate at batch size 128.
-        weight_decay: Keras' (decoupled) weight decay of SGD.
-        milestones: Fractions of training after which the rate is multiplied
-            by ``gamma``.
-        gamma: Decay factor at each milestone.
-        momentum: SGD momentum.
-    """
-
-    learning_rate: float
-    weight_decay: float
-    milestones: tuple
-    gamma: float
-    momentum: float = 0.9
-
-
-# The public pytorch-classification recipes the paper follows; e.g. PreResNet
-# drops the rate x0.1 at epochs 81 and 122 of 164, i.e. at 1/2 and 3/4.
-RECIPES = {
-    "preresnet": Recipe(0.1, 1e-4, (0.5, 0.75), 0.1),
-    "resnext": Recipe(0.1, 5e-4, (0.5, 0.75), 0.1),
-    "wide_resnet": Recipe(0.1, 5e-4, (0.3, 0.6, 0.8), 0.2),
-    "densenet": Recipe(0.1, 1e-4, (0.5, 0.75), 0.1),
-}
+_REFERENCE_BATCH = recipe_lib.REFERENCE_BATCH
 
 
 def _choices(name, values, check):
@@ -142,7 +117,8 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         batch_size: Batch size; the learning rate is scaled by it / 128.
         learning_rate: Initial learning rate at batch size 128 (recipe's
             when None).
-        weight_decay: Weight decay (recipe's when None).
+        weight_decay: torch-style coupled weight decay on every parameter
+            (recipe's when None; see `tuner.recipe.TorchSGD`).
         from_logits: Whether the model outputs logits (zoo networks end in a
             softmax).
         model_options: Extra keyword arguments of the zoo builder, e.g.
@@ -275,26 +251,13 @@ class DropoutHyperModel(keras_tuner.HyperModel):
 
     def learning_rate_schedule(self):
         """The recipe's step schedule over this run's steps (a float if it has no steps)."""
-        recipe = self.recipe
-        lr = recipe.learning_rate * self.batch_size / _REFERENCE_BATCH
-        total = self.epochs * self.steps_per_epoch
-        # Step k (0-based) uses the decayed rate once k >= milestone * total
-        # steps, as torch's MultiStepLR; PiecewiseConstantDecay switches
-        # after each boundary, hence the -1.
-        starts = sorted({int(round(m * total)) for m in recipe.milestones})
-        boundaries = [b - 1 for b in starts if 1 <= b < total]
-        values = [lr * recipe.gamma**i for i in range(len(boundaries) + 1)]
-        if not boundaries:
-            return lr
-        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+        return recipe_lib.learning_rate_schedule(
+            self.recipe, self.epochs, self.steps_per_epoch, self.batch_size
+        )
 
     def optimizer(self):
-        """A new SGD optimizer with the recipe's momentum, decay and schedule."""
-        return keras.optimizers.SGD(
-            learning_rate=self.learning_rate_schedule(),
-            momentum=self.recipe.momentum,
-            weight_decay=self.recipe.weight_decay or None,
-        )
+        """A new `tuner.recipe.TorchSGD`: the recipe's momentum, coupled decay and schedule."""
+        return recipe_lib.optimizer(self.recipe, self.epochs, self.steps_per_epoch, self.batch_size)
 
 
 def _dropout_layers(model):

@@ -3,8 +3,10 @@
 Four families (`preresnet`, `resnext`, `wide_resnet`, `densenet`) share the
 arguments ``num_classes``, ``input_shape``, ``dropout_rate``,
 ``dropout_position`` (``"none"``, ``"before_bn"``, ``"before_conv"``,
-``"head"``), ``dropout_type`` (``"bernoulli"``, ``"uout"``), ``include_top``
-and ``name``. Named configurations live in a registry.
+``"after_conv"``, ``"head"``: `keras_vs.vocab.DROPOUT_POSITIONS`),
+``dropout_type`` (``"bernoulli"``, ``"uout"``), ``include_top`` and
+``name``. Each builds the reference code's function (pytorch-classification,
+``models/cifar``) layer for layer. Named configurations live in a registry.
 
 Example:
 

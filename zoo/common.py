@@ -1,22 +1,32 @@
 """Pieces shared by every zoo family: layers with the reference settings,
 argument validation, and the one place where dropout positions are decided.
 
-The reference implementations are PyTorch code, so the Keras layers here take
+The reference implementation (bearpaw/pytorch-classification, which the
+paper's recipes come from) is PyTorch code, so the Keras layers here take
 PyTorch's settings rather than Keras' defaults: BatchNormalization momentum 0.9
-and epsilon 1e-5, convolutions without bias initialised He-normal on fan-out.
+and epsilon 1e-5, convolutions without bias initialised He-normal on fan-out
+and padded symmetrically (``padding=1``), classifiers initialised as
+``nn.Linear`` (or as the reference overrides it).
 """
 
+import math
 import numbers
 
 import keras
 
 import keras_vs
+from keras_vs import vocab
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
-POSITIONS = ("none", "before_bn", "before_conv", "head")
-DROPOUT_TYPES = ("bernoulli", "uout")
+# The one vocabulary (keras_vs.vocab); the old names stay as aliases.
+POSITIONS = vocab.DROPOUT_POSITIONS
+DROPOUT_TYPES = vocab.DROPOUT_TYPES
+# Classifier initialisers: "torch" is nn.Linear's default U(-1/sqrt(fan_in),
+# 1/sqrt(fan_in)) (kernel and bias alike), "he_normal" is
+# init.kaiming_normal's N(0, 2/fan_in), "zeros" a zero bias.
+CLASSIFIER_INITS = ("torch", "he_normal", "zeros")
 
 
 def channel_axis():
@@ -25,12 +35,23 @@ def channel_axis():
 
 
 def conv2d(x, filters, kernel_size, name, strides=1, groups=1):
-    """A bias-free, He-normal (fan-out) ``Conv2D`` applied to ``x``."""
+    """A bias-free, He-normal (fan-out) ``Conv2D`` applied to ``x``.
+
+    Padded as torch's ``padding=kernel_size // 2``: a strided conv with a
+    kernel larger than 1 gets an explicit ``ZeroPadding2D`` (named
+    ``{name}_pad``) and ``"valid"`` padding, because Keras' ``"same"`` with
+    stride 2 pads only bottom/right and would shift the output one pixel
+    from a 1x1 strided shortcut.
+    """
+    padding = "same"
+    if strides != 1 and kernel_size > 1:
+        x = keras.layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
     return keras.layers.Conv2D(
         filters,
         kernel_size,
         strides=strides,
-        padding="same",
+        padding=padding,
         groups=groups,
         use_bias=False,
         kernel_initializer=keras.initializers.VarianceScaling(
@@ -133,8 +154,10 @@ class DropoutPlan:
 
     Builders call `apply` at each place the paper may put dropout, naming
     the place: ``"before_bn"`` right before the last BN of a block,
-    ``"before_conv"`` right before the last conv of a block, ``"head"`` after
-    global pooling. Only the place matching ``position`` gets a layer.
+    ``"before_conv"`` right before the last conv of a block, ``"after_conv"``
+    right after the last conv of a block, before the merge (residual add or
+    concatenation), ``"head"`` after global pooling. Only the place matching
+    ``position`` gets a layer.
 
     A rate (or beta) of 0 builds no dropout layer at all, whatever the
     position: the model is then the same graph as with ``position="none"``,
@@ -209,18 +232,48 @@ def check_head(builder, include_top, num_classes, plan):
     return num_classes
 
 
-def head(x, include_top, num_classes, classifier_activation, plan):
+def classifier_initializer(kind, fan_in):
+    """A Keras initializer for one of `CLASSIFIER_INITS` at ``fan_in`` inputs."""
+    if kind == "torch":
+        bound = 1.0 / math.sqrt(fan_in)
+        return keras.initializers.RandomUniform(-bound, bound)
+    if kind == "he_normal":
+        return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+    if kind == "zeros":
+        return keras.initializers.Zeros()
+    raise ValueError(
+        f"Unknown classifier initializer. Expected one of {CLASSIFIER_INITS}. "
+        f"Received: kind={kind!r}"
+    )
+
+
+def head(
+    x,
+    include_top,
+    num_classes,
+    classifier_activation,
+    plan,
+    kernel_init="torch",
+    bias_init="torch",
+):
     """Global average pool, optional head dropout and the dense classifier.
 
     With ``include_top=False`` the feature map is returned unpooled, as
-    ``keras.applications`` models do.
+    ``keras.applications`` models do. ``kernel_init`` and ``bias_init`` name
+    the reference's classifier initialisation (`CLASSIFIER_INITS`); the
+    default is torch's ``nn.Linear`` default.
     """
     if not include_top:
         return x
+    fan_in = num_channels(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = plan.apply(x, "head", "head")
     return keras.layers.Dense(
-        num_classes, activation=classifier_activation, name="predictions"
+        num_classes,
+        activation=classifier_activation,
+        kernel_initializer=classifier_initializer(kernel_init, fan_in),
+        bias_initializer=classifier_initializer(bias_init, fan_in),
+        name="predictions",
     )(x)
 
 

@@ -1,5 +1,6 @@
 """DenseNet for CIFAR (Huang et al., "Densely Connected Convolutional
-Networks", 2017)."""
+Networks", 2017), layer for layer as pytorch-classification's
+``models/cifar/densenet.py``."""
 
 import numbers
 
@@ -14,8 +15,11 @@ def dense_layer(x, growth_rate, bottleneck, prefix, plan):
     Basic: BN-ReLU-conv3x3(k). Bottleneck: BN-ReLU-conv1x1(4k)-BN-ReLU-
     conv3x3(k). A dense layer is the "block" of the dropout positions:
     "before_bn" dropout goes right before its last BN, "before_conv" dropout
-    right before its last conv. Dropout acts on the branch only, so the
-    features carried forward by the concatenation are never dropped.
+    right before its last conv, "after_conv" dropout right after its 3x3
+    conv, before the concatenation (the reference's ``--drop``). Dropout acts
+    on the branch only; with "after_conv" the dropped channels are what the
+    concatenation carries on to every later BN of the stage, the transition
+    BN and the final BN.
     """
     y = x
     if bottleneck:
@@ -30,6 +34,7 @@ def dense_layer(x, growth_rate, bottleneck, prefix, plan):
     y = common.relu(y, f"{prefix}_relu{last}")
     y = plan.apply(y, "before_conv", prefix)
     y = common.conv2d(y, growth_rate, 3, f"{prefix}_conv{last}")
+    y = plan.apply(y, "after_conv", prefix)
     return keras.layers.Concatenate(axis=common.channel_axis(), name=f"{prefix}_concat")(
         [x, y]
     )
@@ -63,11 +68,13 @@ def densenet(
 
     Stem conv3x3, three dense stages of n layers each joined by transitions
     (BN-ReLU-conv1x1 to ``floor(compression * channels)`` filters, average
-    pool 2x2), final BN-ReLU, global average pooling and a dense classifier.
-    The dropout positions treat each dense layer as a block; transitions get
-    no dropout. The original architecture puts dropout (rate 0.2, only when
-    training without data augmentation) right after every conv, dense layers
-    and transitions alike; that placement feeds the next BN directly.
+    pool 2x2), final BN-ReLU, global average pooling and a dense classifier
+    initialised as torch's ``nn.Linear``. The dropout positions treat each
+    dense layer as a block; transitions get no dropout. The reference code
+    (pytorch-classification's ``--drop``) puts dropout right after each
+    dense layer's 3x3 conv, before the concatenation:
+    ``dropout_position="after_conv"`` here. (The original Lua DenseNet also
+    drops after the transition convs; no position here does that.)
 
     Args:
         depth: 6n + 4 with bottleneck layers (22, 40, 100, 190, ...),
@@ -81,8 +88,9 @@ def densenet(
         input_shape: Image shape, default ``(32, 32, 3)``.
         dropout_rate: Drop rate (beta for ``dropout_type="uout"``). 0 builds
             no dropout layer.
-        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"`` or
-            ``"head"`` (see `zoo.preresnet`).
+        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"``,
+            ``"after_conv"`` (the reference's placement) or ``"head"`` (see
+            `zoo.preresnet`).
         dropout_type: ``"bernoulli"`` or ``"uout"``.
         include_top: Whether to add pooling and the classifier.
         classifier_activation: Activation of the classifier (``None`` for

@@ -1,29 +1,38 @@
 """Pre-activation ResNet for CIFAR (He et al., "Identity Mappings in Deep
-Residual Networks", 2016)."""
+Residual Networks", 2016), layer for layer as pytorch-classification's
+``models/cifar/preresnet.py``."""
 
 import keras
 
 from zoo import common
 
 _BLOCKS = ("basic", "bottleneck")
+# What a projection shortcut reads: the raw block input (pytorch-classification's
+# PreResNet) or the block's BN-ReLU output (He et al.'s code, and the WRN reference).
+SHORTCUT_INPUTS = ("input", "preact")
 
 
-def preact_block(x, filters, strides, prefix, plan, bottleneck=False):
+def preact_block(x, filters, strides, prefix, plan, bottleneck=False, shortcut_input="input"):
     """One pre-activation residual block; returns its output tensor.
 
     Basic: BN-ReLU-conv3x3-BN-ReLU-conv3x3. Bottleneck: BN-ReLU-conv1x1-
     BN-ReLU-conv3x3-BN-ReLU-conv1x1 with 4x expansion. The shortcut is the
-    identity, or a 1x1 convolution without BN of the pre-activated input
-    when the shape changes (as in the original pre-activation code).
-    "before_bn" dropout goes right before the last BN, "before_conv" dropout
-    right before the last conv.
+    identity, or a 1x1 convolution without BN when the shape changes, of the
+    raw block input (``shortcut_input="input"``) or of the pre-activated one
+    (``"preact"``). "before_bn" dropout goes right before the last BN,
+    "before_conv" dropout right before the last conv, "after_conv" dropout
+    right after the last conv, before the add.
     """
     out_filters = filters * 4 if bottleneck else filters
     preact = common.batch_norm(x, f"{prefix}_bn1")
     preact = common.relu(preact, f"{prefix}_relu1")
     if strides != 1 or common.num_channels(x) != out_filters:
         shortcut = common.conv2d(
-            preact, out_filters, 1, f"{prefix}_shortcut_conv", strides=strides
+            x if shortcut_input == "input" else preact,
+            out_filters,
+            1,
+            f"{prefix}_shortcut_conv",
+            strides=strides,
         )
     else:
         shortcut = x
@@ -43,6 +52,7 @@ def preact_block(x, filters, strides, prefix, plan, bottleneck=False):
     y = common.conv2d(
         y, out_filters, 1 if bottleneck else 3, f"{prefix}_conv{last}"
     )
+    y = plan.apply(y, "after_conv", prefix)
     return keras.layers.Add(name=f"{prefix}_add")([shortcut, y])
 
 
@@ -57,12 +67,16 @@ def preact_network(
     include_top,
     classifier_activation,
     name,
+    shortcut_input,
+    bias_init,
 ):
     """Stem conv, three stages of pre-activation blocks, final BN-ReLU, head.
 
-    Shared by PreResNet and Wide ResNet, which differ only in widths and in
-    how their depth is counted.
+    Shared by PreResNet and Wide ResNet, which differ only in widths, in how
+    their depth is counted and in their references' shortcut input and
+    classifier bias.
     """
+    common.check_choice(builder, "shortcut_input", shortcut_input, SHORTCUT_INPUTS)
     num_classes = common.check_head(builder, include_top, num_classes, plan)
     inputs = common.model_input(builder, input_shape)
     x = common.conv2d(inputs, 16, 3, "stem_conv")
@@ -75,10 +89,13 @@ def preact_network(
                 f"stage{stage}_block{block}",
                 plan,
                 bottleneck=bottleneck,
+                shortcut_input=shortcut_input,
             )
     x = common.batch_norm(x, "post_bn")
     x = common.relu(x, "post_relu")
-    outputs = common.head(x, include_top, num_classes, classifier_activation, plan)
+    outputs = common.head(
+        x, include_top, num_classes, classifier_activation, plan, bias_init=bias_init
+    )
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -93,14 +110,17 @@ def preresnet(
     dropout_type="bernoulli",
     include_top=True,
     classifier_activation="softmax",
+    shortcut_input="input",
     name=None,
 ):
     """Builds a pre-activation ResNet for 32x32 images.
 
     Stem conv3x3 with 16 filters, three stages of widths 16/32/64 (x4 output
     for bottleneck blocks) whose first block strides by 2 from stage 2 on,
-    final BN-ReLU, global average pooling and a dense classifier. The
-    original architecture has no dropout.
+    final BN-ReLU, global average pooling and a dense classifier initialised
+    as torch's ``nn.Linear``. Projection shortcuts read the raw block input,
+    as the reference (``residual = self.downsample(x)``). The original
+    architecture has no dropout.
 
     Args:
         depth: Number of weighted layers: 6n + 2 for basic blocks (20, 56,
@@ -112,13 +132,18 @@ def preresnet(
             no dropout layer.
         dropout_position: ``"none"``, ``"before_bn"`` (before the last BN
             of every block), ``"before_conv"`` (before the last conv of
-            every block) or ``"head"`` (after pooling, before the classifier).
+            every block), ``"after_conv"`` (after the last conv of every
+            block, before the add) or ``"head"`` (after pooling, before the
+            classifier).
         dropout_type: ``"bernoulli"`` (`keras.layers.Dropout`) or ``"uout"``
             (`keras_vs.Uout`).
         include_top: Whether to add pooling and the classifier; without it
             the model returns the final feature map.
         classifier_activation: Activation of the classifier (``None`` for
             logits).
+        shortcut_input: ``"input"`` (the reference: projections read the raw
+            block input) or ``"preact"`` (He et al.'s code: they read the
+            block's BN-ReLU output). Same parameters, different function.
         name: Model name, default ``"preresnet-{depth}"``.
 
     Returns:
@@ -148,6 +173,8 @@ def preresnet(
         include_top,
         classifier_activation,
         name or f"preresnet-{depth}",
+        shortcut_input,
+        "torch",
     )
 
 

@@ -1,5 +1,6 @@
 """ResNeXt for CIFAR (Xie et al., "Aggregated Residual Transformations for
-Deep Neural Networks", 2017)."""
+Deep Neural Networks", 2017), layer for layer as pytorch-classification's
+``models/cifar/resnext.py``."""
 
 import keras
 
@@ -13,7 +14,9 @@ def resnext_block(x, group_width, out_filters, cardinality, strides, prefix, pla
     stride)-BN-ReLU, conv1x1-BN, added to the shortcut (identity, or conv1x1
     plus BN when the shape changes), then ReLU. "before_bn" dropout goes
     right before the third BN, "before_conv" dropout right before the third
-    conv.
+    conv. "after_conv" dropout goes right after the third conv, which here
+    is the same place as "before_bn" (the block's last conv feeds its last
+    BN before the add).
     """
     y = common.conv2d(x, group_width, 1, f"{prefix}_conv1")
     y = common.batch_norm(y, f"{prefix}_bn1")
@@ -25,6 +28,7 @@ def resnext_block(x, group_width, out_filters, cardinality, strides, prefix, pla
     y = common.relu(y, f"{prefix}_relu2")
     y = plan.apply(y, "before_conv", prefix)
     y = common.conv2d(y, out_filters, 1, f"{prefix}_conv3")
+    y = plan.apply(y, "after_conv", prefix)
     y = plan.apply(y, "before_bn", prefix)
     y = common.batch_norm(y, f"{prefix}_bn3")
     if strides != 1 or common.num_channels(x) != out_filters:
@@ -59,8 +63,9 @@ def resnext(
     blocks whose grouped 3x3 conv has ``cardinality * base_width * 2**s``
     channels and whose outputs have ``64 * widen_factor * 2**s`` channels
     (s = 0, 1, 2; 256/512/1024 for the reference widen factor 4), global
-    average pooling and a dense classifier. The original architecture has
-    no dropout.
+    average pooling and a dense classifier initialised as the reference
+    (kernel He-normal on fan-in, zero bias). The original architecture has
+    no dropout (the reference accepts a ``dropRate`` and ignores it).
 
     Args:
         depth: 9n + 2 (11, 20, 29, ...).
@@ -71,7 +76,8 @@ def resnext(
         input_shape: Image shape, default ``(32, 32, 3)``.
         dropout_rate: Drop rate (beta for ``dropout_type="uout"``). 0 builds
             no dropout layer.
-        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"`` or
+        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"``,
+            ``"after_conv"`` (the same place as ``"before_bn"`` here) or
             ``"head"`` (see `zoo.preresnet`).
         dropout_type: ``"bernoulli"`` or ``"uout"``.
         include_top: Whether to add pooling and the classifier.
@@ -111,7 +117,15 @@ def resnext(
                 f"stage{stage}_block{block}",
                 plan,
             )
-    outputs = common.head(x, include_top, num_classes, classifier_activation, plan)
+    outputs = common.head(
+        x,
+        include_top,
+        num_classes,
+        classifier_activation,
+        plan,
+        kernel_init="he_normal",
+        bias_init="zeros",
+    )
     return keras.Model(
         inputs, outputs, name=name or f"resnext-{depth}-{cardinality}x{base_width}d"
     )

@@ -1,5 +1,6 @@
 """Wide ResNet for CIFAR (Zagoruyko and Komodakis, "Wide Residual
-Networks", 2016)."""
+Networks", 2016), layer for layer as pytorch-classification's
+``models/cifar/wrn.py``."""
 
 from zoo import common
 from zoo.preresnet import preact_network
@@ -16,16 +17,20 @@ def wide_resnet(
     dropout_type="bernoulli",
     include_top=True,
     classifier_activation="softmax",
+    shortcut_input="preact",
     name=None,
 ):
     """Builds a Wide ResNet WRN-depth-width for 32x32 images.
 
     Pre-activation basic blocks (BN-ReLU-conv3x3-BN-ReLU-conv3x3) in three
     stages of widths 16k/32k/64k after a 16-filter stem conv, 1x1 projection
-    shortcuts without BN, final BN-ReLU, global average pooling and a dense
-    classifier. The original architecture puts dropout between the two convs
-    of every block, after the second ReLU: ``dropout_position="before_conv"``
-    here (the authors used rate 0.3).
+    shortcuts without BN that read the block's BN-ReLU output (as the
+    reference: ``x = relu1(bn1(x))`` before ``convShortcut(x)``), final
+    BN-ReLU, global average pooling and a dense classifier initialised as
+    torch's ``nn.Linear`` with a zero bias (as the reference). The original
+    architecture puts dropout between the two convs of every block, after
+    the second ReLU: ``dropout_position="before_conv"`` here (the authors
+    used rate 0.3).
 
     Args:
         depth: 6n + 4 (10, 16, 22, 28, 40, ...); the count includes the
@@ -35,12 +40,14 @@ def wide_resnet(
         input_shape: Image shape, default ``(32, 32, 3)``.
         dropout_rate: Drop rate (beta for ``dropout_type="uout"``). 0 builds
             no dropout layer.
-        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"`` or
-            ``"head"`` (see `zoo.preresnet`).
+        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"``,
+            ``"after_conv"`` or ``"head"`` (see `zoo.preresnet`).
         dropout_type: ``"bernoulli"`` or ``"uout"``.
         include_top: Whether to add pooling and the classifier.
         classifier_activation: Activation of the classifier (``None`` for
             logits).
+        shortcut_input: ``"preact"`` (the reference) or ``"input"`` (the
+            raw block input, as `zoo.preresnet`'s default).
         name: Model name, default ``"wrn-{depth}-{width}"``.
 
     Returns:
@@ -67,6 +74,8 @@ def wide_resnet(
         include_top,
         classifier_activation,
         name or f"wrn-{depth}-{width}",
+        shortcut_input,
+        "zeros",
     )
 
 

@@ -100,3 +100,45 @@ def test_spec_and_load_point_tfds_names_to_the_pipeline():
         data.load("cifar10")
     with pytest.raises(ValueError, match="name='svhn'"):
         data.spec("svhn")
+
+
+def test_cifar_uses_the_reference_normalisation_for_both_sets():
+    # pytorch-classification's cifar.py normalises CIFAR-10 and CIFAR-100 alike.
+    for name in ("cifar10", "cifar100"):
+        spec = data.spec(name)
+        assert spec.mean == (0.4914, 0.4822, 0.4465)
+        assert spec.std == (0.2023, 0.1994, 0.2010)
+
+
+def _indexed_cifar(n):
+    """A mock CIFAR split whose example i is a constant image spelling i."""
+    import tensorflow as tf
+
+    def as_dataset(self, split, **kwargs):
+        def example(i):
+            pixel = tf.stack([i // 256, i % 256, tf.zeros_like(i)])
+            image = tf.cast(tf.broadcast_to(pixel, (32, 32, 3)), tf.uint8)
+            return {"image": image, "label": i % 10, "id": tf.strings.as_string(i)}
+
+        return tf.data.Dataset.range(n).map(example)
+
+    return tfds.testing.mock_data(as_dataset_fn=as_dataset)
+
+
+@pytest.mark.slow
+def test_training_order_is_a_full_permutation_of_the_split():
+    # More examples than the old 10,000-example shuffle buffer: with it, the
+    # first batch could only hold examples < 10,000 + 256.
+    n, batch = 20_000, 256
+    with _indexed_cifar(n):
+        ds = data.tfds_dataset("cifar10", "train", batch_size=batch, seed=0)
+    spec = data.spec("cifar10")
+    epochs = []
+    for _ in range(2):
+        x = next(iter(ds))[0].numpy()[:, 16, 16, :2]  # the centre pixel is never padding
+        pixel = np.round((x * np.array(spec.std[:2]) + np.array(spec.mean[:2])) * 255).astype(int)
+        epochs.append(pixel[:, 0] * 256 + pixel[:, 1])
+    for index in epochs:
+        assert len(set(index)) == batch and index.max() < n
+        assert (index >= 10_000 + batch).sum() > batch // 4
+    assert not np.array_equal(epochs[0], epochs[1])  # a new permutation every epoch

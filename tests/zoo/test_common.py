@@ -10,7 +10,7 @@ import keras_vs
 import zoo
 from zoo import common
 
-POSITIONS = ("before_bn", "before_conv", "head")
+POSITIONS = zoo.POSITIONS[1:]  # every position that builds a layer
 
 
 def dropout_layers(model):
@@ -165,3 +165,111 @@ def test_variant_exposes_its_configuration():
     assert zoo.resnext_29_8x64d.config == {"depth": 29, "cardinality": 8, "base_width": 64}
     assert zoo.resnext_29_8x64d.family == "resnext"
     assert "cardinality=8" in zoo.resnext_29_8x64d.__doc__
+
+
+def test_positions_are_the_vocabulary_ones():
+    from keras_vs import vocab
+
+    assert zoo.POSITIONS is vocab.DROPOUT_POSITIONS
+    assert zoo.DROPOUT_TYPES is vocab.DROPOUT_TYPES
+    assert "after_conv" in zoo.POSITIONS
+
+
+# -- stride-2 padding: torch's padding=1 is symmetric --------------------------
+
+
+@pytest.mark.parametrize(
+    "builder, block, conv",
+    [
+        (lambda: zoo.preresnet(20), "stage2_block1", "conv1"),
+        (lambda: zoo.preresnet(11, block="bottleneck"), "stage3_block1", "conv2"),
+        (lambda: zoo.wide_resnet(10, 1), "stage2_block1", "conv1"),
+        (lambda: zoo.resnext(11, 2, 4, widen_factor=1), "stage2_block1", "conv2"),
+    ],
+)
+def test_strided_3x3_branch_is_aligned_with_the_1x1_shortcut(graph, builder, block, conv):
+    """Output pixel (i, j) of both must read input pixel (2i, 2j).
+
+    With a centre-tap kernel the strided 3x3 conv samples its input; the 1x1
+    strided shortcut with an averaging kernel samples it too. Keras'
+    "same" padding would put the 3x3 centre on (2i + 1, 2j + 1).
+    """
+    model = builder()
+    pad = model.get_layer(f"{block}_{conv}_pad")
+    strided = model.get_layer(f"{block}_{conv}")
+    shortcut = model.get_layer(f"{block}_shortcut_conv")
+    assert graph.producer(model, strided.name) == pad.name
+    assert strided.padding == "valid" and pad.padding == ((1, 1), (1, 1))
+
+    k = np.zeros(strided.kernel.shape, "float32")
+    k[1, 1] = 1.0 / k.shape[2]  # centre tap, averaged over the group's inputs
+    strided.kernel.assign(k)
+    shortcut.kernel.assign(np.full(shortcut.kernel.shape, 1.0 / shortcut.kernel.shape[2], "float32"))
+    image = np.random.default_rng(0).normal(size=(1, 6, 6, 1)).astype("float32")
+
+    def through(layers, channels):
+        x = np.repeat(image, channels, axis=-1)
+        for layer in layers:
+            x = layer(x)
+        return keras.ops.convert_to_numpy(x)[..., 0]
+
+    branch = through([pad, strided], strided.kernel.shape[2] * strided.groups)
+    skip = through([shortcut], shortcut.kernel.shape[2])
+    np.testing.assert_allclose(branch, image[:, ::2, ::2, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(skip, branch, rtol=1e-5, atol=1e-6)
+
+
+def test_stride_one_convs_keep_same_padding():
+    model = zoo.preresnet(20)
+    pads = [l.name for l in model.layers if isinstance(l, keras.layers.ZeroPadding2D)]
+    assert pads == ["stage2_block1_conv1_pad", "stage3_block1_conv1_pad"]
+    assert model.get_layer("stage2_block1_conv2").padding == "same"
+
+
+# -- classifier initialisation ------------------------------------------------
+
+
+def _uniform_cdf(bound):
+    return lambda v: np.clip((v + bound) / (2 * bound), 0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "builder, fan_in, kernel, bias",
+    [
+        # nn.Linear's default: kernel and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+        (lambda: zoo.preresnet(20, num_classes=100), 64, "uniform", "uniform"),
+        (lambda: zoo.densenet(22, 4, num_classes=100), 23, "uniform", "uniform"),
+        # wrn.py zeroes the Linear bias.
+        (lambda: zoo.wide_resnet(10, 1, num_classes=100), 64, "uniform", "zeros"),
+        # resnext.py: init.kaiming_normal(classifier.weight), bias zeroed.
+        (lambda: zoo.resnext(11, 2, 4, widen_factor=1, num_classes=100), 256, "normal", "zeros"),
+    ],
+)
+def test_classifier_is_initialised_as_the_reference(builder, fan_in, kernel, bias):
+    from scipy import stats
+
+    keras.utils.set_random_seed(0)
+    dense = builder().get_layer("predictions")
+    assert dense.kernel.shape[0] == fan_in
+    w = keras.ops.convert_to_numpy(dense.kernel).ravel()
+    b = keras.ops.convert_to_numpy(dense.bias)
+    bound = 1.0 / np.sqrt(fan_in)
+    if kernel == "uniform":
+        assert np.abs(w).max() <= bound
+        assert stats.kstest(w, _uniform_cdf(bound)).pvalue > 1e-3
+    else:
+        assert stats.kstest(w, stats.norm(0.0, np.sqrt(2.0 / fan_in)).cdf).pvalue > 1e-3
+        assert np.abs(w).max() > 2 * np.sqrt(2.0 / fan_in)  # untruncated
+    if bias == "zeros":
+        np.testing.assert_array_equal(b, 0.0)
+    else:
+        assert np.abs(b).max() <= bound and np.abs(b).min() > 0
+        assert stats.kstest(b, _uniform_cdf(bound)).pvalue > 1e-3
+
+
+def test_glorot_would_fail_the_reference_kernel_check():
+    # Guards the check above: Keras' default (Glorot uniform) is a different law.
+    from scipy import stats
+
+    w = keras.ops.convert_to_numpy(keras.initializers.GlorotUniform(seed=0)((64, 100))).ravel()
+    assert stats.kstest(w, _uniform_cdf(1.0 / np.sqrt(64))).pvalue < 1e-3

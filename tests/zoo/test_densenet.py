@@ -2,6 +2,7 @@
 
 import pytest
 
+import keras_vs
 import zoo
 
 
@@ -78,5 +79,34 @@ def test_dropout_acts_on_the_branch_of_every_dense_layer(graph, bottleneck, posi
     assert "transition1_dropout" not in {l.name for l in model.layers}
 
 
-def test_docstring_states_the_original_dropout_placement():
-    assert "right after every conv" in zoo.densenet.__doc__
+def test_docstring_states_the_reference_dropout_placement():
+    assert "after each\n    dense layer's 3x3 conv, before the concatenation" in zoo.densenet.__doc__
+    assert 'dropout_position="after_conv"' in zoo.densenet.__doc__
+
+
+@pytest.mark.parametrize("bottleneck, conv", [(True, "conv2"), (False, "conv1")])
+def test_after_conv_drops_the_3x3_output_before_the_concat(graph, bottleneck, conv):
+    # The reference's --drop: F.dropout(conv(...)) then torch.cat((x, out), 1).
+    depth = 10 if bottleneck else 7
+    model = zoo.densenet(depth, 4, bottleneck=bottleneck, dropout_rate=0.2,
+                         dropout_position="after_conv")
+    drops = graph.dropout_names(model)
+    assert len(drops) == 3
+    for drop in drops:
+        prefix = drop[: -len("_dropout")]
+        assert graph.producer(model, drop) == f"{prefix}_{conv}"
+        assert graph.consumers(model, drop) == [f"{prefix}_concat"]
+    assert not any(name.startswith("transition") for name in drops)
+
+
+def test_after_conv_reaches_every_later_bn_of_the_stage_and_the_transition():
+    model = zoo.densenet(22, 4, dropout_rate=0.2, dropout_position="after_conv")
+    direct = {}
+    for f in keras_vs.find_disharmony(model):
+        if f.kind == "direct":
+            direct.setdefault(f.dropout, set()).add(f.bn)
+    assert direct["stage1_block1_dropout"] == {
+        "stage1_block2_bn1", "stage1_block3_bn1", "transition1_bn"
+    }
+    assert direct["stage2_block3_dropout"] == {"transition2_bn"}
+    assert direct["stage3_block2_dropout"] == {"stage3_block3_bn1", "post_bn"}

@@ -56,6 +56,8 @@ def test_pre_activation_order_and_final_bn_relu(graph):
         ("basic", "before_conv", "relu2", "conv2"),
         ("bottleneck", "before_bn", "conv2", "bn3"),
         ("bottleneck", "before_conv", "relu3", "conv3"),
+        ("basic", "after_conv", "conv2", "add"),
+        ("bottleneck", "after_conv", "conv3", "add"),
     ],
 )
 def test_dropout_sits_at_its_position_in_every_block(graph, block, position, before, after):
@@ -67,6 +69,41 @@ def test_dropout_sits_at_its_position_in_every_block(graph, block, position, bef
         prefix = drop[: -len("_dropout")]
         assert graph.producer(model, drop) == f"{prefix}_{before}"
         assert graph.consumers(model, drop) == [f"{prefix}_{after}"]
+
+
+def test_projection_shortcut_reads_the_raw_block_input_as_the_reference(graph):
+    # preresnet.py: residual = self.downsample(x), x being the block input.
+    model = zoo.preresnet(20)
+    assert graph.producer(model, "stage2_block1_shortcut_conv") == "stage1_block3_add"
+    assert graph.producer(model, "stage3_block1_shortcut_conv") == "stage2_block3_add"
+    bottleneck = zoo.preresnet(11, block="bottleneck")
+    assert graph.producer(bottleneck, "stage1_block1_shortcut_conv") == "stem_conv"
+
+
+def test_he_et_al_shortcut_reads_the_pre_activation(graph):
+    model = zoo.preresnet(20, shortcut_input="preact")
+    assert graph.producer(model, "stage2_block1_shortcut_conv") == "stage2_block1_relu1"
+    assert model.name == "preresnet-20"
+    assert model.count_params() == zoo.preresnet(20).count_params()
+
+
+def test_shortcut_input_changes_the_function_not_the_parameters():
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    raw = zoo.preresnet(20, input_shape=(8, 8, 3))
+    preact = zoo.preresnet(20, input_shape=(8, 8, 3), shortcut_input="preact")
+    preact.set_weights(raw.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    a = keras.ops.convert_to_numpy(raw(x, training=False))
+    b = keras.ops.convert_to_numpy(preact(x, training=False))
+    assert not np.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize("value", ["raw", None, 1])
+def test_unknown_shortcut_input_is_rejected(value):
+    with pytest.raises(ValueError, match=f"Received: shortcut_input={value!r}"):
+        zoo.preresnet(20, shortcut_input=value)
 
 
 def test_has_no_dropout_by_default():

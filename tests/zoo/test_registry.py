@@ -14,8 +14,8 @@ PAPER = [e.name for e in zoo.entries() if e.source == "paper"]
 SMALL = [e.name for e in zoo.entries() if e.small]
 COMBOS = [("none", "bernoulli")] + [
     (position, dropout_type)
-    for position in ("before_bn", "before_conv", "head")
-    for dropout_type in ("bernoulli", "uout")
+    for position in zoo.POSITIONS[1:]
+    for dropout_type in zoo.DROPOUT_TYPES
 ]
 SHAPE = (8, 8, 3)
 # Small configs trained under XLA on every position and type; the others get
@@ -184,6 +184,16 @@ def test_before_conv_feeds_bns_only_through_the_conv(name, dropout_type):
         prefix = f.dropout[: -len("_dropout")]
         assert f.path[0] == f.dropout
         assert re.fullmatch(rf"{prefix}_conv\d", f.path[1])
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_after_conv_feeds_a_bn_directly_from_every_block(name):
+    # Right after the last conv, before the merge: the next BN to see the
+    # dropped channels (the block's own last BN in ResNeXt, the next block's
+    # or a later layer's first BN elsewhere) gets them with no conv between.
+    model = small_model(name, "after_conv", "bernoulli")
+    direct = {f.dropout for f in keras_vs.find_disharmony(model) if f.kind == "direct"}
+    assert direct == {f"{p}_dropout" for p in _block_prefixes(model)}
 
 
 @pytest.mark.parametrize("position", ["head", "none"])

@@ -38,7 +38,7 @@ def test_blocks_are_post_activation_with_bn_projection(graph):
 
 @pytest.mark.parametrize(
     "position, before, after",
-    [("before_bn", "conv3", "bn3"), ("before_conv", "relu2", "conv3")],
+    [("before_bn", "conv3", "bn3"), ("before_conv", "relu2", "conv3"), ("after_conv", "conv3", "bn3")],
 )
 def test_dropout_sits_at_its_position_in_every_block(graph, position, before, after):
     model = zoo.resnext(11, 2, 4, dropout_rate=0.2, dropout_position=position)

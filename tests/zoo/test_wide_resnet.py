@@ -43,6 +43,21 @@ def test_wrn_own_placement_is_between_the_convs(graph):
         assert graph.consumers(model, drop) == [f"{prefix}_conv2"]
 
 
+def test_after_conv_drops_the_branch_before_the_add(graph):
+    model = zoo.wide_resnet(10, 1, dropout_rate=0.3, dropout_position="after_conv")
+    drops = graph.dropout_names(model)
+    assert len(drops) == 3
+    for drop in drops:
+        prefix = drop[: -len("_dropout")]
+        assert graph.producer(model, drop) == f"{prefix}_conv2"
+        assert graph.consumers(model, drop) == [f"{prefix}_add"]
+
+
+def test_raw_input_shortcut_is_an_option(graph):
+    model = zoo.wide_resnet(10, 2, shortcut_input="input")
+    assert graph.producer(model, "stage1_block1_shortcut_conv") == "stem_conv"
+
+
 def test_docstring_states_the_original_dropout_placement():
     assert "between the two convs" in zoo.wide_resnet.__doc__
 
