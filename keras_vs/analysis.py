@@ -11,23 +11,15 @@ import dataclasses
 import keras
 
 from keras_vs import graph as graph_lib
-from keras_vs.layers import Uout
+from keras_vs import vocab
 
-DIRECT = "direct"
-THROUGH_LINEAR = "through_linear"
+DIRECT = vocab.DIRECT
+THROUGH_LINEAR = vocab.THROUGH_LINEAR
+OPAQUE = vocab.OPAQUE
 
-#: Layers whose training-time noise changes the variance a later BN sees.
-DROPOUT_LIKE = (
-    keras.layers.Dropout,  # also SpatialDropout1D/2D/3D
-    keras.layers.SpatialDropout1D,
-    keras.layers.SpatialDropout2D,
-    keras.layers.SpatialDropout3D,
-    keras.layers.GaussianDropout,
-    keras.layers.AlphaDropout,
-    Uout,
-)
-#: BN layers keep a moving variance (the one the shift makes wrong).
-BN_LIKE = (keras.layers.BatchNormalization,)
+#: The one definition lives in the graph core (wrappers included).
+DROPOUT_LIKE = graph_lib.DROPOUT_CLASSES
+BN_LIKE = graph_lib.BN_CLASSES
 #: Weighted sums over many inputs: the paper's case (b).
 LINEAR = tuple(
     getattr(keras.layers, name)
@@ -61,23 +53,13 @@ BLOCKING = tuple(
 )
 
 
-def is_dropout_like(layer):
-    return isinstance(layer, DROPOUT_LIKE)
-
-
-def is_bn_like(layer):
-    return isinstance(layer, BN_LIKE)
+is_dropout_like = graph_lib.is_dropout_like
+is_bn_like = graph_lib.is_bn_like
+dropout_rate = graph_lib.noise_rate
 
 
 def is_linear(layer):
-    return isinstance(layer, LINEAR)
-
-
-def dropout_rate(layer):
-    """The drop rate of a dropout-like layer (Uout: its beta)."""
-    if isinstance(layer, Uout):
-        return float(layer.beta)
-    return float(layer.rate)
+    return isinstance(graph_lib.unwrap(layer), LINEAR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,11 +70,17 @@ class Finding:
         dropout: Name of the dropout-like layer (``"inner_model/name"`` inside
             a nested model).
         bn: Name of the BN layer it feeds.
-        kind: ``"direct"`` (no conv/dense on the path) or
-            ``"through_linear"``. With several paths, ``"direct"`` wins.
+        kind: ``"direct"`` (no conv/dense on the path),
+            ``"through_linear"`` (with several paths, ``"direct"`` wins) or
+            ``"opaque"``: the dropout or the BN sits inside a custom layer,
+            which keras-vs cannot look into or rewrite (the names then read
+            ``custom_layer/inner_name``).
         path: Layer names from the dropout to the BN, both included (a
             shortest path of that kind).
-        rate: The dropout rate (for `keras_vs.Uout`, its beta).
+        rate: The dropout rate (`keras_vs.Uout`: its beta; GaussianNoise:
+            its stddev).
+        note: Why the pair needs a second look, e.g. an MC-dropout call
+            (``training=True``), which every rewrite leaves in place.
     """
 
     dropout: str
@@ -100,9 +88,11 @@ class Finding:
     kind: str
     path: tuple
     rate: float
+    note: str = ""
 
     def __str__(self):
-        return f"{self.dropout} -> {self.bn} ({self.kind}, rate={self.rate:g}): {' -> '.join(self.path)}"
+        text = f"{self.dropout} -> {self.bn} ({self.kind}, rate={self.rate:g}): {' -> '.join(self.path)}"
+        return f"{text} [{self.note}]" if self.note else text
 
 
 @dataclasses.dataclass
@@ -182,13 +172,21 @@ def reach(start_edges, first=()):
     return reaches, outputs
 
 
-def dropout_calls(graph):
-    """Every call of a dropout-like layer in a `graph.ModelGraph`."""
+def dropout_calls(graph, include_forced=False):
+    """Every call of a dropout-like layer in a `graph.ModelGraph`.
+
+    Args:
+        graph: A `graph.ModelGraph`.
+        include_forced: Also return calls made with ``training=True`` (MC
+            dropout), which rewrites leave in place.
+    """
     calls = []
     for view in graph.views:
         for node in view.nodes:
             layer = node.operation
             if not is_dropout_like(layer) or view.children.get(id(node)):
+                continue
+            if graph_lib.forced_training(node) and not include_forced:
                 continue
             name = view.qualname(layer)
             edges = []
@@ -200,21 +198,75 @@ def dropout_calls(graph):
     return calls
 
 
+_MC_NOTE = (
+    "called with training=True (MC dropout): on in model(x) calls, off in predict(); "
+    "rewrites keep it"
+)
+
+
 def findings_from_calls(graph, calls):
     by_pair = {}
     for call in calls:
+        note = _MC_NOTE if graph_lib.forced_training(call.node) else ""
         reached = sorted(
             (r for report in call.edges for r in report.reaches.values()),
             key=lambda r: graph.order(r.view, r.node),
         )
         for r in reached:
-                k = (call.name, r.name)
-                old = by_pair.get(k)
-                if old is None or (old.kind == THROUGH_LINEAR and r.kind == DIRECT) or (
-                    old.kind == r.kind and len(r.path) < len(old.path)
-                ):
-                    by_pair[k] = Finding(call.name, r.name, r.kind, r.path, call.rate)
+            k = (call.name, r.name)
+            old = by_pair.get(k)
+            if old is None or (old.kind == THROUGH_LINEAR and r.kind == DIRECT) or (
+                old.kind == r.kind and len(r.path) < len(old.path)
+            ):
+                by_pair[k] = Finding(call.name, r.name, r.kind, r.path, call.rate, note)
     return list(by_pair.values())
+
+
+_OPAQUE_NOTE = "inside custom layer {layer!r}: keras-vs cannot see or rewrite it"
+
+
+def opaque_findings(graph):
+    """Pairs whose dropout or BN hides inside a custom layer (kind ``"opaque"``)."""
+    found = {}
+
+    def add(finding):
+        found.setdefault((finding.dropout, finding.bn), finding)
+
+    for view in graph.views:
+        for node in view.nodes:
+            layer = node.operation
+            name = view.qualname(layer)
+            drops, bns = graph_lib.hidden(layer)
+            note = _OPAQUE_NOTE.format(layer=name)
+            for d in drops:  # inside the layer, and from it to the BNs it feeds
+                for b in bns:
+                    add(Finding(f"{name}/{d.name}", f"{name}/{b.name}", OPAQUE, (name,),
+                                dropout_rate(d), note))
+                for t in node.outputs:
+                    reaches, _ = reach(view.out_edges(t), first=(name,))
+                    for r in reaches.values():
+                        add(Finding(f"{name}/{d.name}", r.name, OPAQUE, r.path,
+                                    dropout_rate(d), note))
+            if is_dropout_like(layer) and not graph_lib.forced_training(node):
+                for t in node.outputs:  # a visible dropout into hidden BNs
+                    for e in view.out_edges(t):
+                        _into_hidden(e, name, dropout_rate(layer), add)
+    return list(found.values())
+
+
+def _into_hidden(edge, dropout, rate, add):
+    def visit(view, node, path):
+        op = node.operation
+        path = path + (view.qualname(op),)
+        _, bns = graph_lib.hidden(op)
+        for b in bns:
+            add(Finding(dropout, f"{view.qualname(op)}/{b.name}", OPAQUE, path, rate,
+                        _OPAQUE_NOTE.format(layer=view.qualname(op))))
+        if is_bn_like(op) or isinstance(op, BLOCKING) or bns:
+            return None
+        return path
+
+    graph_lib.walk([edge], visit, None, (dropout,))
 
 
 def find_disharmony(model):
@@ -242,4 +294,5 @@ def find_disharmony(model):
     [('drop', 'bn', 'direct')]
     """
     graph = graph_lib.ModelGraph(model)
-    return findings_from_calls(graph, dropout_calls(graph))
+    found = findings_from_calls(graph, dropout_calls(graph, include_forced=True))
+    return found + opaque_findings(graph)

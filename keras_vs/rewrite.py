@@ -22,9 +22,10 @@ import keras
 
 from keras_vs import analysis
 from keras_vs import graph as graph_lib
+from keras_vs import vocab
 from keras_vs.layers import Uout
 
-POLICIES = ("after_bn", "head", "uout", "remove")
+POLICIES = vocab.POLICIES
 _OPTIONS = {
     "after_bn": ("rate", "share_weights"),
     "head": ("rate", "share_weights"),
@@ -208,12 +209,37 @@ def _like(layer, name, rate=None):
     config = dict(layer.get_config())
     config["name"] = name
     if rate is not None:
-        config["beta" if isinstance(layer, Uout) else "rate"] = float(rate)
+        inner = graph_lib.unwrap(layer)
+        if isinstance(inner, Uout):
+            key = "beta"
+        elif isinstance(inner, keras.layers.GaussianNoise):
+            key = "stddev"
+        else:
+            key = "rate"
+        if inner is layer:
+            config[key] = float(rate)
+        else:  # TimeDistributed(Dropout): the rate lives in the wrapped config
+            wrapped = dict(config["layer"])
+            wrapped["config"] = {**wrapped["config"], key: float(rate)}
+            config["layer"] = wrapped
     return graph_lib.NewLayer(type(layer), config)
 
 
 def _rate_of(spec):
-    return spec.config.get("beta", spec.config.get("rate"))
+    config = spec.config
+    if isinstance(config.get("layer"), dict):  # a wrapper: the rate is its layer's
+        config = config["layer"].get("config", {})
+    for key in ("beta", "stddev", "rate"):
+        if key in config:
+            return config[key]
+    return None
+
+
+def _total_calls(view):
+    """How many times a view's model runs per call of the root model."""
+    if not view.calls:
+        return 1
+    return sum(_total_calls(parent) for parent, _ in view.calls)
 
 
 class _Planner:
@@ -226,11 +252,32 @@ class _Planner:
         self.names = _Names(self.graph.taken_names())
         self.actions = {}
         self.changes = []
+        self._shared = {}  # prefix of an edited nested model called more than once -> calls
         getattr(self, f"_{policy}")()
+        self.changes = [self._with_sharing(c) for c in self.changes]
 
     def add(self, edge, action):
         self.actions.setdefault(edge.key, ())
         self.actions[edge.key] += (action,)
+        view = edge.view
+        calls = _total_calls(view)
+        if calls > 1:
+            self._shared[view.prefix] = calls
+
+    def _with_sharing(self, change):
+        """Says when an edit lands in a nested model that other calls share."""
+        if change.action == "keep":
+            return change
+        texts = [change.layer or "", change.where or ""] + list(change.feeds)
+        extra = [
+            f"inside nested model {prefix[:-1]!r}, called {calls} times: every call changes"
+            for prefix, calls in self._shared.items()
+            if any(prefix in text for text in texts)
+        ]
+        if not extra:
+            return change
+        note = "; ".join(([change.note] if change.note else []) + extra)
+        return dataclasses.replace(change, note=note)
 
     def _by_layer(self, select):
         """Groups, per dropout layer, the calls' edges chosen by `select`."""

@@ -149,7 +149,7 @@ def measure(probe, batches):
     moments = probe.moments(batches)
     moving_var, real_var, moving_mean, real_mean = {}, {}, {}, {}
     for name in probe.names:
-        bn = probe.bns[name]
+        bn = graph_lib.unwrap(probe.bns[name])
         moving_var[name] = _value(bn.moving_variance)
         moving_mean[name] = _value(bn.moving_mean)
         count, real_mean[name], real_var[name] = moments[name]
