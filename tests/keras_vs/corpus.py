@@ -8,7 +8,7 @@ hidden inside a custom layer), so the tools always have something to find.
 
     import corpus
     corpus.list_models("app_*")
-    model = corpus.build("mask_lstm")          # seeded, BN statistics perturbed
+    model = corpus.build("mask_lstm")          # seeded, BN statistics calibrated
     x = corpus.REGISTRY["mask_lstm"].sample(16)
 
 Flags:
@@ -79,29 +79,37 @@ def list_models(pattern="*"):
     return [n for n in REGISTRY if fnmatch.fnmatch(n, pattern)]
 
 
-def build(name, seed=0, perturb=True):
-    """Builds a corpus model, seeded; BN moving statistics perturbed so that
-    inference differs from a fresh BN (non-trivial statistics)."""
+def build(name, seed=0, calibrate=True):
+    """Builds a corpus model, seeded. With ``calibrate`` every BN's moving
+    statistics are set from one training-mode pass (dropout on) over a batch
+    that is not the test batch: realistic statistics that carry the variance
+    shift, where fresh ones (0 and 1) would let an untrained deep net's signal
+    die out."""
     keras.utils.set_random_seed(seed)
-    model = REGISTRY[name].builder()
-    if perturb:
-        perturb_bn_statistics(model, seed)
+    entry = REGISTRY[name]
+    model = entry.builder()
+    if calibrate:
+        calibrate_bn_statistics(model, entry.sample(32, seed=seed + 1000))
     return model
 
 
-def perturb_bn_statistics(model, seed=0):
-    """Sets every BN moving mean/variance (also inside custom layers) to random values."""
-    rng = np.random.default_rng(seed + 7)
-    seen = set()
-    for v in model.weights:
-        if id(v) in seen:
-            continue
-        seen.add(id(v))
-        path = v.path
-        if path.endswith("moving_mean"):
-            v.assign(rng.normal(0.0, 0.1, v.shape).astype(v.dtype))
-        elif path.endswith("moving_variance"):
-            v.assign(rng.uniform(0.5, 2.0, v.shape).astype(v.dtype))
+def bn_layers(model):
+    """Every BN layer in ``model``: nested, wrapped or hidden in custom layers."""
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, L.BatchNormalization)]
+
+
+def calibrate_bn_statistics(model, x):
+    """Moving statistics := the batch statistics of one training-mode pass."""
+    bns = bn_layers(model)
+    momenta = [bn.momentum for bn in bns]
+    try:
+        for bn in bns:
+            bn.momentum = 0.0
+        model(x, training=True)
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
 
 
 def num_bn_layers(model):
@@ -542,6 +550,7 @@ def lambda_layers():
     return keras.Model(inputs, dropout_bn_head(x), name="lambda_layers")
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
 def _softsign(t):
     return t / (1.0 + ops.abs(t))
 
