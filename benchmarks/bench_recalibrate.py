@@ -1,15 +1,21 @@
-"""recalibrate_bn time vs one model.predict pass over the same data, side by side.
+"""The forward-pass remedies against one model.predict pass, side by side.
 
-recalibrate_bn makes one pass per level of BN depth (plus one to confirm), so
-the ratio is about the number of BN levels of the model; this prints it with
-the number of BN layers for scale.
+On MobileNetV2 (alpha 0.35, 32x32, 52 BN layers) with random inputs, times
+one `model.predict` pass, `recalibrate_bn(method="precise")` (one pass),
+`recalibrate_bn(method="exact")` with the activations cached (data fits the
+memory budget) and by passes (`memory_budget=0`), `measure_variance_shift`
+and `prediction_inconsistency`, each the median of `--repeats` runs after
+one warm-up run (the first call of each compiles its function), and prints
+each ratio to predict with the peak resident memory each method added
+(sampled every 2 ms) over the memory before it.
 
-    python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=512] [--smoke]
+    python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--smoke]
 """
 
 import argparse
 import os
 import statistics
+import threading
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -17,39 +23,91 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_vs import recalibrate_bn  # noqa: E402
+import keras_vs as kvs  # noqa: E402
+
+
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak resident memory above the level at entry, sampled in a thread."""
+
+    def __enter__(self):
+        self.base = self.peak = _rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+        self.added = self.peak - self.base
+
+
+def timed(fn, repeats):
+    fn()  # warm-up: compiles
+    times, peaks = [], []
+    for _ in range(repeats):
+        with PeakMemory() as mem:
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        peaks.append(mem.added)
+    return statistics.median(times), max(peaks), times
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--examples", type=int, default=512)
+    parser.add_argument("--examples", type=int, default=1024)
     parser.add_argument("--batch_size", type=int, default=128)
-    parser.add_argument("--smoke", action="store_true", help="1 repeat, 32 examples")
+    parser.add_argument("--smoke", action="store_true", help="1 repeat, 64 examples")
     args = parser.parse_args()
     if args.smoke:
-        args.repeats, args.examples = 1, 32
+        args.repeats, args.examples = 1, 64
+    keras.utils.set_random_seed(0)
     model = keras.applications.MobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10
     )
-    x = np.random.default_rng(0).uniform(-1, 1, size=(args.examples, 32, 32, 3)).astype("float32")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(args.examples, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, size=args.examples)
     n_bn = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
-    predict, recal = [], []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        model.predict(x, batch_size=args.batch_size, verbose=0)
-        predict.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        recalibrate_bn(model, x, batch_size=args.batch_size)
-        recal.append(time.perf_counter() - start)
-    a, b = statistics.median(predict), statistics.median(recal)
+    bs = args.batch_size
+    runs = {
+        "predict": lambda: model.predict(x, batch_size=bs, verbose=0),
+        "recalibrate precise": lambda: kvs.recalibrate_bn(model, x, batch_size=bs),
+        "recalibrate exact (cached)": lambda: kvs.recalibrate_bn(
+            model, x, batch_size=bs, method="exact"
+        ),
+        "recalibrate exact (passes)": lambda: kvs.recalibrate_bn(
+            model, x, batch_size=bs, method="exact", memory_budget=0
+        ),
+        "measure_variance_shift": lambda: kvs.measure_variance_shift(model, x, batch_size=bs),
+        "prediction_inconsistency": lambda: kvs.prediction_inconsistency(
+            model, (x, y), batch_size=bs
+        ),
+    }
     print(
         f"backend={keras.backend.backend()} model=MobileNetV2(alpha=0.35, 32x32) "
-        f"BN layers={n_bn} examples={args.examples} batch={args.batch_size} repeats={args.repeats}"
+        f"BN layers={n_bn} examples={args.examples} batch={bs} repeats={args.repeats} "
+        f"(median after one warm-up run; peak = resident memory added)"
     )
-    print(f"predict:        median {a:.3f} s  {['%.3f' % t for t in predict]}")
-    print(f"recalibrate_bn: median {b:.3f} s  {['%.3f' % t for t in recal]}")
-    print(f"ratio (recalibrate / predict): {b / a:.2f}  ({b / a / n_bn:.2f} per BN layer)")
+    results = {name: timed(fn, args.repeats) for name, fn in runs.items()}
+    base = results["predict"][0]
+    for name, (median, peak, times) in results.items():
+        print(
+            f"{name:<28} median {median:7.3f} s  ratio to predict {median / base:6.2f}  "
+            f"peak +{peak / 2**20:7.1f} MiB  {['%.3f' % t for t in times]}"
+        )
 
 
 if __name__ == "__main__":

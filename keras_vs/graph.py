@@ -749,6 +749,12 @@ def copy(model, replace=None):
     return rebuild(ModelGraph(model), {}, replace=replace)
 
 
+def signature(model):
+    """Identifies a model's graph: equal as long as no node was added or removed."""
+    graph = ModelGraph(model)
+    return tuple((id(v.model), tuple(id(n) for n in v.nodes)) for v in graph.views)
+
+
 def compile_like(new, old):
     """Compiles `new` as `old` was compiled (fresh optimizer state); no-op if not.
 

@@ -17,6 +17,8 @@ Modes (what the BNs do while their inputs are recorded):
         re-estimation by passes).
 """
 
+import weakref
+
 import keras
 import numpy as np
 from keras import ops
@@ -26,6 +28,30 @@ from keras_vs import graph as graph_lib
 
 MODES = ("inference", "precise", "copies")
 DEFAULT_CAPACITY = 256
+# model -> {mode: (graph signature, Probe)}: a probe is built and compiled once
+# per model and mode, then reused by every later call on the same graph.
+_CACHE = weakref.WeakKeyDictionary()
+
+
+def probe_for(model, mode="inference"):
+    """The cached `Probe` of `model` in `mode`, built on first use.
+
+    A Functional graph never changes; a Sequential one can (``add``/``pop``),
+    so the cache entry is keyed by the identity of every node of the tree.
+    """
+    signature = graph_lib.signature(model)
+    try:
+        entry = _CACHE.setdefault(model, {})
+    except TypeError:  # not weak-referenceable: no caching
+        return Probe(model, mode)
+    cached = entry.get(mode)
+    if cached is not None and cached[0] == signature:
+        probe = cached[1]
+        probe.resync()
+        return probe
+    probe = Probe(model, mode)
+    entry[mode] = (signature, probe)
+    return probe
 
 
 def moments_row(x, axis):
@@ -128,6 +154,7 @@ class Probe:
         self.capacity = int(capacity)
         self.bns, self.copies, self.hidden = {}, {}, {}
         self._recorders = []  # (name, recorder)
+        self.extras = {}  # what callers derive from the probe once (exact's stages)
         self._pairs = []  # (original, copy) for mode "copies"
         inputs, _, taps, self.flat = graph_lib.inline(model, self._hook)
         self.inputs = keras.tree.flatten(inputs)
@@ -137,9 +164,13 @@ class Probe:
             flags = [t for _, t in taps]
             out = flags[0] if len(flags) == 1 else keras.layers.Add(dtype="float32")(flags)
             self.model = keras.Model(inputs, out)
+        self.resync()
+        self._pending = 0
+
+    def resync(self):
+        """Copies the original BNs' current state into the copies (mode "copies")."""
         for old, new in self._pairs:
             graph_lib.copy_state(old, new)
-        self._pending = 0
 
     def _hook(self, site, args, kwargs):
         layer = site.layer

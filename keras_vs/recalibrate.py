@@ -100,7 +100,7 @@ def recalibrate_bn(
     from keras_vs import shift  # the shared error messages
 
     batches = Batches(data, steps, batch_size)
-    probe = probe_lib.Probe(model, "precise" if method == "precise" else "copies")
+    probe = probe_lib.probe_for(model, "precise" if method == "precise" else "copies")
     if probe.model is None:
         raise shift.no_bn_error(model, probe)
     shift.warn_hidden(probe)
@@ -228,7 +228,9 @@ def _stage_model(view, stage, recorders, s):
 def _exact_staged(probe, batches, budget):
     if not probe.flat:  # nested tap models hide their BNs from the stages
         return None
-    view, stage, recorders, last = _stages(probe)
+    if "stages" not in probe.extras:
+        probe.extras["stages"] = (_stages(probe), {})
+    (view, stage, recorders, last), built = probe.extras["stages"]
     cache = {id(t): [] for t in view.inputs}
     used = 0
     for index, (x, _) in enumerate(batches):
@@ -245,7 +247,9 @@ def _exact_staged(probe, batches, budget):
     n_batches = len(cache[id(view.inputs[0])])
     stats = {}
     for s in range(last + 1):
-        model, inputs, carried = _stage_model(view, stage, recorders, s)
+        if s not in built:
+            built[s] = _stage_model(view, stage, recorders, s)
+        model, inputs, carried = built[s]
         if model is None:
             continue
         acc = {}

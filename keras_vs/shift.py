@@ -23,7 +23,7 @@ from keras import ops
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
-from keras_vs.probe import Probe
+from keras_vs.probe import probe_for
 from keras_vs.recalibrate import recalibrate_bn
 
 __all__ = [
@@ -194,7 +194,7 @@ def measure_variance_shift(model, data, steps=None, *, batch_size=DEFAULT_BATCH_
     {'batch_normalization': 1.0}
     """
     batches = Batches(data, steps, batch_size)
-    probe = Probe(model)
+    probe = probe_for(model)
     if probe.model is None and probe.hidden:
         raise no_bn_error(model, probe)
     warn_hidden(probe)
