@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from keras import layers
 
+from keras_vs import probe as probe_lib
 from keras_vs import shift
 
 
@@ -232,11 +233,12 @@ def test_dropout_after_the_last_bn_shows_no_shift_and_recalibration_is_exact():
 
 
 @pytest.mark.slow
-def test_recalibration_removes_the_shift_without_losing_accuracy():
+@pytest.mark.parametrize("method", ["precise", "exact"])
+def test_recalibration_removes_the_shift_without_losing_accuracy(method):
     model, x, y = _trained("before_bn", 0.5)
     before = shift.measure_variance_shift(model, x, batch_size=256)
     assert before.max() > 1.5
-    fixed = shift.recalibrate_bn(model, x, batch_size=256)
+    fixed = shift.recalibrate_bn(model, x, batch_size=256, method=method)
     after = shift.measure_variance_shift(fixed, x, batch_size=256)
     assert after.max() <= 1.05
     acc = lambda m: float(np.mean(np.argmax(m.predict(x, verbose=0), axis=1) == y))  # noqa: E731
@@ -255,7 +257,7 @@ def test_recalibration_returns_a_copy_with_only_bn_statistics_changed():
     fixed = shift.recalibrate_bn(model, x, batch_size=16)
     assert fixed is not model
     _assert_same_weights(before, _weights(model))
-    moving = {id(v) for bn in shift.Probe(fixed).bns.values() for v in (bn.moving_mean, bn.moving_variance)}
+    moving = {id(v) for bn in probe_lib.Probe(fixed).bns.values() for v in (bn.moving_mean, bn.moving_variance)}
     changed = 0
     for old, new, var in zip(before, _weights(fixed), fixed.weights):
         if id(var) in moving:

@@ -1,0 +1,155 @@
+"""recalibrate_bn's two methods checked against NumPy, and its guarantees."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from keras_vs import recalibrate
+
+
+def _mlp(seed=0):
+    """Dense-BN-ReLU-Dense-BN with non-trivial weights and statistics."""
+    keras.utils.set_random_seed(seed)
+    x = keras.Input((5,))
+    h = layers.Dense(6, name="d1")(x)
+    h = layers.BatchNormalization(epsilon=1e-3, name="bn1")(h)
+    h = layers.ReLU()(h)
+    h = layers.Dense(4, name="d2")(h)
+    h = layers.BatchNormalization(epsilon=1e-3, name="bn2")(h)
+    model = keras.Model(x, h)
+    rng = np.random.default_rng(seed)
+    for bn in ("bn1", "bn2"):
+        layer = model.get_layer(bn)
+        c = layer.gamma.shape[0]
+        layer.gamma.assign(rng.uniform(0.5, 2.0, c).astype("float32"))
+        layer.beta.assign(rng.normal(size=c).astype("float32"))
+        layer.moving_mean.assign(rng.normal(size=c).astype("float32"))
+        layer.moving_variance.assign(rng.uniform(0.5, 3.0, c).astype("float32"))
+    return model
+
+
+def _np(model, name):
+    layer = model.get_layer(name)
+    return [np.asarray(keras.ops.convert_to_numpy(w), np.float64) for w in layer.weights]
+
+
+def _numpy_stats(model, x, batch_size, method):
+    """Population statistics of each BN input, as the method defines them."""
+    w1, b1 = _np(model, "d1")
+    g1, be1, _, _ = _np(model, "bn1")
+    w2, b2 = _np(model, "d2")
+    x = x.astype(np.float64)
+    h1 = x @ w1 + b1
+    m1, v1 = h1.mean(0), h1.var(0)
+    outs = []
+    for start in range(0, len(x), batch_size):
+        hb = h1[start : start + batch_size]
+        if method == "precise":  # the batch's own statistics
+            mean, var = hb.mean(0), hb.var(0)
+        else:  # the population statistics bn1 ends up with
+            mean, var = m1, v1
+        a = np.maximum((hb - mean) / np.sqrt(var + 1e-3) * g1 + be1, 0.0)
+        outs.append(a @ w2 + b2)
+    h2 = np.concatenate(outs)
+    return {"bn1": (m1, v1), "bn2": (h2.mean(0), h2.var(0))}
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+@pytest.mark.parametrize("batch_size", [7, 64])
+def test_statistics_match_numpy(method, batch_size):
+    model = _mlp()
+    x = (np.random.default_rng(1).normal(size=(50, 5)) * 2 + 1).astype("float32")
+    fixed = recalibrate.recalibrate_bn(model, x, batch_size=batch_size, method=method)
+    for name, (mean, var) in _numpy_stats(model, x, batch_size, method).items():
+        bn = fixed.get_layer(name)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), var, rtol=1e-4, atol=1e-5)
+
+
+def test_precise_and_exact_agree_on_the_first_bn_and_differ_after_it():
+    model = _mlp()
+    x = np.random.default_rng(2).normal(size=(40, 5)).astype("float32")
+    precise = recalibrate.recalibrate_bn(model, x, batch_size=8)
+    exact = recalibrate.recalibrate_bn(model, x, batch_size=8, method="exact")
+    var = lambda m, n: keras.ops.convert_to_numpy(m.get_layer(n).moving_variance)  # noqa: E731
+    np.testing.assert_allclose(var(precise, "bn1"), var(exact, "bn1"), rtol=1e-6)
+    assert not np.allclose(var(precise, "bn2"), var(exact, "bn2"), rtol=1e-3)
+
+
+def test_exact_cached_and_by_passes_give_the_same_statistics():
+    model = _mlp()
+    x = np.random.default_rng(3).normal(size=(45, 5)).astype("float32")
+    cached = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
+    passes = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=0)
+    for name in ("bn1", "bn2"):
+        for attr in ("moving_mean", "moving_variance"):
+            a = keras.ops.convert_to_numpy(getattr(cached.get_layer(name), attr))
+            b = keras.ops.convert_to_numpy(getattr(passes.get_layer(name), attr))
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_only_bn_statistics_change_and_the_input_model_is_untouched():
+    model = _mlp()
+    before = [np.array(w) for w in model.get_weights()]
+    x = np.random.default_rng(4).normal(size=(30, 5)).astype("float32")
+    fixed = recalibrate.recalibrate_bn(model, x)
+    for old, new in zip(before, model.get_weights()):
+        assert np.array_equal(old, new)
+    for name in ("d1", "d2"):
+        for a, b in zip(model.get_layer(name).get_weights(), fixed.get_layer(name).get_weights()):
+            assert np.array_equal(a, b)
+    for name in ("bn1", "bn2"):
+        old, new = model.get_layer(name).get_weights(), fixed.get_layer(name).get_weights()
+        assert np.array_equal(old[0], new[0]) and np.array_equal(old[1], new[1])  # gamma, beta
+        assert not np.array_equal(old[3], new[3])
+
+
+def test_the_copy_is_compiled_like_the_original():
+    model = _mlp()
+    model.compile(keras.optimizers.Adam(0.01), "mse", metrics=["mae"])
+    x = np.random.default_rng(5).normal(size=(16, 5)).astype("float32")
+    fixed = recalibrate.recalibrate_bn(model, x)
+    assert fixed.compiled and isinstance(fixed.optimizer, keras.optimizers.Adam)
+    assert fixed.optimizer is not model.optimizer
+    fixed.evaluate(x, np.zeros((16, 4)), verbose=0)
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_non_finite_data_names_the_batch_and_writes_nothing(method, inplace):
+    model = _mlp()
+    before = [np.array(w) for w in model.get_weights()]
+    x = np.random.default_rng(6).normal(size=(40, 5)).astype("float32")
+    x[25, 2] = np.nan
+    with pytest.raises(ValueError, match="batch 2: .*NaN or infinite"):
+        recalibrate.recalibrate_bn(model, x, batch_size=10, method=method, inplace=inplace)
+    for old, new in zip(before, model.get_weights()):
+        assert np.array_equal(old, new)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": "fast"}, "method='fast'"),
+        ({"memory_budget": -1}, "memory_budget=-1"),
+        ({"memory_budget": "1GB"}, "memory_budget='1GB'"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        recalibrate.recalibrate_bn(_mlp(), np.ones((4, 5), "float32"), **kwargs)
+
+
+def test_repeated_calls_reuse_one_compiled_probe():
+    model = _mlp()
+    x = np.random.default_rng(7).normal(size=(20, 5)).astype("float32")
+    recalibrate.recalibrate_bn(model, x)
+    probe = recalibrate.probe_lib.probe_for(model, "precise")
+    assert recalibrate.probe_lib.probe_for(model, "precise") is probe
+    again = recalibrate.recalibrate_bn(model, x * 2)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(again.get_layer("bn1").moving_mean),
+        2 * keras.ops.convert_to_numpy(recalibrate.recalibrate_bn(model, x).get_layer("bn1").moving_mean),
+        rtol=1e-4, atol=1e-5,
+    )
