@@ -209,51 +209,118 @@ def app_mobilenet_v3_small():
     return _app(keras.applications.MobileNetV3Small, SMALL, alpha=0.75)
 
 
-@register("app_resnet50", images(SMALL), slow=True)
-def app_resnet50():
-    """ResNet50 under a Dropout -> BN head."""
-    return _app(keras.applications.ResNet50, SMALL)
+# Families with a generic builder are built small through it (the family's own
+# block code and layer names, a few blocks): keras.src is not public API, so a
+# missing builder falls back to the full public model (slower, same checks).
 
 
-@register("app_resnet50_v2", images(SMALL), slow=True)
-def app_resnet50_v2():
-    """ResNet50V2 (pre-activation) under a Dropout -> BN head."""
-    return _app(keras.applications.ResNet50V2, SMALL)
+def _family(module, builder, public, **kwargs):
+    import importlib
+
+    try:
+        fn = getattr(importlib.import_module(f"keras.src.applications.{module}"), builder)
+    except (ImportError, AttributeError):
+        fn = None
+    if fn is None:
+        return public()
+    return fn(include_top=False, weights=None, input_shape=SMALL, pooling="avg", **kwargs)
 
 
-@register("app_densenet121", images(SMALL), slow=True)
-def app_densenet121():
-    """DenseNet121 under a Dropout -> BN head."""
-    return _app(keras.applications.DenseNet121, SMALL)
+def _wrap_app(base, shape=SMALL):
+    inputs = keras.Input(shape, name="image")
+    return keras.Model(inputs, dropout_bn_head(base(inputs)), name=f"wrapped_{base.name}")
 
 
-@register("app_efficientnet_b0", images(SMALL), slow=True, finds=("block2b_drop", "block6d_drop"))
-def app_efficientnet_b0():
-    """EfficientNetB0 as it is, with its top: its drop-connect Dropouts feed the
-    next block's BN through a conv, its top Dropout feeds the classifier."""
-    return keras.applications.EfficientNetB0(
-        weights=None, input_shape=SMALL, classes=NUM_CLASSES
-    )
+def _resnet_stacks(version):
+    from keras.src.applications import resnet
+
+    if version == 1:
+        def stack_fn(x):
+            x = resnet.stack_residual_blocks_v1(x, 16, 2, stride1=1, name="conv2")
+            return resnet.stack_residual_blocks_v1(x, 32, 2, name="conv3")
+    else:
+        def stack_fn(x):
+            x = resnet.stack_residual_blocks_v2(x, 16, 2, name="conv2")
+            return resnet.stack_residual_blocks_v2(x, 32, 2, stride1=1, name="conv3")
+    return stack_fn
 
 
-@register("app_efficientnet_v2_b0", images(SMALL), slow=True, finds=("block2b_drop",))
-def app_efficientnet_v2_b0():
-    """EfficientNetV2B0 as it is, with its top (drop-connect Dropouts inside)."""
-    return keras.applications.EfficientNetV2B0(
-        weights=None, input_shape=SMALL, classes=NUM_CLASSES
-    )
+@register("app_resnet", images(SMALL))
+def app_resnet():
+    """The ResNet family (v1 bottleneck blocks, keras' generic ResNet builder,
+    two stages of two blocks) under a Dropout -> BN head."""
+    base = _family("resnet", "ResNet", lambda: keras.applications.ResNet50(
+        include_top=False, weights=None, input_shape=SMALL, pooling="avg"),
+        stack_fn=_resnet_stacks(1), preact=False, use_bias=True, name="resnet_small")
+    return _wrap_app(base)
+
+
+@register("app_resnet_v2", images(SMALL))
+def app_resnet_v2():
+    """The ResNetV2 family (pre-activation blocks, post-BN at the end) under a head."""
+    base = _family("resnet", "ResNet", lambda: keras.applications.ResNet50V2(
+        include_top=False, weights=None, input_shape=SMALL, pooling="avg"),
+        stack_fn=_resnet_stacks(2), preact=True, use_bias=True, name="resnetv2_small")
+    return _wrap_app(base)
+
+
+@register("app_densenet", images(SMALL))
+def app_densenet():
+    """The DenseNet family (generic builder, one conv block per dense block)."""
+    base = _family("densenet", "DenseNet", lambda: keras.applications.DenseNet121(
+        include_top=False, weights=None, input_shape=SMALL, pooling="avg"),
+        blocks=[1, 2, 1, 1], name="densenet_small")
+    return _wrap_app(base)
+
+
+@register("app_efficientnet", images(SMALL), finds=("block4b_drop", "block6b_drop"))
+def app_efficientnet():
+    """The EfficientNet family as it is, with its top (width 0.25, depth 0.5):
+    its drop-connect Dropouts feed the next block's BN through a conv, its top
+    Dropout feeds the classifier."""
+    import importlib
+
+    try:
+        fn = importlib.import_module("keras.src.applications.efficientnet").EfficientNet
+    except (ImportError, AttributeError):
+        return keras.applications.EfficientNetB0(
+            weights=None, input_shape=SMALL, classes=NUM_CLASSES)
+    return fn(0.25, 0.5, 32, weights=None, input_shape=SMALL, classes=NUM_CLASSES,
+              name="efficientnet_small")
+
+
+@register("app_efficientnet_v2", images(SMALL), finds=("block4b_drop", "block6d_drop"))
+def app_efficientnet_v2():
+    """The EfficientNetV2 family (B0 block table at width 0.25, depth 0.5) as it
+    is, with its top; drop-connect Dropouts inside."""
+    import copy
+    import importlib
+
+    try:
+        module = importlib.import_module("keras.src.applications.efficientnet_v2")
+        fn, table = module.EfficientNetV2, module.DEFAULT_BLOCKS_ARGS["efficientnetv2-b0"]
+    except (ImportError, AttributeError, KeyError):
+        return keras.applications.EfficientNetV2B0(
+            weights=None, input_shape=SMALL, classes=NUM_CLASSES)
+    return fn(0.25, 0.5, 32, blocks_args=copy.deepcopy(table), weights=None,
+              input_shape=SMALL, classes=NUM_CLASSES, name="efficientnetv2_small")
+
+
+@register("app_nasnet", images(SMALL))
+def app_nasnet():
+    """The NASNet family (generic builder: one cell per stage, 96 penultimate
+    filters) under a Dropout -> BN head."""
+    base = _family("nasnet", "NASNet", lambda: keras.applications.NASNetMobile(
+        include_top=False, weights=None, input_shape=SMALL, pooling="avg"),
+        penultimate_filters=96, num_blocks=1, stem_block_filters=8,
+        default_size=32, name="nasnet_small")
+    return _wrap_app(base)
 
 
 @register("app_xception", images(XCEPTION), slow=True)
 def app_xception():
     """Xception at its minimum 71x71 under a Dropout -> BN head."""
     return _app(keras.applications.Xception, XCEPTION)
-
-
-@register("app_nasnet_mobile", images(SMALL), slow=True)
-def app_nasnet_mobile():
-    """NASNetMobile under a Dropout -> BN head."""
-    return _app(keras.applications.NASNetMobile, SMALL)
 
 
 @register("app_inception_v3", images(INCEPTION), slow=True)
