@@ -301,6 +301,14 @@ def check_recalibrate(b):
     assert len(old_tw) == len(new_tw)
     for u, v in zip(old_tw, new_tw):
         np.testing.assert_array_equal(u, v, err_msg="recalibrate_bn changed a trainable weight")
+    # Every BN re-estimated (the corpus' statistics come from a training-mode
+    # pass on other data): none silently skipped, hidden ones included.
+    old_var = [v for v in b.model.weights if v.path.endswith("moving_variance")]
+    new_var = [v for v in new.weights if v.path.endswith("moving_variance")]
+    assert len(new_var) == len(old_var)
+    same = [u.path for u, v in zip(old_var, new_var)
+            if np.array_equal(keras.ops.convert_to_numpy(u), keras.ops.convert_to_numpy(v))]
+    assert not same, f"{len(same)} of {len(old_var)} BN(s) not recalibrated, e.g. {same[:3]}"
 
 
 def check_fit(b):
