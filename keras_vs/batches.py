@@ -120,6 +120,21 @@ class Batches:
                 f"Received: data of type {type(data).__name__}"
             )
 
+    @property
+    def num_batches(self):
+        """The number of batches an iteration yields, or None when unknown."""
+        known = None
+        if self._kind == "arrays":
+            known = -(-self._arrays[2] // self.batch_size)
+        elif self._kind == "pydataset":
+            known = self._len
+        elif self._kind == "tf":
+            cardinality = int(self._data.cardinality())
+            known = cardinality if cardinality >= 0 else None
+        if known is None:
+            return self.steps
+        return known if self.steps is None else min(known, self.steps)
+
     def _raw(self):
         if self._kind == "arrays":
             x, y, n = self._arrays

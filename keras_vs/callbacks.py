@@ -128,8 +128,13 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         Returns:
             A `keras_vs.shift.VarianceShift` (also kept as ``self.last``).
         """
+        # Compiled even for a small probe set (the compile is paid once per
+        # run and every later epoch reuses it), unless the model itself runs
+        # eagerly (debugging).
         self.last = shift.measure(
-            self._build_probe(), batches_lib.Batches(self.probe_x, batch_size=self.batch_size)
+            self._build_probe(),
+            batches_lib.Batches(self.probe_x, batch_size=self.batch_size),
+            compiled=not getattr(self.model, "run_eagerly", False),
         )
         return self.last
 

@@ -28,6 +28,9 @@ from keras_vs import graph as graph_lib
 
 MODES = ("inference", "precise", "copies")
 DEFAULT_CAPACITY = 256
+# Up to this many batches a probe runs eagerly: tracing and compiling a big
+# graph costs more than it saves on so little data.
+EAGER_BATCHES = 2
 # model -> {mode: (graph signature, Probe)}: a probe is built and compiled once
 # per model and mode, then reused by every later call on the same graph.
 _CACHE = weakref.WeakKeyDictionary()
@@ -216,11 +219,15 @@ class Probe:
             copy.moving_mean.assign(np.asarray(mean).astype(copy.moving_mean.dtype))
             copy.moving_variance.assign(np.asarray(var).astype(copy.moving_variance.dtype))
 
-    def moments(self, batches):
+    def moments(self, batches, compiled=None):
         """Exact per-channel ``(count, mean, variance)`` of every BN input.
 
         Args:
             batches: A `keras_vs.batches.Batches`.
+            compiled: Run the compiled probe (True) or call it eagerly
+                (False). None: compile unless the data is known to hold at
+                most `EAGER_BATCHES` batches, where compiling costs more
+                than it saves.
 
         Returns:
             ``name -> (count, mean, var)`` with float64 arrays; the number of
@@ -229,13 +236,14 @@ class Probe:
         acc = {}
         seen = 0
         self.reset()
+        run = self.runner(batches, compiled)
         for index, (x, _) in enumerate(batches):
             batches_lib.check_batch(self.inputs, x, index)
             size = batches_lib.num_examples(x)
             if size == 0:
                 continue
             seen += size
-            self.model.predict_on_batch(x)
+            run(x)
             self.recorded(acc)
         self.flush(acc)
         self.num_examples = seen
@@ -245,6 +253,10 @@ class Probe:
                 f"Received: {batches.steps if batches.steps else 'all'} step(s) of no data"
             )
         return finish(acc)
+
+    def runner(self, batches, compiled=None):
+        """``run(x)``: one batch through the probe, compiled or eager."""
+        return run_function(self.model, batches, compiled)
 
     def reset(self):
         """Empties the device buffers."""
@@ -273,6 +285,22 @@ class Probe:
     def recorders(self):
         """``(name, recorder layer)`` for every BN call site."""
         return list(self._recorders)
+
+
+def run_function(model, batches, compiled=None):
+    """``run(x) -> outputs`` for `model`: compiled, or eager for little data.
+
+    Args:
+        model: A Functional model.
+        batches: The `keras_vs.batches.Batches` it will run on.
+        compiled: True, False, or None to decide from the number of batches.
+    """
+    if compiled is None:
+        n = batches.num_batches
+        compiled = n is None or n > EAGER_BATCHES
+    if compiled:
+        return model.predict_on_batch
+    return lambda x: model(x, training=False)
 
 
 def finish(acc):

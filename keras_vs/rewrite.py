@@ -235,6 +235,21 @@ def _rate_of(spec):
     return None
 
 
+_SPATIAL_RANKS = {
+    keras.layers.SpatialDropout1D: 3,
+    keras.layers.SpatialDropout2D: 4,
+    keras.layers.SpatialDropout3D: 5,
+}
+
+
+def _fits(layer, rank):
+    """Whether a copy of `layer` can be called on a tensor of rank `rank`."""
+    if isinstance(layer, keras.layers.Wrapper):
+        return rank >= 3
+    want = _SPATIAL_RANKS.get(type(layer))
+    return want is None or want == rank
+
+
 def _total_calls(view):
     """How many times a view's model runs per call of the root model."""
     if not view.calls:
@@ -358,6 +373,12 @@ class _Planner:
             _, layer = max(sources, key=lambda s: analysis.dropout_rate(s[1]))
             base = placed[0].rsplit("/", 1)[-1] if placed else layer.name
             spec = _like(layer, self.names.new(f"{base}_dropout"), self.options.get("rate"))
+            if edges and not _fits(layer, len(edges[0].tensor.shape)):
+                # e.g. a SpatialDropout2D moved after a BN on a flat tensor.
+                rate = self.options.get("rate") or analysis.dropout_rate(layer)
+                spec = graph_lib.NewLayer(
+                    keras.layers.Dropout, {"name": spec.name, "rate": float(rate)}
+                )
             for e in edges:
                 self.add(e, graph_lib.Action("after", spec))
             where = "after " + ", ".join(placed) if placed else "nowhere (the BN has no output)"

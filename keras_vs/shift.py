@@ -23,6 +23,7 @@ from keras import ops
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
+from keras_vs import probe as probe_lib
 from keras_vs.probe import probe_for
 from keras_vs.recalibrate import recalibrate_bn
 
@@ -142,11 +143,11 @@ def warn_hidden(probe):
         )
 
 
-def measure(probe, batches):
+def measure(probe, batches, compiled=None):
     """Measures with a built `Probe` (mode "inference") on `Batches`."""
     if probe.model is None:
         return VarianceShift({}, {}, {}, {}, 0, probe.hidden)
-    moments = probe.moments(batches)
+    moments = probe.moments(batches, compiled)
     moving_var, real_var, moving_mean, real_mean = {}, {}, {}, {}
     for name in probe.names:
         bn = graph_lib.unwrap(probe.bns[name])
@@ -298,14 +299,16 @@ def prediction_inconsistency(model, data, steps=None, *, batch_size=DEFAULT_BATC
         train_copy = graph_lib.copy(model)
         train_inputs = graph_lib.inline(train_copy)[0]
         train_mode = keras.Model(train_inputs, _TrainingMode(train_copy)(train_inputs))
+    run_inference = probe_lib.run_function(inference, batches)
+    run_train = probe_lib.run_function(train_mode, batches)
     n = agree = correct_train = correct_inf = 0
     has_labels = True
     for index, (x, y) in enumerate(batches):
         batches_lib.check_batch(inputs, x, index)
         if batches_lib.num_examples(x) == 0:
             continue
-        pred_inf = np.asarray(inference.predict_on_batch(x))
-        pred_train = np.asarray(train_mode.predict_on_batch(x))
+        pred_inf = np.asarray(ops.convert_to_numpy(run_inference(x)))
+        pred_train = np.asarray(ops.convert_to_numpy(run_train(x)))
         c_inf, c_train = _classes(pred_inf), _classes(pred_train)
         n += c_inf.size
         agree += int(np.sum(c_inf == c_train))

@@ -61,7 +61,12 @@ def _trainable_count(model):
 
 def _inputs_for(model, seed=1):
     rng = np.random.default_rng(seed)
-    arrays = [rng.normal(size=(3,) + tuple(t.shape[1:])).astype("float32") for t in model.inputs]
+    arrays = [
+        rng.integers(0, 15, size=(3,) + tuple(t.shape[1:])).astype("int32")
+        if "int" in str(t.dtype)
+        else rng.normal(size=(3,) + tuple(t.shape[1:])).astype("float32")
+        for t in model.inputs
+    ]
     struct = getattr(model, "_inputs_struct", None)  # Functional: list, dict or tensor
     return arrays[0] if struct is None else keras.tree.pack_sequence_as(struct, arrays)
 
@@ -145,6 +150,7 @@ step = st.one_of(
     st.tuples(st.just("merge"), st.integers(0, 50)),
     st.tuples(st.just("share"), st.integers(0, 50)),
     st.tuples(st.just("nest"), st.sampled_from(["sequential", "functional", "two_level"])),
+    st.tuples(st.just("op"), st.sampled_from(["scale", "mean_add", "slice", "relu"])),
 )
 
 recipes = st.fixed_dictionaries(
@@ -154,8 +160,34 @@ recipes = st.fixed_dictionaries(
         "outputs": st.integers(1, 2),
         "sequential_root": st.booleans(),
         "nested_head": st.booleans(),
+        # Stateful preprocessing on the image input (adapted Normalization).
+        "normalize": st.booleans(),
+        # A second branch: adapted IntegerLookup -> Embedding(mask_zero) ->
+        # Dropout -> BN -> GRU (a mask through dropout and BN into an RNN).
+        "sequence": st.booleans(),
     }
 )
+
+
+def _op(kind, x):
+    """A keras.ops / operator node (no Layer) applied to `x`."""
+    if kind == "scale":
+        return x * 2.0
+    if kind == "mean_add":
+        return x + keras.ops.mean(x, axis=-1, keepdims=True)
+    if kind == "slice":
+        return x[..., : max(1, x.shape[-1] - 1)]
+    return keras.ops.relu(x)
+
+
+def _sequence_branch():
+    ids = L.Input((5,), dtype="int32", name="ids")
+    lookup = L.IntegerLookup(name="lookup")
+    lookup.adapt(np.array([[3, 5, 7, 9, 11, 13]]))
+    e = L.Embedding(lookup.vocabulary_size(), 4, mask_zero=True, name="embed")(lookup(ids))
+    e = L.Dropout(0.5, name="seq_drop")(e)
+    e = L.BatchNormalization(name="seq_bn")(e)
+    return ids, L.GRU(3, name="gru")(e)
 
 
 def _nested(kind, channels, name):
@@ -195,6 +227,8 @@ def build_random_model(recipe):
                 layers.append(L.BatchNormalization(name=f"bn{i}"))
             elif kind == "drop":
                 layers.append(_DROPOUTS[args[0]](args[1], f"drop{i}"))
+            elif kind == "op":
+                layers.append(L.Lambda(lambda t, k=args[0]: _op(k, t), name=f"op{i}"))
             elif kind == "nest":
                 layers.append(L.Conv2D(3, 1, name=f"conv{i}"))
                 layers.append(_nested(args[0], 3, f"nest{i}"))
@@ -207,6 +241,10 @@ def build_random_model(recipe):
     names = ["a", "b"] if recipe["inputs"] != "one" else ["a"]
     inputs = [L.Input(SHAPE, name=n) for n in names]
     tensors = list(inputs)
+    if recipe["normalize"]:
+        norm = L.Normalization(name="normalize")
+        norm.adapt(np.random.default_rng(0).normal(2.0, 3.0, (8,) + SHAPE).astype("float32"))
+        tensors[0] = norm(inputs[0])
     made = []  # layers that may be shared: (layer, channels in, channels out)
     for i, ((kind, *args), pick) in enumerate(recipe["steps"]):
         x = tensors[pick % len(tensors)]
@@ -242,14 +280,20 @@ def build_random_model(recipe):
                 layer = fitting[args[0] % len(fitting)][0]
             else:
                 layer = L.Activation("relu", name=f"act{i}")
+        elif kind == "op":
+            y = _op(args[0], x)
         else:  # nest
             layer = _nested(args[0], c, f"nest{i}")
         tensors.append(layer(x) if y is None else y)
     pooled = L.GlobalAveragePooling2D(name="gap")(tensors[-1])
+    if recipe["sequence"]:
+        ids, seq = _sequence_branch()
+        names, inputs = names + ["ids"], inputs + [ids]
+        pooled = L.Concatenate(name="joined")([pooled, seq])
     head = _head(recipe, pooled.shape[-1])(pooled)
     outputs = [head] if recipe["outputs"] == 1 else [head, tensors[len(tensors) // 2]]
     model_inputs = {n: t for n, t in zip(names, inputs)} if recipe["inputs"] == "dict" else inputs
-    if recipe["inputs"] == "one":
+    if len(inputs) == 1:
         model_inputs = inputs[0]
     return _randomize(keras.Model(model_inputs, outputs, name="random"))
 
