@@ -28,7 +28,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["keras_vs", "zoo", "tuner"],
+    packages=["keras_vs", "keras_vs.commands", "zoo", "tuner"],
     install_requires=[
         # keras>=3.14: clone_model recurses into models nested more than one
         # level deep (needed by rewrite).
@@ -53,7 +53,13 @@ setup(
         "torch": ["torch>=2.4"],
         "cuda": ["tensorflow[and-cuda]>=2.16"],
     },
-    entry_points={"console_scripts": ["keras-vs = keras_vs.cli:main"]},
+    entry_points={
+        "console_scripts": ["keras-vs = keras_vs.cli:main"],
+        # Commands of the other packages: the keras-vs script finds them here,
+        # so the plugin never imports them (keras_vs.cli; read as a literal
+        # from a source tree without installed metadata).
+        "keras_vs.commands": ["tune = tuner.cli:COMMAND"],
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Framework :: Keras",

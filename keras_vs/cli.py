@@ -248,8 +248,11 @@ def parse(cmd, argv):
     return list(rest[1:]), fv
 
 
-def _one_line_warning(message, category, filename, lineno, line=None):
-    return f"{PROG}: warning: {' '.join(str(message).split())}\n"
+def _one_line_warnings(name):
+    def format_warning(message, category, filename, lineno, line=None):
+        return f"{PROG} {name}: warning: {' '.join(str(message).split())}\n"
+
+    return format_warning
 
 
 def run(argv=None):
@@ -297,7 +300,7 @@ def run(argv=None):
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()  # absl logging: no "before flag parsing" notice
     format_warning = warnings.formatwarning
-    warnings.formatwarning = _one_line_warning
+    warnings.formatwarning = _one_line_warnings(name)
     try:
         positional, fv = parse(cmd, rest)
         status = cmd.run(positional, fv)

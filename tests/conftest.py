@@ -31,3 +31,36 @@ def pytest_collection_modifyitems(config, items):
         if "tf_only" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=reason))
 
+
+
+@pytest.fixture
+def keras_vs_cli(capsys):
+    """Runs ``keras-vs ARGS`` in this process; returns ``(exit status, stdout, stderr)``."""
+    from keras_vs import cli
+
+    def run(*args):
+        code = cli.run(["keras-vs", *(str(a) for a in args)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def unchanged_files():
+    """``unchanged_files(*paths)`` records each file's sha256; the test fails if one changes."""
+    import hashlib
+
+    def digest(path):
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    recorded = {}
+
+    def record(*paths):
+        for path in paths:
+            recorded[str(path)] = digest(path)
+
+    yield record
+    changed = [p for p, d in recorded.items() if digest(p) != d]
+    assert not changed, f"input file(s) modified: {changed}"

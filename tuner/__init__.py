@@ -12,25 +12,48 @@ Example:
 ['bayesian', 'grid', 'hyperband', 'random']
 """
 
-from tuner.distribute import STRATEGIES, get_strategy
-from tuner.hypermodel import (
-    DROPOUT_TYPES,
-    MODEL_POSITIONS,
-    RECIPES,
-    ZOO_POSITIONS,
-    DropoutHyperModel,
-    Recipe,
-    with_dropout,
-)
-from tuner.recipe import TorchSGD
-from tuner.driver import (
-    DEFAULT_DIRECTORY,
-    ORACLES,
-    DropoutTuner,
-    SearchResult,
-    format_table,
-    search,
-)
+import importlib
+
+# Where each public name lives. Names are imported on first use, so that
+# `keras-vs --help`, which imports `tuner.cli`, starts without Keras.
+_EXPORTS = {
+    "tuner.distribute": ("STRATEGIES", "get_strategy"),
+    "tuner.hypermodel": (
+        "DROPOUT_TYPES",
+        "MODEL_POSITIONS",
+        "RECIPES",
+        "ZOO_POSITIONS",
+        "DropoutHyperModel",
+        "Recipe",
+        "with_dropout",
+    ),
+    "tuner.recipe": ("TorchSGD",),
+    "tuner.driver": (
+        "DEFAULT_DIRECTORY",
+        "ORACLES",
+        "DropoutTuner",
+        "SearchResult",
+        "format_table",
+        "search",
+    ),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+_SUBMODULES = ("cli", "distribute", "driver", "hypermodel", "recipe")
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tuner.{name}")
+    if name not in _HOME:
+        raise AttributeError(f"module 'tuner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME))
+
 
 __all__ = [
     "DEFAULT_DIRECTORY",

@@ -1,14 +1,26 @@
-"""Pick a `tf.distribute` strategy for the search's trials, by name or by what the machine has."""
+"""Pick how the search's trials are distributed, by name or by what the machine has.
 
+On the TensorFlow backend a name gives a `tf.distribute.Strategy`, which
+keras-tuner enters while it builds each trial's model. On the JAX backend it
+gives a `keras.distribution.DataParallel` over the local devices, which
+`distributed` sets as Keras' global distribution for the whole search (model
+building and `fit`), restoring the previous one afterwards.
+"""
+
+import contextlib
 import os
 
 import keras
 
-STRATEGIES = ("auto", "none", "mirrored", "tpu", "multi_worker")
+from keras_vs import vocab
+
+STRATEGIES = vocab.STRATEGIES
 
 
 def get_strategy(name="auto", tpu=None):
-    """Returns the `tf.distribute.Strategy` to train each trial under, or None.
+    """Returns the strategy (TensorFlow) or distribution (JAX) of each trial, or None.
+
+    TensorFlow backend:
 
     - ``"auto"``: a TPU if one is attached (TPU devices, or ``TPU_NAME`` /
       ``COLAB_TPU_ADDR`` set) -> `TPUStrategy`; else GPUs ->
@@ -22,15 +34,29 @@ def get_strategy(name="auto", tpu=None):
     - ``"multi_worker"``: `MultiWorkerMirroredStrategy`; the cluster comes
       from the ``TF_CONFIG`` environment variable.
 
-    Strategies need the TensorFlow backend; on other backends only ``"auto"``
-    and ``"none"`` are accepted (both give None).
+    JAX backend (`keras.distribution.DataParallel`: variables replicated,
+    each batch split over the devices; the batch size must divide evenly):
+
+    - ``"auto"``: DataParallel over every GPU or TPU when there are several;
+      else None (one device).
+    - ``"none"``: None.
+    - ``"mirrored"``: DataParallel over every device of the default platform
+      (`keras.distribution.list_devices()`: GPUs or TPUs, else CPUs, e.g.
+      the ones made with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
+    - ``"tpu"``: DataParallel over the local TPU devices.
+    - ``"multi_worker"``: not chosen by name; call
+      `keras.distribution.initialize` on every host and pass
+      ``strategy=keras.distribution.DataParallel()`` to `tuner.search`.
+
+    Other backends accept only ``"auto"`` and ``"none"`` (both give None).
 
     Args:
         name: One of `STRATEGIES`.
-        tpu: TPU name or address for ``"tpu"``.
+        tpu: TPU name or address for ``"tpu"`` (TensorFlow only).
 
     Returns:
-        A `tf.distribute.Strategy`, or None.
+        A `tf.distribute.Strategy`, a `keras.distribution.Distribution`, or
+        None.
 
     Example:
 
@@ -42,12 +68,14 @@ def get_strategy(name="auto", tpu=None):
     if name == "none":
         return None
     backend = keras.backend.backend()
+    if backend == "jax":
+        return _jax_distribution(name, tpu)
     if backend != "tensorflow":
         if name == "auto":
             return None
         raise ValueError(
-            f"Strategy {name!r} needs the TensorFlow backend (tf.distribute); "
-            f"KERAS_BACKEND is {backend!r}. Received: strategy={name!r}"
+            f"Strategy {name!r} needs the TensorFlow (tf.distribute) or JAX "
+            f"(keras.distribution) backend; KERAS_BACKEND is {backend!r}. Received: strategy={name!r}"
         )
     import tensorflow as tf
 
@@ -81,8 +109,92 @@ def _tpu_strategy(tf, tpu):
     return tf.distribute.TPUStrategy(resolver)
 
 
+def _jax_distribution(name, tpu):
+    """`keras.distribution.DataParallel` over the local devices for ``name`` (JAX)."""
+    if name == "multi_worker":
+        raise ValueError(
+            "Strategy 'multi_worker' is tf.distribute's; on JAX call "
+            "keras.distribution.initialize(...) on every host and pass "
+            "strategy=keras.distribution.DataParallel() to tuner.search. "
+            "Received: strategy='multi_worker', KERAS_BACKEND='jax'"
+        )
+    if name == "tpu":
+        if tpu:
+            raise ValueError(
+                "On JAX the TPU devices are the local ones (a TPU VM); a TPU name or "
+                f"address is a TensorFlow option. Received: strategy='tpu', tpu={tpu!r}"
+            )
+        devices = _devices("tpu")
+        if not devices:
+            raise ValueError(
+                f"Strategy 'tpu' found no TPU device; JAX has {_devices(None)}. "
+                "Received: strategy='tpu'"
+            )
+    else:
+        devices = _devices(None)  # GPUs or TPUs when there are any, else CPUs
+        if name == "auto" and (len(devices) < 2 or devices[0].startswith("cpu")):
+            return None
+    return keras.distribution.DataParallel(devices=devices)
+
+
+def _devices(platform):
+    try:
+        return keras.distribution.list_devices(platform)
+    except RuntimeError:  # JAX raises when it has no backend of that platform
+        return []
+
+
+def is_keras_distribution(strategy):
+    """Whether ``strategy`` is a `keras.distribution.Distribution` (e.g. DataParallel)."""
+    # keras.distribution exports DataParallel and ModelParallel, not their base class.
+    public = (keras.distribution.DataParallel, keras.distribution.ModelParallel)
+    return isinstance(strategy, public) or (
+        hasattr(strategy, "get_variable_layout") and hasattr(strategy, "get_data_layout")
+    )
+
+
+def tuner_strategy(strategy):
+    """The ``distribution_strategy`` to give keras-tuner: tf.distribute strategies only.
+
+    A `keras.distribution.Distribution` is not one (keras-tuner reads
+    ``strategy.extended``); it is set around the search by `distributed`.
+    """
+    return None if is_keras_distribution(strategy) else strategy
+
+
+@contextlib.contextmanager
+def distributed(strategy):
+    """Sets a `keras.distribution.Distribution` as Keras' global distribution inside.
+
+    The previous global distribution (usually None) is restored on exit,
+    also after an error. Anything else (None, a tf.distribute strategy) is
+    left to keras-tuner and this does nothing.
+
+    Args:
+        strategy: What `get_strategy` returned, or a user's own strategy or
+            distribution.
+
+    Example:
+
+    >>> with distributed(None):
+    ...     pass
+    """
+    if not is_keras_distribution(strategy):
+        yield
+        return
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(strategy)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
+
+
 def describe(strategy):
     """A short human-readable name of ``strategy`` (None: the default)."""
     if strategy is None:
         return "default (one device)"
+    if is_keras_distribution(strategy):
+        devices = [str(d) for d in strategy.device_mesh.devices.flat]
+        return f"{type(strategy).__name__} ({len(devices)} devices: {', '.join(devices)})"
     return f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"

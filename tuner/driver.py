@@ -38,11 +38,12 @@ import numpy as np
 
 import keras_vs
 from keras_vs import data as data_lib
+from keras_vs import vocab
 from keras_vs.files import atomic_path, save_figure, write_atomic
 from tuner import distribute
 from tuner.hypermodel import DropoutHyperModel
 
-ORACLES = ("random", "bayesian", "hyperband", "grid")
+ORACLES = vocab.ORACLES
 OBJECTIVE = "val_accuracy"
 CONFIG_FILE = "search_config.json"
 TRIAL_FILE = "keras_vs.json"
@@ -166,8 +167,10 @@ class DropoutTuner(keras_tuner.Tuner):
         shift_callback = keras_vs.VarianceShiftCallback(
             self.probe, probe_size=len(self.probe[1]), batch_size=self.batch_size
         )
+        # The shift callback comes first: CSVLogger/TensorBoard callbacks
+        # given by the user then see its variance_shift/* entries.
         all_callbacks = [shift_callback, keras.callbacks.TerminateOnNaN()]
-        all_callbacks += [copy.deepcopy(c) for c in callbacks]
+        all_callbacks += self._trial_callbacks(callbacks, trial)
         x, y = (train, None) if not isinstance(train, tuple) else train
         try:
             history = model.fit(
@@ -221,6 +224,18 @@ class DropoutTuner(keras_tuner.Tuner):
         self._write_trial(trial, "COMPLETED", logs, metrics, "")
         return metrics
 
+    def _trial_callbacks(self, callbacks, trial):
+        """Deep copies of the user's callbacks, TensorBoard logging to its own folder per trial.
+
+        As keras-tuner's `Tuner.run_trial`: a TensorBoard callback writes to
+        ``<log_dir>/<trial_id>/execution0`` with the trial's hyperparameters.
+        """
+        callbacks = copy.deepcopy(list(callbacks))
+        configure = getattr(self, "_configure_tensorboard_dir", None)
+        if configure is not None:
+            configure(callbacks, trial, 0)
+        return callbacks
+
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         self.ran.append(trial.trial_id)
@@ -273,6 +288,11 @@ def read_trial_file(trial_dir):
 # Results
 
 
+def trial_number(trial_id):
+    """keras-tuner's "Trial #N" of a trial id: ``"00"`` is Trial #1."""
+    return int(trial_id) + 1
+
+
 def trial_row(trial, record=None):
     """One results row (a flat dict) for a keras-tuner `Trial`."""
     values = trial.hyperparameters.values
@@ -285,6 +305,7 @@ def trial_row(trial, record=None):
         rate = values.get("uout_beta")
     row = {
         "trial_id": trial.trial_id,
+        "trial_number": trial_number(trial.trial_id),
         "status": str(trial.status),
         "position": position,
         "type": dropout_type or "-",
@@ -319,13 +340,14 @@ def _cell(row, key, fmt):
 def format_table(rows):
     """The results table as text (one line per trial)."""
     header = (
-        f"{'trial':>5} {'status':<9} {'position':<11} {'type':<9} {'rate':>5} "
+        f"{'trial':>5} {'id':>3} {'status':<9} {'position':<11} {'type':<9} {'rate':>5} "
         f"{'val acc':>7} {'max shift':>9} {'train acc: train mode':>21} {'inference':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
-            f"{r['trial_id']:>5} {r['status']:<9} {str(r['position']):<11} {r['type']:<9} "
+            f"{'#' + str(r['trial_number']):>5} {r['trial_id']:>3} {r['status']:<9} "
+            f"{str(r['position']):<11} {r['type']:<9} "
             f"{_cell(r, 'rate', '{:g}'):>5} {_cell(r, OBJECTIVE, '{:.4f}'):>7} "
             f"{_cell(r, 'variance_shift_max', '{:.3f}'):>9} "
             f"{_cell(r, 'train_mode_accuracy', '{:.4f}'):>21} {_cell(r, 'inference_accuracy', '{:.4f}'):>9}"
@@ -336,9 +358,10 @@ def format_table(rows):
 def summary_line(row):
     """A one-line summary of a finished trial."""
     what = f"{row['position']}" + (f", {row['type']} {row['rate']:g}" if row["type"] != "-" else "")
+    name = f"[keras-vs] Trial #{row['trial_number']} (trial_id {row['trial_id']}: {what})"
     if row["status"] != "COMPLETED":
-        return f"[keras-vs] trial {row['trial_id']} ({what}): {row['status']} {row.get('message') or ''}".rstrip()
-    text = f"[keras-vs] trial {row['trial_id']} ({what}): val_accuracy {row[OBJECTIVE]:.4f}"
+        return f"{name}: {row['status']} {row.get('message') or ''}".rstrip()
+    text = f"{name}: val_accuracy {row[OBJECTIVE]:.4f}"
     if row.get("variance_shift_max") is not None:
         text += f", max variance shift {row['variance_shift_max']:.3f}"
     text += (
@@ -351,7 +374,7 @@ def summary_line(row):
 
 
 _CSV_FIELDS = (
-    "trial_id", "status", "position", "type", "rate", OBJECTIVE, "val_loss", "variance_shift_max",
+    "trial_id", "trial_number", "status", "position", "type", "rate", OBJECTIVE, "val_loss", "variance_shift_max",
     "variance_shift_mean", "train_mode_accuracy", "inference_accuracy", "inconsistency_gap",
     "disagreement", "tuner_id", "seconds", "message",
 )
@@ -439,7 +462,8 @@ class SearchResult:
         """The trained model of a completed trial, rebuilt from its saved weights.
 
         Args:
-            trial_id: A ``trial_id`` of `rows`.
+            trial_id: A ``trial_id`` of `rows` (keras-tuner's ids are strings
+                such as ``"03"``; the same number as an int is accepted).
 
         Returns:
             The compiled `keras.Model` with the trial's trained weights.
@@ -450,6 +474,8 @@ class SearchResult:
                 f"worker. Received: role={self.role!r}"
             )
         trials = self.tuner.oracle.trials
+        if isinstance(trial_id, numbers.Integral) and not isinstance(trial_id, bool):
+            trial_id = next((t for t in trials if int(t) == trial_id), trial_id)
         if trial_id not in trials or str(trials[trial_id].status) != "COMPLETED":
             done = [t for t, trial in sorted(trials.items()) if str(trial.status) == "COMPLETED"]
             raise ValueError(
@@ -515,41 +541,70 @@ def _load_data(dataset, batch_size, seed, data_dir, download, probe_size, take):
 # The search
 
 
-class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
-    """keras-tuner's grid search, made resumable.
+class _AtomicFiles:
+    """Writes keras-tuner's ``oracle.json`` and ``trial.json`` atomically.
 
-    keras-tuner 1.4 saves neither the grid's ordered list of tried points nor
-    its queue of points to expand, so a reloaded grid search fails with a
-    KeyError on its next trial. Both are rebuilt here from the reloaded
-    trials: the ordered list is the trials sorted by the grid order and every
-    finished trial goes back in the queue (a point whose successor is already
-    tried is skipped by the oracle itself, so nothing is run twice).
+    keras-tuner writes them in place: a process killed during a write leaves
+    a truncated file, and the rerun that should resume the search cannot read
+    it. Mixed into every oracle a search uses.
     """
 
-    def set_state(self, state):
-        super().set_state(state)
-        ordered = type(self._ordered_ids)()
-        with_values = [t for t in self.trials.values() if t.hyperparameters.values]
-        key = functools.cmp_to_key(lambda a, b: self._compare(a.hyperparameters.values, b.hyperparameters.values))
-        for trial in sorted(with_values, key=key):
-            ordered.insert(trial.trial_id)
-        self._ordered_ids = ordered
-        self._populate_next = [i for i in self.end_order if i in self.trials]
+    def save(self):
+        write_atomic(self._get_oracle_fname(), json.dumps(self.get_state()))
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        write_atomic(path, json.dumps(trial.get_state()))
 
 
-def _oracle(name, max_trials, epochs, seed, max_consecutive_failed_trials):
+class DropoutGridOracle(_AtomicFiles, keras_tuner.Oracle):
+    """Grid search over a fixed list of points, in the list's order.
+
+    `search` gives it `DropoutHyperModel.grid_points`, which visits every
+    position before a second rate, so a search cut short by ``max_trials``
+    still compares positions. Each new trial takes the first point that no
+    trial has taken yet: a reloaded search goes on where it stopped and never
+    runs a point twice (an interrupted trial is rerun by keras-tuner with its
+    own values).
+
+    Args:
+        points: Dicts of hyperparameter values, in the order to try them.
+        **kwargs: `keras_tuner.Oracle` arguments.
+    """
+
+    def __init__(self, points, **kwargs):
+        super().__init__(**kwargs)
+        self.points = [dict(p) for p in points]
+
+    def populate_space(self, trial_id):
+        taken = [t.hyperparameters.values for i, t in self.trials.items() if i != trial_id]
+        for point in self.points:
+            if not any(all(values.get(k) == v for k, v in point.items()) for values in taken):
+                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": dict(point)}
+        if self.ongoing_trials:
+            return {"status": keras_tuner.engine.trial.TrialStatus.IDLE, "values": None}
+        return {"status": keras_tuner.engine.trial.TrialStatus.STOPPED, "values": None}
+
+
+def _oracle(name, max_trials, epochs, seed, max_consecutive_failed_trials, points=()):
     common = dict(
         objective=keras_tuner.Objective(OBJECTIVE, "max"),
         seed=seed,
         max_consecutive_failed_trials=max_consecutive_failed_trials,
     )
-    if name == "random":
-        return keras_tuner.oracles.RandomSearchOracle(max_trials=max_trials, **common)
-    if name == "bayesian":
-        return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=max_trials, **common)
     if name == "grid":
-        return ResumableGridSearchOracle(max_trials=max_trials, **common)
-    return keras_tuner.oracles.HyperbandOracle(max_epochs=epochs, factor=3, **common)
+        return DropoutGridOracle(points, max_trials=max_trials, **common)
+    if name == "hyperband":
+        return _atomic(keras_tuner.oracles.HyperbandOracle)(max_epochs=epochs, factor=3, **common)
+    base = {"random": keras_tuner.oracles.RandomSearchOracle,
+            "bayesian": keras_tuner.oracles.BayesianOptimizationOracle}[name]
+    return _atomic(base)(max_trials=max_trials, **common)
+
+
+@functools.lru_cache(maxsize=None)
+def _atomic(oracle_class):
+    """``oracle_class`` with `_AtomicFiles` mixed in."""
+    return type(oracle_class.__name__, (_AtomicFiles, oracle_class), {"__module__": __name__})
 
 
 def _role():
@@ -579,8 +634,9 @@ def _prepare_project(project_dir, config, overwrite, role):
             details = ", ".join(f"{k}: {old.get(k)!r} -> {_json_safe(config).get(k)!r}" for k in diff)
             raise ValueError(
                 f"The search in {project_dir!r} was started with different settings ({details}). "
-                "Rerun with the same settings to resume it, choose another project name, or "
-                f"pass overwrite=True (--overwrite) to start again. Received: {details}"
+                "Rerun with the same settings to resume it, choose another project name "
+                "(keras-vs tune: --project), or pass overwrite=True (keras-vs tune: --restart) "
+                f"to start again. Received: {details}"
             )
     os.makedirs(project_dir, exist_ok=True)
     if not os.path.isfile(config_path):
@@ -593,6 +649,12 @@ def _check_int(name, value, minimum=1, allow_none=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"Expected {name} to be an integer >= {minimum}. Received: {name}={value!r}")
     return int(value)
+
+
+def _point_text(values):
+    text = values["dropout_position"]
+    rate = values.get("dropout_rate", values.get("uout_beta"))
+    return text + (f" {values['dropout_type']} {rate:g}" if rate is not None else "")
 
 
 def default_project_name(model, dataset, oracle):
@@ -633,9 +695,12 @@ def search(
     max_consecutive_failed_trials=3,
     callbacks=(),
     verbose=1,
-    fit_verbose=0,
+    fit_verbose=None,
     export=True,
     model_options=None,
+    loss=None,
+    optimizer=None,
+    from_logits=None,
 ):
     """Searches dropout position, type and rate; records variance shift per trial.
 
@@ -662,28 +727,39 @@ def search(
         positions, types, rates, betas: The search space (see
             `tuner.DropoutHyperModel`).
         learning_rate, weight_decay: Override the paper's recipe (the
-            learning rate is given at batch size 128 and scaled linearly).
+            learning rate is given at batch size 128 and scaled linearly), or
+            the optimizer's own.
         directory: Parent folder of the search folder.
         project_name: Search folder name; defaults to
             ``"<model>-<dataset>-<oracle>"``.
         overwrite: Delete an earlier search of the same folder instead of
             resuming it (only a folder keras-vs wrote is ever deleted).
         strategy: ``"auto"``, ``"none"``, ``"mirrored"``, ``"tpu"`` or
-            ``"multi_worker"`` (see `tuner.distribute.get_strategy`), or a
-            `tf.distribute.Strategy`.
+            ``"multi_worker"`` (see `tuner.distribute.get_strategy`), a
+            `tf.distribute.Strategy` (TensorFlow) or a
+            `keras.distribution.Distribution` such as ``DataParallel`` (JAX:
+            set as Keras' global distribution for the search, then restored).
         data_dir, download: Passed to TensorFlow Datasets.
         take: Use only the first ``take`` training examples.
         probe_size: Training examples used to measure the variance shift and
             the inconsistency.
         max_consecutive_failed_trials: Stop after this many failed trials in
             a row.
-        callbacks: Extra Keras callbacks for every trial (deep-copied).
+        callbacks: Extra Keras callbacks for every trial, deep-copied per
+            trial as keras-tuner does; a `keras.callbacks.TensorBoard` logs
+            each trial to ``<log_dir>/<trial_id>/execution0``. They run after
+            the variance-shift callback, so a CSVLogger or TensorBoard
+            records ``variance_shift/*`` too.
         verbose: keras-tuner's progress display and the one-line summary
             per trial (0 silences both).
-        fit_verbose: ``verbose`` of each trial's `keras.Model.fit`.
+        fit_verbose: ``verbose`` of each trial's `keras.Model.fit`; None
+            follows ``verbose``, as keras-tuner passes its own to ``fit``.
         export: Write the result files and the best model.
         model_options: Extra zoo builder arguments, e.g. ``{"width": 4}``
             (see `tuner.DropoutHyperModel`).
+        loss, optimizer, from_logits: The training setup (see
+            `tuner.training`): a user model keeps its own loss, metrics and
+            optimizer when compiled; a zoo network uses the paper's recipe.
 
     Returns:
         A `SearchResult`.
@@ -726,6 +802,9 @@ def search(
         learning_rate=learning_rate,
         weight_decay=weight_decay,
         model_options=model_options,
+        loss=loss,
+        optimizer=optimizer,
+        from_logits=from_logits,
     )
     project_name = project_name or default_project_name(model, dataset, oracle)
     directory = os.fspath(directory)
@@ -749,22 +828,37 @@ def search(
     }
     if hypermodel.model_options:  # absent otherwise: earlier searches still resume
         config["model_options"] = hypermodel.model_options
+    if hypermodel.training.sources != {"loss": "assumed", "optimizer": "recipe"}:
+        config["training"] = hypermodel.training.config()  # likewise absent for the recipe
+    points = hypermodel.grid_points()
+    if verbose > 0 and role != "worker":
+        setup = hypermodel.training.describe()
+        print(f"[keras-vs] every trial: loss {setup['loss']}, optimizer {setup['optimizer']}",
+              flush=True)
+    if oracle == "grid" and max_trials < len(points):
+        warnings.warn(
+            f"the grid has {len(points)} points and max_trials={max_trials} runs the first "
+            f"{max_trials} (every position before a second rate): "
+            + ", ".join(_point_text(p) for p in points[:max_trials]),
+            stacklevel=2,
+        )
     _prepare_project(project_dir, config, overwrite, role)
     tuner = DropoutTuner(
-        _oracle(oracle, max_trials, epochs, int(seed), max_consecutive_failed_trials),
+        _oracle(oracle, max_trials, epochs, int(seed), max_consecutive_failed_trials, points),
         hypermodel,
         probe=probe,
         epochs=epochs,
         batch_size=batch_size,
         seed=int(seed),
-        fit_verbose=fit_verbose,
+        fit_verbose=verbose if fit_verbose is None else fit_verbose,
         summaries=verbose > 0,
         directory=directory,
         project_name=project_name,
-        distribution_strategy=strategy_obj,
+        distribution_strategy=distribute.tuner_strategy(strategy_obj),
         overwrite=False,
     )
-    tuner.search(train, val, callbacks=list(callbacks), verbose=verbose)
+    with distribute.distributed(strategy_obj):
+        tuner.search(train, val, callbacks=list(callbacks), verbose=verbose)
     if role == "worker":
         return SearchResult([], None, project_dir, {}, list(tuner.ran), role)
     rows = collect_rows(tuner.oracle, tuner.project_dir)
@@ -803,6 +897,10 @@ def export_results(tuner, rows, best, config, project_dir):
         paths.pop("model")
         return paths
     model = tuner.load_model(tuner.oracle.trials[best["trial_id"]])
+    # Keras builds the optimizer of a loaded compiled model: build it here
+    # too, so the saved state matches and loading warns about nothing.
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     with atomic_path(paths["model"]) as tmp:
         model.save(tmp)
     return paths

@@ -29,6 +29,7 @@ import keras_vs
 import zoo
 from keras_vs import vocab
 from tuner import recipe as recipe_lib
+from tuner import training as training_lib
 from tuner.recipe import RECIPES, Recipe  # noqa: F401  (their old home)
 
 # The one vocabulary (keras_vs.vocab); the old names stay as aliases.
@@ -42,7 +43,7 @@ _NO_DROPOUT = ("none", "remove")
 _REFERENCE_BATCH = recipe_lib.REFERENCE_BATCH
 
 
-def _choices(name, values, check):
+def _choices(name, values, check, allowed):
     try:
         values = tuple(values)
     except TypeError:
@@ -51,7 +52,9 @@ def _choices(name, values, check):
         raise ValueError(f"Expected a non-empty sequence for {name}. Received: {name}={values!r}")
     for v in values:
         if not check(v):
-            raise ValueError(f"Invalid value in {name}. Received: {name}={values!r}")
+            raise ValueError(
+                f"Invalid value {v!r} in {name}. Expected {allowed}. Received: {name}={values!r}"
+            )
     if len(set(values)) != len(values):
         raise ValueError(f"Duplicate values in {name}. Received: {name}={values!r}")
     return values
@@ -119,12 +122,24 @@ class DropoutHyperModel(keras_tuner.HyperModel):
             when None).
         weight_decay: torch-style coupled weight decay on every parameter
             (recipe's when None; see `tuner.recipe.TorchSGD`).
-        from_logits: Whether the model outputs logits (zoo networks end in a
-            softmax).
+        from_logits: Whether the model outputs logits, for the default loss
+            (None: zoo networks end in a softmax; a user model that is not
+            compiled is read from its output layer).
         model_options: Extra keyword arguments of the zoo builder, e.g.
             ``{"width": 4}`` to search a WRN-10-4 from ``"wrn-10-1"``
             (not for a user model; the dropout arguments, ``num_classes``
             and ``input_shape`` are set by the search).
+        loss: Loss of every trial (a Keras loss name, object or function).
+            Default: a compiled user model's own; otherwise sparse categorical
+            cross-entropy (see `tuner.training`).
+        optimizer: ``"recipe"`` (the paper's SGD recipe), a Keras optimizer
+            name or object (a fresh copy per trial; ``learning_rate`` and
+            ``weight_decay`` override its own). Default: a compiled user
+            model's own optimizer, else the recipe.
+
+    The model is compiled in `build`, so the hypermodel also works inside
+    keras-tuner's own tuners, e.g. ``keras_tuner.RandomSearch(hypermodel,
+    objective="val_accuracy", max_trials=4)``.
 
     Example:
 
@@ -150,8 +165,10 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         batch_size=_REFERENCE_BATCH,
         learning_rate=None,
         weight_decay=None,
-        from_logits=False,
+        from_logits=None,
         model_options=None,
+        loss=None,
+        optimizer=None,
     ):
         super().__init__(name="dropout")
         self.model_options = _model_options(model, model_options)
@@ -176,11 +193,15 @@ class DropoutHyperModel(keras_tuner.HyperModel):
                 f"Received: model={model!r} of type {type(model).__name__}"
             )
         self.positions = _choices(
-            "positions", allowed if positions is None else positions, lambda p: p in allowed
+            "positions", allowed if positions is None else positions, lambda p: p in allowed,
+            f"each of {', '.join(allowed)}",
         )
-        self.types = _choices("types", types, lambda t: t in DROPOUT_TYPES)
-        self.rates = _choices("rates", rates, lambda r: _is_number(r, 0.0, 1.0, True) and r > 0)
-        self.betas = _choices("betas", betas, lambda b: _is_number(b, 0.0, 1.0, False) and b > 0)
+        self.types = _choices("types", types, lambda t: t in DROPOUT_TYPES,
+                              f"each of {', '.join(DROPOUT_TYPES)}")
+        self.rates = _choices("rates", rates, lambda r: _is_number(r, 0.0, 1.0, True) and r > 0,
+                              "numbers in (0, 1)")
+        self.betas = _choices("betas", betas, lambda b: _is_number(b, 0.0, 1.0, False) and b > 0,
+                              "numbers in (0, 1]")
         self.rates = tuple(float(r) for r in self.rates)
         self.betas = tuple(float(b) for b in self.betas)
         self.num_classes = _positive_int("num_classes", num_classes)
@@ -197,7 +218,11 @@ class DropoutHyperModel(keras_tuner.HyperModel):
             learning_rate=recipe.learning_rate if learning_rate is None else float(learning_rate),
             weight_decay=recipe.weight_decay if weight_decay is None else float(weight_decay),
         )
-        self.from_logits = bool(from_logits)
+        self.from_logits = from_logits
+        self.training = training_lib.TrainingSetup.resolve(
+            self.user_model, loss=loss, optimizer=optimizer, from_logits=from_logits,
+            learning_rate=learning_rate, weight_decay=weight_decay,
+        )
 
     # -- search space ------------------------------------------------------
     def declare_hyperparameters(self, hp):
@@ -226,6 +251,34 @@ class DropoutHyperModel(keras_tuner.HyperModel):
             dropout_type = None
         return position, dropout_type, value
 
+    def grid_points(self):
+        """Every point of the search space, positions first.
+
+        The first point of each position comes before the second of any, and
+        so on: a grid search cut short by ``max_trials`` still compares
+        positions (e.g. ``original``, ``after_bn``, ``head``, ``remove`` at
+        the first rate) before it tries more rates.
+
+        Returns:
+            A list of dicts of the active hyperparameter values.
+        """
+        per_position = []
+        for position in self.positions:
+            if position in _NO_DROPOUT:
+                per_position.append([{"dropout_position": position}])
+                continue
+            points = []
+            for dropout_type in self.types:
+                name, values = (
+                    ("dropout_rate", self.rates) if dropout_type == "bernoulli" else ("uout_beta", self.betas)
+                )
+                points += [
+                    {"dropout_position": position, "dropout_type": dropout_type, name: v} for v in values
+                ]
+            per_position.append(points)
+        longest = max(len(points) for points in per_position)
+        return [points[k] for k in range(longest) for points in per_position if k < len(points)]
+
     # -- models --------------------------------------------------------------
     def build(self, hp):
         """Builds and compiles the network for the values in ``hp``."""
@@ -242,12 +295,7 @@ class DropoutHyperModel(keras_tuner.HyperModel):
             )
         else:
             model = with_dropout(self.user_model, position, dropout_type, value)
-        model.compile(
-            optimizer=self.optimizer(),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=self.from_logits),
-            metrics=["accuracy"],
-        )
-        return model
+        return self.training.compile(model, self.optimizer)
 
     def learning_rate_schedule(self):
         """The recipe's step schedule over this run's steps (a float if it has no steps)."""

@@ -67,21 +67,19 @@ def _run(args, fv):
         common.check_output(out, path, fv.overwrite)
     model = common.load_model_file(path, fv.unsafe)
     common.quiet_tensorflow()
-    from keras_vs import rewrite as rewrite_lib
+    import keras_vs as kvs
 
     options = {k: getattr(fv, k) for k in ("rate", "beta") if getattr(fv, k) is not None}
     try:
-        plan = rewrite_lib.plan(model, fv.policy, **options)
+        plan = kvs.plan(model, fv.policy, **options)
         if not fv.dry_run:
-            new = rewrite_lib.rewrite(model, fv.policy, **options)
+            new = kvs.rewrite(model, fv.policy, **options)
     except ValueError as e:  # bad options, or a layer keras-vs cannot rebuild
         raise CliError(common.flat(e)) from None
     remaining = []
     if not fv.dry_run:
         common.save_model_file(new, out)
-        from keras_vs import analysis
-
-        remaining = analysis.find_disharmony(new)
+        remaining = kvs.find_disharmony(new)
     if fv.json:
         report = {
             "model": path,

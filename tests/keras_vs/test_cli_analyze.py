@@ -8,21 +8,16 @@ import h5py
 import keras
 import numpy as np
 import pytest
-from absl import flags
 from keras import layers as L
 
 from keras_vs import cli
 
 
-def run_cli(capsys, *args):
-    """Runs ``keras-vs ARGS`` in-process; returns (exit code, stdout, stderr)."""
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main(["keras-vs", *args])
-    finally:
-        flags.FLAGS.unparse_flags()  # absl flags are global: reset for the next run
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
+@pytest.fixture
+def run_cli(keras_vs_cli, files, unchanged_files):
+    """``keras-vs ARGS``; every model file of the folder must be left byte for byte as it was."""
+    unchanged_files(*(p for p in files.iterdir() if p.is_file()))
+    return keras_vs_cli
 
 
 def _model():
@@ -34,7 +29,16 @@ def _model():
     y = L.Dropout(0.2, name="d2")(y)
     y = L.Dense(4, name="fc")(y)
     y = L.BatchNormalization(name="bn2")(y)
-    return keras.Model(x, L.Dense(2, name="out")(y), name="small")
+    model = keras.Model(x, L.Dense(2, name="out")(y), name="small")
+    # All-ones kernel: cos²θ = 1, so d·cos²θ = d = 3 (the GAP's channels).
+    model.get_layer("fc").kernel.assign(np.ones((3, 4), "float32"))
+    return model
+
+
+# The paper's closed forms by hand, in measure's units (Var_train / Var_test),
+# zero-mean unit-variance inputs, p = 1 - rate:
+DIRECT = 1 / 0.6  # case (a): 1/p
+THROUGH = (1 / 0.8 + 0.3 * (3 - 1)) / (1 + 0.3 * (3 - 1))  # case (b), d·cos²θ = 3, rho = 0.3
 
 
 @pytest.fixture(scope="module")
@@ -52,47 +56,88 @@ def files(tmp_path_factory):
     return folder
 
 
-def test_table_lists_each_pair_with_kind_rate_and_path(files, capsys):
-    code, out, _ = run_cli(capsys, "analyze", str(files / "m.keras"))
+def _sections(out):
+    """{section title: [row cells]} of the analyze table."""
+    sections, current, columns = {}, None, 0
+    for line in out.splitlines():
+        if line.startswith("  ") and not line.startswith("    ") and line.rstrip().endswith(":"):
+            current = sections.setdefault(line.strip()[:-1], [])
+        elif current is not None and line.split()[:1] == ["#"]:
+            columns = len(line.split())  # the last column, the path, has spaces
+        elif current is not None and line.startswith("    ") and line.split()[0].isdigit():
+            current.append(line.split(None, columns - 1))
+    return sections
+
+
+def test_direct_pairs_are_listed_apart_from_pairs_through_a_layer(files, run_cli):
+    code, out, _ = run_cli("analyze", str(files / "m.keras"))
     assert code == 0
-    rows = [line.split(None, 5) for line in out.splitlines()]
-    assert ["1", "drop", "bn", "direct", "0.4", "drop -> bn"] in rows
-    assert ["2", "d2", "bn2", "through_linear", "0.2", "d2 -> fc -> bn2"] in rows
-    assert "2 dropout -> BN pair(s)" in out and "1 direct" in out
+    sections = _sections(out)
+    (direct_title,) = [t for t in sections if t.startswith("direct")]
+    (linear_title,) = [t for t in sections if t.startswith("through a conv/dense layer")]
+    (direct,) = sections[direct_title]
+    (linear,) = sections[linear_title]
+    assert direct[:4] == ["1", "drop", "bn", "0.4"] and direct[-1] == "drop -> bn"
+    assert linear[:4] == ["2", "d2", "bn2", "0.2"] and linear[-1] == "d2 -> fc -> bn2"
+    assert "2 dropout -> BN pair(s)" in out and "1 direct, 1 through_linear" in out
 
 
-def test_json_parses_and_matches_find_disharmony(files, capsys):
-    code, out, _ = run_cli(capsys, "analyze", "--json", str(files / "m.keras"))
+def test_each_pair_shows_the_shift_the_theory_predicts(files, run_cli):
+    code, out, _ = run_cli("analyze", str(files / "m.keras"))
+    assert code == 0
+    header = next(line.split() for line in out.splitlines() if line.split()[:2] == ["#", "dropout"])
+    assert "predicted" in header
+    sections = _sections(out)
+    (direct,) = next(v for k, v in sections.items() if k.startswith("direct"))
+    (linear,) = next(v for k, v in sections.items() if k.startswith("through"))
+    assert float(direct[4]) == pytest.approx(DIRECT, abs=1e-3)
+    assert float(linear[4]) == pytest.approx(3.0, abs=1e-2)  # the d·cos²θ column
+    assert float(linear[5]) == pytest.approx(THROUGH, abs=1e-3)
+    assert "recalibrate" in out and "rewrite" in out  # both fixes are offered
+
+
+def test_rho_flag_changes_only_the_through_linear_prediction(files, run_cli):
+    code, out, _ = run_cli("analyze", "--json", "--rho=0", str(files / "m.keras"))
+    assert code == 0
+    direct, linear = json.loads(out)["findings"]
+    assert direct["predicted_shift"] == pytest.approx(DIRECT, abs=1e-6)
+    assert linear["predicted_shift"] == pytest.approx(1 / 0.8, abs=1e-6)  # rho 0: case (a)
+
+
+def test_json_parses_and_matches_find_disharmony(files, run_cli):
+    code, out, _ = run_cli("analyze", "--json", str(files / "m.keras"))
     assert code == 0
     report = json.loads(out)
     assert report["model"] == str(files / "m.keras")
-    assert report["findings"] == [
+    assert [{k: f[k] for k in ("dropout", "bn", "kind", "rate", "path")} for f in report["findings"]] == [
         {"dropout": "drop", "bn": "bn", "kind": "direct", "rate": 0.4, "path": ["drop", "bn"]},
         {"dropout": "d2", "bn": "bn2", "kind": "through_linear", "rate": 0.2,
          "path": ["d2", "fc", "bn2"]},
     ]
+    assert report["findings"][1]["predicted_shift"] == pytest.approx(THROUGH, abs=1e-6)
+    assert report["findings"][1]["d_cos2"] == pytest.approx(3.0, abs=1e-6)
 
 
-def test_legacy_h5_file_gives_the_same_findings(files, capsys):
-    _, from_keras, _ = run_cli(capsys, "analyze", "--json", str(files / "m.keras"))
-    code, from_h5, _ = run_cli(capsys, "analyze", "--json", str(files / "m.h5"))
+def test_legacy_h5_file_gives_the_same_findings(files, run_cli):
+    _, from_keras, _ = run_cli("analyze", "--json", str(files / "m.keras"))
+    code, from_h5, _ = run_cli("analyze", "--json", str(files / "m.h5"))
     assert code == 0
     assert json.loads(from_h5)["findings"] == json.loads(from_keras)["findings"]
 
 
-def test_model_without_disharmony_says_so(files, capsys):
-    code, out, _ = run_cli(capsys, "analyze", str(files / "clean.keras"))
+def test_model_without_disharmony_says_so(files, run_cli):
+    code, out, _ = run_cli("analyze", str(files / "clean.keras"))
     assert code == 0
     assert "No disharmony" in out and "no dropout feeds a BatchNormalization" in out
 
 
-def test_model_without_disharmony_json_is_empty(files, capsys):
-    code, out, _ = run_cli(capsys, "analyze", "--json", str(files / "clean.keras"))
+def test_model_without_disharmony_json_is_empty(files, run_cli):
+    code, out, _ = run_cli("analyze", "--json", str(files / "clean.keras"))
     assert code == 0 and json.loads(out)["findings"] == []
 
 
-def test_lambda_model_is_refused_in_safe_mode(files, capsys):
-    code, out, err = run_cli(capsys, "analyze", str(files / "lambda.keras"))
+def test_lambda_model_is_refused_in_safe_mode(files, run_cli):
+    code, out, err = run_cli("analyze", str(files / "lambda.keras"))
     assert code == 1 and out == ""
     assert err.strip().splitlines() == [
         "keras-vs analyze: error: The model contains a Lambda layer (stored Python code); "
@@ -101,13 +146,15 @@ def test_lambda_model_is_refused_in_safe_mode(files, capsys):
     ]
 
 
-def test_lambda_model_loads_with_unsafe(files, capsys):
-    code, out, _ = run_cli(capsys, "analyze", "--unsafe", "--json", str(files / "lambda.keras"))
+def test_lambda_model_loads_with_unsafe(files, run_cli):
+    code, out, _ = run_cli("analyze", "--unsafe", "--json", str(files / "lambda.keras"))
     assert code == 0
     assert [(f["dropout"], f["bn"]) for f in json.loads(out)["findings"]] == [("drop", "bn")]
 
 
 def _bad_files(folder):
+    if (folder / "model.txt").exists():  # written once: zip and HDF5 files hold timestamps
+        return
     (folder / "text.keras").write_text("not a model")
     with zipfile.ZipFile(folder / "nozip_config.keras", "w") as z:
         z.writestr("metadata.json", "{}")  # a zip, but no model config inside
@@ -130,14 +177,14 @@ def _bad_files(folder):
         (".", "MODEL is a folder"),
     ],
 )
-def test_bad_model_file_is_one_line_error(files, capsys, name, message):
+def test_bad_model_file_is_one_line_error(files, run_cli, name, message):
     _bad_files(files)
-    code, out, err = run_cli(capsys, "analyze", str(files / name))
+    code, out, err = run_cli("analyze", str(files / name))
     assert code == 1 and out == ""
     (line,) = err.strip().splitlines()
     assert line.startswith("keras-vs analyze: error: ") and message in line
 
 
-def test_analyze_needs_exactly_one_model(capsys):
-    code, _, err = run_cli(capsys, "analyze")
+def test_analyze_needs_exactly_one_model(run_cli):
+    code, _, err = run_cli("analyze")
     assert code == 1 and "takes one MODEL path" in err

@@ -6,25 +6,14 @@ import os
 import subprocess
 import sys
 
+import h5py
 import keras
 import numpy as np
 import pytest
-from absl import flags
 from keras import layers as L
 
 import keras_vs as kvs
 from keras_vs import cli
-
-
-def run_cli(capsys, *args):
-    """Runs ``keras-vs ARGS`` in-process; returns (exit code, stdout, stderr)."""
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            cli.main(["keras-vs", *args])
-    finally:
-        flags.FLAGS.unparse_flags()  # absl flags are global: reset for the next run
-    out, err = capsys.readouterr()
-    return exit_info.value.code, out, err
 
 
 X = np.random.default_rng(0).normal(size=(3, 6, 6, 2)).astype("float32")
@@ -53,6 +42,13 @@ def folder(tmp_path):
     return tmp_path
 
 
+@pytest.fixture
+def run_cli(keras_vs_cli, folder, unchanged_files):
+    """``keras-vs ARGS``; the input models must keep their sha256."""
+    unchanged_files(folder / "m.keras", folder / "m.h5")
+    return keras_vs_cli
+
+
 def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -61,9 +57,9 @@ def _predict(path):
     return keras.saving.load_model(path)(X, training=False)
 
 
-def test_dry_run_prints_the_plan_and_writes_nothing(folder, capsys):
+def test_dry_run_prints_the_plan_and_writes_nothing(folder, run_cli):
     before = sorted(os.listdir(folder))
-    code, out, _ = run_cli(capsys, "rewrite", str(folder / "m.keras"), "--policy=after_bn",
+    code, out, _ = run_cli("rewrite", str(folder / "m.keras"), "--policy=after_bn",
                            "--dry_run", "-o", str(folder / "new.keras"))
     assert code == 0
     assert "move    drop as 'bn_dropout' after bn (rate=0.4)" in out
@@ -72,12 +68,12 @@ def test_dry_run_prints_the_plan_and_writes_nothing(folder, capsys):
 
 
 @pytest.mark.parametrize("policy", ["remove", "head"])
-def test_output_has_no_disharmony_and_same_predictions(folder, capsys, policy):
+def test_output_has_no_disharmony_and_same_predictions(folder, run_cli, policy):
     src, out_path = folder / "m.keras", folder / "new.keras"
     digest = _digest(src)
-    code, out, _ = run_cli(capsys, "rewrite", str(src), f"--policy={policy}", "-o", str(out_path))
+    code, out, _ = run_cli("rewrite", str(src), f"--policy={policy}", "-o", str(out_path))
     assert code == 0
-    assert out.strip().splitlines()[-1] == f"wrote {out_path}"
+    assert f"wrote {out_path} (not compiled)" in out.splitlines()
     assert _digest(src) == digest  # the input file is byte for byte the same
     new = keras.saving.load_model(out_path)
     assert kvs.find_disharmony(new) == []
@@ -85,17 +81,17 @@ def test_output_has_no_disharmony_and_same_predictions(folder, capsys, policy):
     assert sorted(os.listdir(folder)) == ["m.h5", "m.keras", "new.keras"]  # no temp file left
 
 
-def test_after_bn_rate_option_reaches_the_moved_dropout(folder, capsys):
+def test_after_bn_rate_option_reaches_the_moved_dropout(folder, run_cli):
     out_path = folder / "new.keras"
-    code, _, _ = run_cli(capsys, "rewrite", str(folder / "m.keras"), "--policy=after_bn",
+    code, _, _ = run_cli("rewrite", str(folder / "m.keras"), "--policy=after_bn",
                          "--rate=0.1", "-o", str(out_path))
     assert code == 0
     assert keras.saving.load_model(out_path).get_layer("bn_dropout").rate == pytest.approx(0.1)
 
 
-def test_uout_beta_option_and_json_report(folder, capsys):
+def test_uout_beta_option_and_json_report(folder, run_cli):
     out_path = folder / "new.keras"
-    code, out, _ = run_cli(capsys, "rewrite", str(folder / "m.keras"), "--policy=uout",
+    code, out, _ = run_cli("rewrite", str(folder / "m.keras"), "--policy=uout",
                            "--beta=0.3", "--json", "-o", str(out_path))
     assert code == 0
     report = json.loads(out)
@@ -107,10 +103,10 @@ def test_uout_beta_option_and_json_report(folder, capsys):
     assert isinstance(layer, kvs.Uout) and layer.beta == pytest.approx(0.3)
 
 
-def test_legacy_h5_round_trip(folder, capsys):
+def test_legacy_h5_round_trip(folder, run_cli):
     src, out_path = folder / "m.h5", folder / "new.h5"
     digest = _digest(src)
-    code, _, _ = run_cli(capsys, "rewrite", str(src), "--policy=remove", "-o", str(out_path))
+    code, _, _ = run_cli("rewrite", str(src), "--policy=remove", "-o", str(out_path))
     assert code == 0 and _digest(src) == digest
     new = keras.saving.load_model(out_path)
     assert kvs.find_disharmony(new) == []
@@ -118,48 +114,116 @@ def test_legacy_h5_round_trip(folder, capsys):
 
 
 @pytest.mark.parametrize("spelling", ["same", "dot", "symlink"])
-def test_refuses_to_overwrite_the_input(folder, capsys, spelling):
+def test_refuses_to_overwrite_the_input(folder, run_cli, spelling):
     src = folder / "m.keras"
     out_path = {"same": src, "dot": folder / "." / "m.keras", "symlink": folder / "link.keras"}[spelling]
     if spelling == "symlink":
         os.symlink(src, out_path)
     digest = _digest(src)
-    code, _, err = run_cli(capsys, "rewrite", str(src), "--policy=remove", "--overwrite",
+    code, _, err = run_cli("rewrite", str(src), "--policy=remove", "--overwrite",
                            "-o", str(out_path))
     assert code == 1 and "OUT is the input model" in err
     assert _digest(src) == digest
 
 
-def test_refuses_an_existing_output_without_overwrite(folder, capsys):
+def test_refuses_an_existing_output_without_overwrite(folder, run_cli):
     out_path = folder / "new.keras"
     out_path.write_bytes(b"keep me")
-    code, _, err = run_cli(capsys, "rewrite", str(folder / "m.keras"), "--policy=remove",
+    code, _, err = run_cli("rewrite", str(folder / "m.keras"), "--policy=remove",
                            "-o", str(out_path))
     assert code == 1 and "pass --overwrite" in err
     assert out_path.read_bytes() == b"keep me"
 
 
-def test_overwrite_replaces_an_existing_output(folder, capsys):
+def test_overwrite_replaces_an_existing_output(folder, run_cli):
     out_path = folder / "new.keras"
     out_path.write_bytes(b"old")
-    code, _, _ = run_cli(capsys, "rewrite", str(folder / "m.keras"), "--policy=remove",
+    code, _, _ = run_cli("rewrite", str(folder / "m.keras"), "--policy=remove",
                          "--overwrite", "-o", str(out_path))
     assert code == 0
     assert kvs.find_disharmony(keras.saving.load_model(out_path)) == []
 
 
-def test_failed_save_leaves_no_file_behind(folder, capsys, monkeypatch):
+def test_failed_save_leaves_no_file_behind(folder, run_cli, monkeypatch):
     def broken_save(model, path, **kwargs):
         with open(path, "wb") as f:
             f.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(keras.Model, "save", broken_save)
-    code, _, err = run_cli(capsys, "rewrite", str(folder / "m.keras"), "--policy=remove",
+    code, _, err = run_cli("rewrite", str(folder / "m.keras"), "--policy=remove",
                            "-o", str(folder / "new.keras"))
     assert code == 1
     assert "Could not write the model (OSError: disk full)" in err
     assert sorted(os.listdir(folder)) == ["m.h5", "m.keras"]
+
+
+def test_weights_output_loads_into_the_rewritten_architecture(folder, run_cli):
+    src, out_path = folder / "m.keras", folder / "new.weights.h5"
+    code, out, _ = run_cli("rewrite", str(src), "--policy=after_bn", "-o", str(out_path))
+    assert code == 0 and "holds weights only" in out
+    with h5py.File(out_path, "r") as f:
+        assert "model_config" not in f.attrs  # not a (legacy) whole model
+    rebuilt = kvs.rewrite(keras.saving.load_model(src), "after_bn")
+    for v in rebuilt.weights:  # so that loading has something to prove
+        v.assign(np.zeros(v.shape, v.dtype))
+    rebuilt.load_weights(out_path)
+    np.testing.assert_allclose(rebuilt(X, training=False), _predict(src), atol=1e-5)
+    assert sorted(os.listdir(folder)) == ["m.h5", "m.keras", "new.weights.h5"]
+
+
+def _three_pairs(path):
+    """The issue's CNN shape: Dropout(0.5) before each of three BNs, the last through a Dense."""
+    x = L.Input((8, 8, 1))
+    h = L.Conv2D(4, 3, padding="same", name="c1")(x)
+    h = L.BatchNormalization(name="bn1")(L.Dropout(0.5, name="d1")(h))
+    h = L.Conv2D(4, 3, padding="same", name="c2")(L.ReLU()(h))
+    h = L.BatchNormalization(name="bn2")(L.Dropout(0.5, name="d2")(h))
+    h = L.Dropout(0.5, name="d3")(L.GlobalAveragePooling2D()(L.ReLU()(h)))
+    h = L.BatchNormalization(name="bn3")(L.Dense(8, name="fc")(h))
+    keras.Model(x, L.Dense(10, name="logits")(L.ReLU()(h))).save(path)
+    return path
+
+
+def test_plan_names_the_kept_through_linear_dropout(tmp_path, keras_vs_cli, unchanged_files):
+    src = _three_pairs(tmp_path / "cnn.keras")
+    unchanged_files(src)
+    code, out, _ = keras_vs_cli("rewrite", src, "--policy=after_bn", "--dry_run")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == "policy 'after_bn': 2 change(s), 1 kept"
+    (keep,) = [line.split() for line in lines if line.split()[:1] == ["keep"]]
+    assert keep[1] == "d3" and "bn3 (through_linear)" in " ".join(keep)
+    assert any(line.startswith("not changed: d3 ") and "directly" in line for line in lines)
+
+
+def test_rewrite_says_what_is_left_and_what_to_do_next(tmp_path, keras_vs_cli, unchanged_files):
+    src, out_path = _three_pairs(tmp_path / "cnn.keras"), tmp_path / "fixed.keras"
+    unchanged_files(src)
+    code, out, _ = keras_vs_cli("rewrite", src, "--policy=after_bn", "-o", out_path)
+    assert code == 0
+    (left,) = [line for line in out.splitlines() if "still has" in line]
+    # The moved d1 feeds bn2 through c2, the moved d2 feeds bn3 through fc, and
+    # the kept d3 still feeds bn3 through fc: three pairs, all of case (b).
+    assert f"{out_path} still has 3 dropout -> BN pair(s) (through_linear;" in left
+    remaining = kvs.find_disharmony(keras.saving.load_model(out_path))
+    assert {f.kind for f in remaining} == {"through_linear"} and len(remaining) == 3
+    (advice,) = [line for line in out.splitlines() if line.startswith("next:")]
+    assert f"keras-vs recalibrate {out_path}" in advice and "fine-tune" in advice
+
+
+def test_rewrite_json_lists_changes_and_kept_pairs(tmp_path, keras_vs_cli, unchanged_files):
+    src = _three_pairs(tmp_path / "cnn.keras")
+    unchanged_files(src)
+    code, out, _ = keras_vs_cli("rewrite", src, "--policy=after_bn", "--json", "-o",
+                                tmp_path / "fixed.keras")
+    assert code == 0
+    report = json.loads(out)
+    assert [c["layer"] for c in report["changes"]] == ["d1", "d2"]
+    assert [(c["action"], c["layer"], c["feeds"]) for c in report["kept"]] == [
+        ("keep", "d3", ["bn3 (through_linear)"])
+    ]
+    assert report["compiled"] is False
 
 
 @pytest.fixture
@@ -171,16 +235,18 @@ def lambda_file(tmp_path):
     return tmp_path / "lambda.keras"
 
 
-def test_lambda_model_is_refused_in_safe_mode(lambda_file, capsys):
+def test_lambda_model_is_refused_in_safe_mode(lambda_file, keras_vs_cli, unchanged_files):
+    unchanged_files(lambda_file)
     out_path = lambda_file.parent / "new.keras"
-    code, _, err = run_cli(capsys, "rewrite", str(lambda_file), "--policy=remove", "-o", str(out_path))
+    code, _, err = keras_vs_cli("rewrite", str(lambda_file), "--policy=remove", "-o", str(out_path))
     assert code == 1 and "Pass --unsafe only if you trust the file" in err
     assert not out_path.exists()
 
 
-def test_lambda_model_is_rewritten_with_unsafe(lambda_file, capsys):
+def test_lambda_model_is_rewritten_with_unsafe(lambda_file, keras_vs_cli, unchanged_files):
+    unchanged_files(lambda_file)
     out_path = lambda_file.parent / "new.keras"
-    code, _, _ = run_cli(capsys, "rewrite", str(lambda_file), "--policy=remove", "--unsafe",
+    code, _, _ = keras_vs_cli("rewrite", str(lambda_file), "--policy=remove", "--unsafe",
                          "-o", str(out_path))
     assert code == 0
     new = keras.saving.load_model(out_path, safe_mode=False)
@@ -202,9 +268,9 @@ def test_lambda_model_is_rewritten_with_unsafe(lambda_file, capsys):
         (["--policy=remove", "-o", "no/such/folder/x.keras"], "The folder for OUT does not exist"),
     ],
 )
-def test_bad_arguments_are_one_line_errors(folder, capsys, monkeypatch, args, message):
+def test_bad_arguments_are_one_line_errors(folder, run_cli, monkeypatch, args, message):
     monkeypatch.chdir(folder)
-    code, _, err = run_cli(capsys, "rewrite", "m.keras", *args)
+    code, _, err = run_cli("rewrite", "m.keras", *args)
     assert code == 1
     (line,) = err.strip().splitlines()
     assert line.startswith("keras-vs rewrite: error: ") and message in line

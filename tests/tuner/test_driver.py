@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -65,6 +66,11 @@ def test_two_trial_search_writes_table_files_and_best_model(tmp_path):
     accuracy = np.mean(np.argmax(best.predict(x_val, verbose=0), axis=-1) == y_val)
     assert accuracy == pytest.approx(result.best["val_accuracy"], abs=1e-6)
     assert "max shift" in result.table() and result.best["position"] in result.table()
+    # The exported model loads without a word about skipped optimizer variables.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keras.saving.load_model(result.files["model"])
+    assert [str(w.message) for w in caught if "optimizer" in str(w.message)] == []
 
 
 def test_result_loads_the_trained_model_of_a_trial(tmp_path):
@@ -75,6 +81,9 @@ def test_result_loads_the_trained_model_of_a_trial(tmp_path):
     assert accuracy == pytest.approx(result.rows[0]["val_accuracy"], abs=1e-6)
     with pytest.raises(ValueError, match="Received: trial_id='99'"):
         result.load_model("99")
+    # keras-tuner's ids are strings; the same number as an int names the same trial.
+    by_int = result.load_model(int(result.rows[0]["trial_id"]))
+    np.testing.assert_allclose(by_int.predict(x_val[:8], verbose=0), model.predict(x_val[:8], verbose=0))
 
 
 def test_each_trial_records_shift_history_next_to_accuracy(tmp_path):
@@ -248,3 +257,106 @@ def test_rerun_after_sigkill_completes_without_losing_or_duplicating_trials(tmp_
         assert json.load(f)["hyperparameters"]["values"] == killed_values
     records = [search_lib.read_trial_file(os.path.join(project, f"trial_{i}")) for i in "012"]
     assert records[0]["pid"] == first.pid and records[1]["pid"] != first.pid
+
+
+# -- the user's own training setup, grid order, keras-tuner conventions ---------------
+
+
+def _logits_cnn(rate=0.3):
+    x = keras.Input((8, 8, 1), name="x")
+    h = keras.layers.Conv2D(32, 3, padding="same", use_bias=False, name="c1")(x)
+    h = keras.layers.Dropout(rate, name="d1")(h)
+    h = keras.layers.ReLU()(keras.layers.BatchNormalization(name="bn1")(h))
+    h = keras.layers.Flatten(name="flat")(h)
+    model = keras.Model(x, keras.layers.Dense(10, name="logits")(h), name="logits_cnn")
+    model.compile(keras.optimizers.Adam(0.01),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def _trained_alone(model, epochs, batch_size, seed=0):
+    """The user's model trained on its own as a search trial trains it."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    copy.compile_from_config(model.get_compile_config())
+    x, y = data.load("digits", "train")
+    copy.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0)
+    x_val, y_val = data.load("digits", "test")
+    return float(np.mean(np.argmax(copy.predict(x_val, verbose=0), axis=-1) == y_val))
+
+
+@pytest.mark.slow
+def test_a_compiled_logits_model_keeps_its_loss_and_optimizer(tmp_path):
+    model = _logits_cnn()
+    alone = _trained_alone(model, epochs=4, batch_size=64)
+    result = tuner.search(model, "digits", oracle="grid", max_trials=4, epochs=4, batch_size=64,
+                          types=("bernoulli",), rates=(0.3,), probe_size=64, verbose=0,
+                          directory=str(tmp_path))
+    by_position = {r["position"]: r for r in result.rows}
+    assert sorted(by_position) == ["after_bn", "head", "original", "remove"]
+    assert alone > 0.85  # the model's own setup trains it well
+    assert by_position["original"]["val_accuracy"] == pytest.approx(alone, abs=0.04)
+    for row in result.rows:  # chance is 0.1: no trial trains with the wrong loss
+        assert row["status"] == "COMPLETED" and row["val_accuracy"] > 0.6, row
+    with open(os.path.join(result.project_dir, "search_config.json")) as f:
+        training = json.load(f)["training"]
+    assert training["optimizer"]["class_name"] == "Adam"
+    assert training["loss"]["config"]["from_logits"] is True
+
+
+@pytest.mark.slow
+def test_three_trials_of_a_user_model_visit_several_positions(tmp_path):
+    with pytest.warns(UserWarning, match="the grid has 10 points and max_trials=3 runs the first 3"):
+        result = tuner.search(_logits_cnn(), "digits", oracle="grid", max_trials=3,
+                              directory=str(tmp_path), **FAST)
+    positions = [r["position"] for r in result.rows]
+    assert len(positions) == 3 and len(set(positions)) >= 2, positions
+
+
+def test_grid_visits_every_position_before_a_second_rate():
+    hypermodel = tuner.DropoutHyperModel(tiny(), rates=(0.2, 0.5), types=("bernoulli",))
+    points = hypermodel.grid_points()
+    positions = [p["dropout_position"] for p in points]
+    assert positions[:4] == ["original", "after_bn", "head", "remove"]
+    assert [p.get("dropout_rate") for p in points[:3]] == [0.2, 0.2, 0.2]
+    assert len(points) == len({tuple(sorted(p.items())) for p in points}) == 7
+
+
+def test_trials_are_numbered_as_keras_tuner_numbers_them(tmp_path, capsys):
+    result = tuner.search(tiny(), "digits", oracle="grid", max_trials=2, directory=str(tmp_path),
+                          take=64, epochs=1, probe_size=32, verbose=1, fit_verbose=0)
+    out = capsys.readouterr().out
+    for row in result.rows:
+        number = int(row["trial_id"]) + 1
+        assert row["trial_number"] == number
+        assert f"Running Trial #{number}" in out  # keras-tuner's line
+        assert f"[keras-vs] Trial #{number} (trial_id {row['trial_id']}:" in out
+    assert "[keras-vs] every trial: loss" in out
+    table = result.table().splitlines()
+    assert table[2].split()[:2] == ["#1", result.rows[0]["trial_id"]]
+
+
+def test_fit_verbose_reaches_every_trial(tmp_path, capsys):
+    _search(tmp_path, max_trials=1, fit_verbose=2)  # one line per epoch
+    assert " - val_accuracy: " in capsys.readouterr().out
+    _search(tmp_path / "quiet", max_trials=1)  # verbose=0: fit is silent too
+    assert " - val_accuracy: " not in capsys.readouterr().out
+
+
+def test_csv_logger_after_the_shift_callback_records_the_shift(tmp_path):
+    log = tmp_path / "log.csv"
+    _search(tmp_path, max_trials=1, callbacks=[keras.callbacks.CSVLogger(str(log))])
+    with open(log) as f:
+        header = next(csv.reader(f))
+    assert "variance_shift/max" in header and "val_accuracy" in header
+
+
+@pytest.mark.tf_only  # keras-tuner sets TensorBoard folders on the TensorFlow backend only
+def test_tensorboard_gets_a_folder_per_trial(tmp_path):
+    logs = tmp_path / "tb"
+    result = _search(tmp_path, max_trials=2, callbacks=[keras.callbacks.TensorBoard(str(logs))])
+    assert sorted(os.listdir(logs)) == sorted(r["trial_id"] for r in result.rows)
+    for row in result.rows:
+        assert os.listdir(logs / row["trial_id"] / "execution0")

@@ -1,0 +1,157 @@
+"""`keras-vs tune`: the search on the command line (tiny runs; the default run is timed in CI)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from keras_vs import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ("--take=64", "--epochs=1", "--max_trials=2", "--oracle=random")
+
+
+def _run(*args, cwd, timeout=240):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "keras_vs.cli", "tune", *args],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd,
+    )
+
+
+@pytest.fixture
+def tune(monkeypatch, tmp_path, keras_vs_cli):
+    """Runs ``keras-vs tune ARGS`` in this process, in an empty folder."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    return lambda *args: keras_vs_cli("tune", *args)
+
+
+def _save_tiny(path, compiled=False):
+    x = keras.Input((8, 8, 1))
+    y = keras.layers.Conv2D(4, 3, use_bias=False, name="conv")(x)
+    y = keras.layers.Dropout(0.3, name="drop")(y)
+    y = keras.layers.BatchNormalization(name="bn")(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    y = keras.layers.Dense(10, activation=None if compiled else "softmax")(y)
+    model = keras.Model(x, y, name="mine")
+    if compiled:
+        model.compile(keras.optimizers.Adam(0.01),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.save(path)
+    return path
+
+
+def test_tune_is_found_through_the_entry_point_group():
+    command = cli.load_command("tune", cli.command_targets()["tune"])
+    assert command.name == "tune" and command.run.__module__ == "tuner.cli"
+
+
+def test_help_documents_the_search_flags(keras_vs_cli):
+    code, text, _ = keras_vs_cli("tune", "--help")
+    assert code == 0
+    for flag in ("--model", "--dataset", "--oracle", "--max_trials", "--epochs", "--batch_size",
+                 "--seed", "--directory", "--strategy", "--loss", "--optimizer", "--fit_verbose",
+                 "--[no]restart", "--[no]unsafe", "--[no]from_logits"):
+        assert f"  {flag}:" in text, flag
+    block = text.split("  --model: ", 1)[1].split("\n  --", 1)[0]
+    assert "(default: 'wrn-10-1')" in block
+    assert "(default: '')" not in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--model=wrn-99-9",), "Unknown model"),
+        (("--model=missing.keras",), "No such model file. Received: MODEL='missing.keras'"),
+        (("--dataset=svhn",), "svhn"),
+        (("--rate_choices=0.1,x",), "Received: --rate_choices=0.1,x"),
+        (("--positions=after_bn",), "Expected each of none, before_bn, before_conv"),
+        (("--types=gaussian",), "Expected each of bernoulli, uout"),
+        (("--optimizer=adamz",), "Unknown optimizer"),
+        (("--dataset=cifar10", "--data_dir=nowhere"), "tfds build cifar10"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(tune, tmp_path, args, message):
+    code, out, err = tune(*args)
+    assert code == 1, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("keras-vs tune: error:") and message in line
+    assert not (tmp_path / "keras_vs_tune").exists()
+
+
+def test_bad_flag_value_is_a_usage_error(tune):
+    code, _, err = tune("--oracle=sobol")
+    assert code == 2
+    (line,) = err.strip().splitlines()
+    assert line.startswith("keras-vs tune: error: flag --oracle=sobol")
+
+
+def test_changed_settings_name_the_restart_flag(tune, tmp_path, unchanged_files):
+    path = _save_tiny(tmp_path / "mine.keras")
+    unchanged_files(path)
+    common = (f"--model={path}", "--positions=remove", "--take=32", "--max_trials=1", "--json")
+    assert tune(*common, "--epochs=1")[0] == 0
+    code, _, err = tune(*common, "--epochs=2")
+    assert code == 1
+    (line,) = err.strip().splitlines()
+    assert "epochs: 1 -> 2" in line and "--restart" in line and "--overwrite" not in line
+    assert tune(*common, "--epochs=2", "--restart")[0] == 0
+
+
+def test_tune_searches_a_users_saved_model_with_its_own_training(tune, tmp_path, unchanged_files):
+    path = _save_tiny(tmp_path / "mine.keras", compiled=True)
+    unchanged_files(path)
+    code, out, err = tune(f"--model={path}", "--positions=after_bn", "--types=bernoulli",
+                          "--take=64", "--epochs=1", "--max_trials=1", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    (trial,) = report["trials"]
+    assert trial["position"] == "after_bn" and trial["status"] == "COMPLETED"
+    with open(os.path.join(report["project_dir"], "search_config.json")) as f:
+        training = json.load(f)["training"]
+    assert training["optimizer"]["class_name"] == "Adam"
+    assert training["loss"]["config"]["from_logits"] is True
+
+
+def test_search_whose_trials_all_diverge_stops_with_a_one_line_error(tune, tmp_path):
+    path = _save_tiny(tmp_path / "mine.keras")
+    code, _, err = tune(f"--model={path}", "--learning_rate=1e30", "--take=64", "--epochs=3",
+                        "--max_trials=3", "--oracle=grid")
+    assert code == 1
+    assert err.strip().splitlines()[-1].startswith(
+        "keras-vs tune: error: the search stopped: Number of consecutive failures")
+
+
+def test_search_without_a_completed_trial_exits_non_zero(tune, tmp_path):
+    path = _save_tiny(tmp_path / "mine.keras")
+    code, out, err = tune(f"--model={path}", "--learning_rate=1e30", "--take=64", "--epochs=2",
+                          "--max_trials=1", "--positions=remove", "--json")
+    assert code == 1
+    assert [t["status"] for t in json.loads(out)["trials"]] == ["FAILED"]
+    # stdout is the JSON alone; keras' divergence notice went to stderr, our error is last.
+    assert err.strip().splitlines()[-1].startswith("keras-vs tune: error: no trial completed")
+
+
+@pytest.mark.slow
+@pytest.mark.tf_only  # backend-agnostic, but XLA compiles each zoo trial for about a minute on JAX
+def test_tune_prints_the_table_writes_files_and_resumes(tmp_path):
+    result = _run(*TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "max shift" in result.stdout and "best: Trial #" in result.stdout
+    # keras-tuner and keras-vs number the trials the same way.
+    assert "Running Trial #1" in result.stdout and "[keras-vs] Trial #1 (trial_id 0:" in result.stdout
+    project = tmp_path / "keras_vs_tune" / "wrn-10-1-digits-random"
+    for name in ("results.csv", "results.json", "results.png", "best_model.keras"):
+        assert (project / name).is_file(), name
+        assert f"wrote keras_vs_tune/wrn-10-1-digits-random/{name}" in result.stdout
+    # The same command again resumes: both trials are kept, none is rerun.
+    again = _run(*TINY, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[keras-vs] Trial" not in again.stdout  # no trial ran
+    assert "2 trial(s)" in again.stdout

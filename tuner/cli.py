@@ -1,0 +1,171 @@
+"""``keras-vs tune``: the dropout search on the command line (`tuner.search`).
+
+Registered with the ``keras-vs`` script through the ``keras_vs.commands``
+entry-point group (setup.py), so the plugin never imports the tuner. Keras,
+keras-tuner and the zoo are imported only when the command runs.
+"""
+
+import contextlib
+import json
+import os
+import sys
+
+from absl import flags
+
+from keras_vs import vocab
+from keras_vs.cli import CliError, Command
+from keras_vs.commands import common
+from keras_vs.commands.theory import float_list
+
+def _define_flags(fv):
+    def define(kind, name, default, help_text, **kwargs):
+        if kind == "enum":
+            flags.DEFINE_enum(name, default, kwargs.pop("enum_values"), help_text, flag_values=fv)
+        else:
+            getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=fv, **kwargs)
+
+    define("string", "model", "wrn-10-1", "Zoo network to search (see zoo.list_models()), or a "
+           ".keras file of your own model: its dropouts are moved with the rewrite policies, and "
+           "its own loss, metrics and optimizer (when saved compiled) train every trial.")
+    define("string", "dataset", "digits", "digits (offline), cifar10, cifar100, imagenet2012 "
+           "(TensorFlow Datasets) or a .npz file with x and y (20% held out for validation).")
+    define("enum", "oracle", "grid", "keras-tuner search algorithm. grid visits every position "
+           "before a second rate.", enum_values=list(vocab.ORACLES))
+    define("integer", "max_trials", 10, "Trials to run (grid: at most the grid's size; hyperband: "
+           "unused).", lower_bound=1)
+    define("integer", "epochs", 8, "Epochs per trial; the recipe's learning-rate milestones scale "
+           "with it.", lower_bound=1)
+    define("integer", "batch_size", 128, "Global batch size.", lower_bound=1)
+    define("integer", "seed", 0, "Seeds the oracle and every trial's weights, dropout masks and "
+           "data order.")
+    define("list", "positions", None, "Dropout positions to search (zoo: "
+           f"{','.join(vocab.DROPOUT_POSITIONS)}; own model: {','.join(vocab.MODEL_POSITIONS)}). "
+           "Default: all.")
+    define("list", "types", list(vocab.DROPOUT_TYPES), "Dropout types to search.")
+    define("list", "rate_choices", ["0.2", "0.5"], "Bernoulli dropout rates to search.")
+    define("list", "beta_choices", ["0.5"], "Uout betas to search.")
+    define("string", "loss", None, "Keras loss of every trial, e.g. "
+           "sparse_categorical_crossentropy. Default: a saved model's own; otherwise sparse "
+           "categorical cross-entropy on probabilities or logits, as the model's output says.")
+    define("bool", "from_logits", None, "Whether the model outputs logits, for the default loss "
+           "(default: a softmax output means probabilities).")
+    define("string", "optimizer", None, "'recipe' (the paper's SGD recipe) or a Keras optimizer "
+           "name, e.g. adam. Default: a saved model's own optimizer; the recipe otherwise.")
+    define("float", "learning_rate", None, "Initial learning rate: of the recipe (given at batch "
+           "size 128, scaled linearly with --batch_size; default 0.1), or of the optimizer.",
+           lower_bound=0.0)
+    define("float", "weight_decay", None, "Weight decay of the recipe or the optimizer.",
+           lower_bound=0.0)
+    define("string", "directory", "keras_vs_tune", "Parent folder of the search folder.")
+    define("string", "project", None, "Search folder name inside --directory (default: "
+           "MODEL-DATASET-ORACLE). Rerunning with the same flags resumes the search there.")
+    define("bool", "restart", False, "Delete this search's earlier trials and start again (only a "
+           "folder keras-vs wrote is deleted).")
+    define("enum", "strategy", "auto", "tf.distribute strategy per trial; auto: TPU -> "
+           "TPUStrategy, GPUs -> MirroredStrategy.", enum_values=list(vocab.STRATEGIES))
+    define("string", "data_dir", None, "TensorFlow Datasets data folder.")
+    define("bool", "download", False, "Let TensorFlow Datasets download and prepare a missing "
+           "data set.")
+    define("integer", "take", None, "Train on only the first N examples (quick runs).",
+           lower_bound=1)
+    define("integer", "fit_verbose", None, "verbose of each trial's model.fit: 0 silent, 1 "
+           "progress bar, 2 one line per epoch (default: as keras-tuner, the search's own: 1, "
+           "0 with --json).", lower_bound=0, upper_bound=2)
+    common.define_json(fv)
+    common.define_unsafe(fv)
+
+
+def _load_user_model(path, unsafe):
+    """A user's model file, compiled as saved when it was (keeps its training setup)."""
+    return common.load_model_file(path, unsafe, compile=True)
+
+
+def _is_model_file(text):
+    return text.lower().endswith(common.MODEL_EXTENSIONS) or os.path.exists(text)
+
+
+def _run(args, fv):
+    if args:
+        raise CliError(f"'tune' takes no positional arguments. Received: {args}")
+    rates = float_list("rate_choices", fv.rate_choices)
+    betas = float_list("beta_choices", fv.beta_choices)
+    model = fv.model
+    if _is_model_file(model):
+        model = _load_user_model(model, fv.unsafe)
+    common.quiet_tensorflow()
+    import zoo
+
+    import tuner
+
+    if isinstance(model, str) and model not in zoo.list_models():
+        raise CliError(
+            f"Unknown model. Expected a zoo name ({', '.join(zoo.list_models())}) or a .keras "
+            f"file. Received: --model={model}"
+        )
+    verbose = 0 if fv.json else 1
+    # With --json, stdout holds the JSON alone: anything printed on the way
+    # (e.g. TerminateOnNaN's notice) goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if fv.json else contextlib.nullcontext()
+    try:
+        with quiet:
+            result = tuner.search(
+                model, fv.dataset, oracle=fv.oracle, max_trials=fv.max_trials, epochs=fv.epochs,
+                batch_size=fv.batch_size, seed=fv.seed, positions=fv.positions, types=fv.types,
+                rates=rates, betas=betas, learning_rate=fv.learning_rate,
+                weight_decay=fv.weight_decay, loss=fv.loss, from_logits=fv.from_logits,
+                optimizer=fv.optimizer, directory=fv.directory, project_name=fv.project,
+                overwrite=fv.restart, strategy=fv.strategy, data_dir=fv.data_dir,
+                download=fv.download, take=fv.take, verbose=verbose,
+                fit_verbose=verbose if fv.fit_verbose is None else fv.fit_verbose,
+            )
+    except (ValueError, FileNotFoundError) as e:
+        raise CliError(common.flat(e)) from None
+    except RuntimeError as e:
+        # keras-tuner stops a search after too many failed trials in a row.
+        raise CliError(
+            f"the search stopped: {str(e).splitlines()[0]} See the trials' keras_vs.json files "
+            f"under {os.path.join(fv.directory, fv.project or '')}"
+        ) from None
+    if result.role == "worker":
+        print(f"worker done: ran trials {', '.join(result.ran) or 'none'} in {result.project_dir}")
+        return 0
+    completed = [r for r in result.rows if r["status"] == "COMPLETED"]
+    if fv.json:
+        print(json.dumps({"project_dir": result.project_dir, "best": result.best,
+                          "files": result.files, "trials": result.rows}, indent=2))
+    else:
+        print()
+        print(f"Search {result.project_dir}: {len(result.rows)} trial(s); max shift = max over BN "
+              "layers of max(real/moving, moving/real) variance, 1 = none; train acc in training "
+              "vs inference mode on training examples.")
+        print(result.table())
+        if result.best is not None:
+            b = result.best
+            what = b["position"] + (f", {b['type']} {b['rate']:g}" if b["type"] != "-" else "")
+            print(f"best: Trial #{b['trial_number']} (trial_id {b['trial_id']}: {what}), "
+                  f"val_accuracy {b['val_accuracy']:.4f}")
+        for path in result.files.values():
+            print(f"wrote {path}")
+    if not completed:
+        raise CliError(
+            f"no trial completed ({len(result.rows)} run); see the message column and the "
+            f"trials' keras_vs.json files in {result.project_dir}"
+        )
+    return 0
+
+
+COMMAND = Command(
+    name="tune",
+    summary="Search dropout position, type and rate (keras-tuner), with the variance shift of "
+    "each trial.",
+    define_flags=_define_flags,
+    run=_run,
+    description=(
+        "With no flags: a 10-trial grid over every dropout position (Bernoulli 0.2/0.5, Uout 0.5, "
+        "none) of WRN-10-1 on the offline digits set, 8 epochs each. Prints the results table and "
+        "writes results.csv, results.json, results.png and best_model.keras into "
+        "--directory/--project; rerunning the same command resumes the search. With "
+        "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set the process is "
+        "a keras-tuner chief or worker."
+    ),
+)

@@ -1,0 +1,214 @@
+"""How a search compiles each trial: a user model's own training setup, or the paper's recipe.
+
+A zoo network trains with the paper's recipe (`tuner.recipe`) and sparse
+categorical cross-entropy on its softmax output. A user's model trains as
+its owner compiled it: its loss, metrics and optimizer (a fresh optimizer per
+trial, from its config). ``loss=`` and ``optimizer=`` override either; a user
+model that is not compiled gets sparse categorical cross-entropy on
+probabilities or logits, as its output says, and the recipe. Every trial
+also reports ``accuracy``, the search's objective.
+"""
+
+import dataclasses
+import warnings
+
+import keras
+
+RECIPE = "recipe"
+_OWN = "the model's own compile()"
+
+
+def _camel(name):
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def ends_in_softmax(model):
+    """Whether the (first) output of ``model`` comes out of a softmax."""
+    layer = getattr(model.outputs[0], "_keras_history", [None])[0] if model.outputs else None
+    if layer is None:
+        layer = model.layers[-1] if model.layers else None
+    while isinstance(layer, keras.Model) and layer.layers:
+        layer = layer.layers[-1]
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) == "softmax" or activation == "softmax"
+
+
+def _resolve_loss(loss, from_logits):
+    """``loss`` as a serialized Keras object (or name), validated."""
+    if from_logits is not None and not isinstance(from_logits, bool):
+        raise ValueError(f"Expected from_logits to be True, False or None. Received: from_logits={from_logits!r}")
+    if isinstance(loss, str) and from_logits is not None:
+        # "sparse_categorical_crossentropy" + from_logits -> the Loss class with that option.
+        try:
+            loss = keras.losses.deserialize({"class_name": _camel(loss) if "_" in loss or loss.islower()
+                                             else loss, "config": {"from_logits": from_logits}})
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"from_logits applies to a cross-entropy loss. Received: loss={loss!r}, "
+                f"from_logits={from_logits!r}"
+            ) from None
+    try:
+        keras.losses.get(loss)
+    except (ValueError, TypeError):
+        raise ValueError(
+            "Unknown loss. Expected a Keras loss name (e.g. sparse_categorical_crossentropy), "
+            f"a keras.losses.Loss or a function. Received: loss={loss!r}"
+        ) from None
+    return loss if isinstance(loss, str) else keras.saving.serialize_keras_object(loss)
+
+
+def _resolve_optimizer(optimizer, learning_rate, weight_decay):
+    """``optimizer`` as a serialized Keras optimizer config, or `RECIPE`."""
+    if optimizer == RECIPE:
+        return RECIPE
+    if isinstance(optimizer, dict):
+        config = optimizer
+    else:
+        try:
+            config = keras.optimizers.serialize(keras.optimizers.get(optimizer))
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"Unknown optimizer. Expected {RECIPE!r} (the paper's SGD recipe), a Keras optimizer "
+                f"name (e.g. adam, sgd, rmsprop, adamw) or a keras.optimizers.Optimizer. "
+                f"Received: optimizer={optimizer!r}"
+            ) from None
+    return _with_rates(config, learning_rate, weight_decay)
+
+
+def _with_rates(config, learning_rate, weight_decay):
+    config = {**config, "config": dict(config.get("config", {}))}
+    if learning_rate is not None:
+        config["config"]["learning_rate"] = float(learning_rate)
+    if weight_decay is not None:
+        config["config"]["weight_decay"] = float(weight_decay) or None
+    return config
+
+
+def _short(serialized):
+    """A one-line description of a serialized loss or optimizer."""
+    if serialized == RECIPE:
+        return "the paper's SGD recipe"
+    if isinstance(serialized, str):
+        return serialized
+    if not isinstance(serialized, dict):
+        return repr(serialized)
+    config = serialized.get("config") or {}
+    name = serialized.get("class_name", "?")
+    shown = {k: config[k] for k in ("from_logits", "learning_rate") if k in config}
+    if isinstance(shown.get("learning_rate"), dict):
+        shown["learning_rate"] = shown["learning_rate"].get("class_name", "schedule")
+    elif isinstance(shown.get("learning_rate"), float):
+        shown["learning_rate"] = float(f"{shown['learning_rate']:.6g}")
+    return f"{name}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+def _has_accuracy(metrics):
+    for m in metrics:
+        name = m if isinstance(m, str) else getattr(m, "name", None)
+        if isinstance(m, dict):
+            name = (m.get("config") or {}).get("name")
+        if name in ("accuracy", "acc"):
+            return True
+    return False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSetup:
+    """What ``compile`` gets in every trial.
+
+    Attributes:
+        loss: A Keras loss name or serialized loss.
+        optimizer: `RECIPE` or a serialized Keras optimizer.
+        compile_options: The rest of a user's compile config (metrics,
+            ``jit_compile``, ...), serialized.
+        sources: ``{"loss": ..., "optimizer": ...}``: where each came from.
+        notes: Assumptions made, one sentence each.
+    """
+
+    loss: object
+    optimizer: object
+    compile_options: dict
+    sources: dict
+    notes: tuple = ()
+
+    @classmethod
+    def resolve(cls, user_model, *, loss=None, optimizer=None, from_logits=None,
+                learning_rate=None, weight_decay=None):
+        """The setup of a search.
+
+        Args:
+            user_model: The user's `keras.Model`, or None for a zoo network.
+            loss, optimizer: Explicit overrides (see the module docstring).
+            from_logits: For the default loss (or with a loss name).
+            learning_rate, weight_decay: Applied to a non-recipe optimizer
+                (the recipe takes them itself).
+        """
+        own = {}
+        if user_model is not None and getattr(user_model, "compiled", False):
+            own = dict(user_model.get_compile_config() or {})
+        notes, sources = [], {}
+        if loss is not None:
+            resolved_loss, sources["loss"] = _resolve_loss(loss, from_logits), "given"
+        elif own.get("loss") is not None and from_logits is None:
+            resolved_loss, sources["loss"] = own["loss"], _OWN
+        else:
+            if from_logits is None:
+                logits = user_model is not None and not ends_in_softmax(user_model)
+                sources["loss"] = "assumed"
+                if user_model is not None:
+                    if logits:
+                        warnings.warn(
+                            f"model {user_model.name!r} is not compiled and its output is not a "
+                            "softmax: assuming SparseCategoricalCrossentropy(from_logits=True)",
+                            stacklevel=3,
+                        )
+                    notes.append(
+                        f"model {user_model.name!r} is not compiled and its output is "
+                        f"{'not a softmax' if logits else 'a softmax'}: assuming "
+                        f"SparseCategoricalCrossentropy(from_logits={logits}); pass loss= "
+                        "(keras-vs tune: --loss, --from_logits) to choose"
+                    )
+            else:
+                logits, sources["loss"] = from_logits, "given"
+            resolved_loss = keras.saving.serialize_keras_object(
+                keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+            )
+        if optimizer is not None:
+            resolved_opt = _resolve_optimizer(optimizer, learning_rate, weight_decay)
+            sources["optimizer"] = "given"
+        elif own.get("optimizer") is not None:
+            resolved_opt = _with_rates(own["optimizer"], learning_rate, weight_decay)
+            sources["optimizer"] = _OWN
+        else:
+            resolved_opt, sources["optimizer"] = RECIPE, "recipe"
+        options = {k: v for k, v in own.items() if k not in ("loss", "optimizer")}
+        return cls(resolved_loss, resolved_opt, options, sources, tuple(notes))
+
+    def compile(self, model, recipe_optimizer):
+        """Compiles ``model`` with a fresh optimizer; ``recipe_optimizer()`` makes the recipe's."""
+        options = keras.saving.deserialize_keras_object(self.compile_options) if self.compile_options else {}
+        metrics = options.pop("metrics", None)
+        if metrics is None:
+            metrics = ["accuracy"]
+        elif isinstance(metrics, (list, tuple)) and not _has_accuracy(metrics):
+            metrics = list(metrics) + ["accuracy"]
+        if self.optimizer == RECIPE:
+            optimizer = recipe_optimizer()
+        else:
+            optimizer = keras.optimizers.deserialize(self.optimizer)
+        loss = self.loss if isinstance(self.loss, str) else keras.saving.deserialize_keras_object(self.loss)
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
+        return model
+
+    def describe(self):
+        """``{"loss": ..., "optimizer": ...}``: one line each, with where it came from."""
+        return {
+            "loss": f"{_short(self.loss)} ({self.sources['loss']})",
+            "optimizer": f"{_short(self.optimizer)} ({self.sources['optimizer']})",
+        }
+
+    def config(self):
+        """A JSON-able record of the setup, for a search's settings."""
+        return {"loss": self.loss, "optimizer": self.optimizer, "compile": self.compile_options}
