@@ -119,6 +119,16 @@ def hidden(layer):
     return [s for s in subs if is_dropout_like(s)], [s for s in subs if is_bn_like(s)]
 
 
+def sublayer(layer, name):
+    """The sub-layer called `name` inside a custom layer."""
+    for sub in layer._flatten_layers(include_self=False, recursive=True):
+        if sub.name == name:
+            return sub
+    raise GraphError(
+        f"Layer {layer.name!r} has no sub-layer {name!r}. Received: layer={_describe(layer)}"
+    )
+
+
 def forced_training(node):
     """Whether the call was made with ``training=True`` (e.g. MC dropout)."""
     return node.arguments.kwargs.get("training") is True

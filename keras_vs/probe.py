@@ -142,7 +142,8 @@ class Probe:
         bns: ``name -> original BN-like layer``.
         copies: ``name -> BN copy`` (mode ``"copies"`` only).
         hidden: ``custom layer name -> names of BNs inside it`` that cannot be
-            tapped (they are neither measured nor recalibrated).
+            reached (kept for callers; BNs inside custom layers are reached
+            by patching their call while measuring, which runs eagerly).
         inputs: The model's flat symbolic inputs.
     """
 
@@ -157,18 +158,26 @@ class Probe:
         self.capacity = int(capacity)
         self.bns, self.copies, self.hidden = {}, {}, {}
         self._recorders = []  # (name, recorder)
+        self._patches = []  # (name, BN inside a custom layer, its copy or None)
         self.extras = {}  # what callers derive from the probe once (exact's stages)
         self._pairs = []  # (original, copy) for mode "copies"
-        inputs, _, taps, self.flat = graph_lib.inline(model, self._hook)
+        inputs, outputs, taps, self.flat = graph_lib.inline(model, self._hook)
         self.inputs = keras.tree.flatten(inputs)
         self.names = list(self.bns)
         self.model = None
-        if taps:
-            flags = [t for _, t in taps]
+        flags = [t for _, t in taps]
+        if self._patches:  # hidden BNs run inside the model's own outputs
+            self.model = keras.Model(inputs, flags + keras.tree.flatten(outputs))
+        elif flags:
             out = flags[0] if len(flags) == 1 else keras.layers.Add(dtype="float32")(flags)
             self.model = keras.Model(inputs, out)
         self.resync()
         self._pending = 0
+
+    @property
+    def patched(self):
+        """Whether some BNs sit inside custom layers (reached by patching)."""
+        return bool(self._patches)
 
     def resync(self):
         """Copies the original BNs' current state into the copies (mode "copies")."""
@@ -178,8 +187,8 @@ class Probe:
     def _hook(self, site, args, kwargs):
         layer = site.layer
         _, hidden_bns = graph_lib.hidden(layer)
-        if hidden_bns:
-            self.hidden.setdefault(site.name, [b.name for b in hidden_bns])
+        for bn in hidden_bns:
+            self._hide(site.name, bn)
         if not graph_lib.is_bn_like(layer):
             return layer(*args, **kwargs)
         x = args[0] if args else kwargs.get("inputs")
@@ -202,6 +211,54 @@ class Probe:
                 self._pairs.append((layer, copy))
             return copy(*args, **kwargs)
         return layer(*args, **kwargs)
+
+    def _hide(self, where, bn):
+        """Registers a BN inside a custom layer: its call is patched while measuring."""
+        if any(b is bn for b in self.bns.values()):
+            return
+        name = f"{where}/{bn.name}"
+        self.bns[name] = bn
+        copy = None
+        if self.mode == "copies":
+            copy = graph_lib.clone_layer(bn)
+            inner = graph_lib.unwrap(bn)
+            axis = inner.axis[0] if isinstance(inner.axis, (list, tuple)) else inner.axis
+            channels = int(inner.moving_mean.shape[0])
+            shape = [None, channels] if axis == -1 else [None] * axis + [channels]
+            copy.build(tuple(shape))
+            self.copies[name] = copy
+            self._pairs.append((bn, copy))
+        self._patches.append((name, bn, copy))
+
+    def _patched(self, acc):
+        """Context: hidden BNs record their inputs into `acc` on the host."""
+        probe = self
+
+        class _Patches:
+            def __enter__(self):
+                for name, bn, copy in probe._patches:
+                    object.__setattr__(bn, "call", probe._patch(name, bn, copy, acc))
+
+            def __exit__(self, *exc):
+                for _, bn, _ in probe._patches:
+                    object.__delattr__(bn, "call")
+
+        return _Patches()
+
+    def _patch(self, name, bn, copy, acc):
+        original = type(bn).call.__get__(bn)
+        mode = self.mode
+
+        def call(inputs, training=None, mask=None, **kwargs):
+            axis = graph_lib.bn_axis(bn, len(inputs.shape))
+            merge(acc, name, np.asarray(ops.convert_to_numpy(moments_row(inputs, axis)), np.float64)[0])
+            if mode == "precise":
+                return batch_norm_train(bn, inputs)
+            if mode == "copies":
+                return copy(inputs, training=False)
+            return original(inputs, training=False, mask=mask, **kwargs)
+
+        return call
 
     def _name(self, site):
         # A BN called at several sites (shared layer or nested model) is one
@@ -236,15 +293,18 @@ class Probe:
         acc = {}
         seen = 0
         self.reset()
+        if self._patches:  # patched calls record on the host: eager only
+            compiled = False
         run = self.runner(batches, compiled)
-        for index, (x, _) in enumerate(batches):
-            batches_lib.check_batch(self.inputs, x, index)
-            size = batches_lib.num_examples(x)
-            if size == 0:
-                continue
-            seen += size
-            run(x)
-            self.recorded(acc)
+        with self._patched(acc):
+            for index, (x, _) in enumerate(batches):
+                batches_lib.check_batch(self.inputs, x, index)
+                size = batches_lib.num_examples(x)
+                if size == 0:
+                    continue
+                seen += size
+                run(x)
+                self.recorded(acc)
         self.flush(acc)
         self.num_examples = seen
         if not seen:

@@ -126,13 +126,13 @@ def _write(model, stats, inplace):
     target = model if inplace else graph_lib.copy(model)
     if not inplace:
         graph_lib.compile_like(target, model)
-    layers = {
-        view.qualname(layer): layer
-        for view, layer in graph_lib.ModelGraph(target).all_layers()
-        if graph_lib.is_bn_like(layer)
-    }
+    layers = {view.qualname(layer): layer for view, layer in graph_lib.ModelGraph(target).all_layers()}
     for name, (mean, var) in stats.items():
-        bn = graph_lib.unwrap(layers[name])
+        if name in layers:
+            bn = graph_lib.unwrap(layers[name])
+        else:  # inside a custom layer: "custom/bn"
+            where, inner = name.rsplit("/", 1)
+            bn = graph_lib.unwrap(graph_lib.sublayer(layers[where], inner))
         bn.moving_mean.assign(np.asarray(mean).astype(bn.moving_mean.dtype))
         bn.moving_variance.assign(np.asarray(var).astype(bn.moving_variance.dtype))
     return target
@@ -226,7 +226,7 @@ def _stage_model(view, stage, recorders, s):
 
 
 def _exact_staged(probe, batches, budget):
-    if not probe.flat:  # nested tap models hide their BNs from the stages
+    if not probe.flat or probe.patched:  # BNs the stages cannot see: use passes
         return None
     if "stages" not in probe.extras:
         probe.extras["stages"] = (_stages(probe), {})
