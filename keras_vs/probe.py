@@ -87,6 +87,13 @@ class _Recorder(keras.layers.Layer):
         super().__init__(dtype="float32", **kwargs)
         self.axis = axis
         self.capacity = capacity
+        # Moments are taken over every position, masked ones included (BN
+        # skips them in training: a known simplification for padded
+        # sequences); the flag it returns carries no mask.
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def build(self, input_shape):
         width = 3 * int(input_shape[self.axis]) + 1
@@ -97,7 +104,7 @@ class _Recorder(keras.layers.Layer):
             shape=(), initializer="zeros", dtype="int32", trainable=False, name="index"
         )
 
-    def call(self, x):
+    def call(self, x, mask=None):
         i = ops.cast(self.index.value, "int32")
         row = moments_row(x, self.axis)
         self.rows.assign(ops.slice_update(self.rows.value, ops.stack([i, ops.zeros_like(i)]), row))
