@@ -662,6 +662,12 @@ def copy_state(old, new):
             value = keras.ops.copy(value)
         b.assign(value)
     _copy_assets(old, new)
+    for layer in new._flatten_layers(include_self=True, recursive=True):
+        # Preprocessing layers (Normalization, lookups) derive constants from
+        # their variables here, as Keras does after loading a file.
+        finalize = getattr(layer, "finalize_state", None)
+        if callable(finalize):
+            finalize()
 
 
 def _has_assets(layer):

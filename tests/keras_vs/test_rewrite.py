@@ -41,6 +41,8 @@ def _randomize(model, seed=0):
             if "variance" in v.path:
                 value = rng.uniform(0.5, 2.0, v.shape)
             v.assign(value.astype(v.dtype))
+        if hasattr(layer, "finalize_state"):  # Normalization: constants from variables
+            layer.finalize_state()
     return model
 
 
