@@ -765,6 +765,28 @@ def copy(model, replace=None):
     return rebuild(ModelGraph(model), {}, replace=replace)
 
 
+def output_layer(model, index=0):
+    """The leaf operation that computes output `index` of `model` (through nested models).
+
+    Example:
+
+    >>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="out")])
+    >>> output_layer(m).name
+    'out'
+    """
+    view = ModelGraph(model).root
+    tensor = view.outputs[index]
+    while True:
+        node = view.producer(tensor)
+        if node is None:
+            return None
+        child = view.children.get(id(node))
+        if child is None:
+            return node.operation
+        slot = [i for i, t in enumerate(node.outputs) if t is tensor][0]
+        view, tensor = child, child.outputs[slot]
+
+
 def signature(model):
     """Identifies a model's graph: equal as long as no node was added or removed."""
     graph = ModelGraph(model)
