@@ -7,6 +7,7 @@ import numbers
 import keras
 
 from keras_vs import batches as batches_lib
+from keras_vs import optional
 from keras_vs import probe as probe_lib
 from keras_vs import shift
 
@@ -36,7 +37,8 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         probe_size: Number of probe examples.
         batch_size: Batch size used to measure.
         per_layer: Also add every BN's value to ``logs``.
-        log_dir: Optional folder for TensorBoard per-layer scalars.
+        log_dir: Optional folder for TensorBoard per-layer scalars (written
+            with `tf.summary`: needs TensorFlow, on any backend).
         steps: Optional number of batches of ``data`` to read at most (an
             infinite ``ds.repeat()`` works without it: only ``probe_size``
             examples are read).
@@ -67,6 +69,9 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         self.batch_size = int(batch_size)
         self.per_layer = bool(per_layer)
         self.log_dir = None if log_dir is None else str(log_dir)
+        if self.log_dir is not None:  # fail now, not at the end of the first epoch
+            optional.require("tensorflow", "VarianceShiftCallback's TensorBoard scalars",
+                             f"log_dir={self.log_dir!r}")
         self.probe_x, _ = batches_lib.Batches(
             data, steps=steps, batch_size=self.batch_size, bounded=False
         ).head(int(probe_size))

@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from keras_vs import optional
+
 SPLITS = ("train", "test")
 _TEST_FRACTION = 0.2
 _SPLIT_SEED = 0
@@ -234,6 +236,8 @@ def tfds_dataset(
     Raises:
         FileNotFoundError: The data is not in ``data_dir`` and ``download`` is
             False (the message says how to prepare it).
+        keras_vs.optional.MissingDependencyError: TensorFlow or TensorFlow
+            Datasets is not installed (the message says what to install).
 
     Example:
 
@@ -243,13 +247,13 @@ def tfds_dataset(
     >>> tuple(ds.element_spec[0].shape)
     (None, 32, 32, 3)
     """
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
-
     if name not in TFDS_NAMES:
         raise ValueError(
             f"Unknown TFDS data set. Expected one of {', '.join(TFDS_NAMES)}. Received: name={name!r}"
         )
+    # TensorFlow and TFDS are optional (keras-vs runs on JAX without them).
+    tf = optional.require("tensorflow", f"The TFDS data set {name!r}", f"name={name!r}")
+    tfds = optional.require("tensorflow_datasets", f"The TFDS data set {name!r}", f"name={name!r}")
     if split not in SPLITS:
         raise ValueError(f"Unknown split. Expected one of {SPLITS}. Received: split={split!r}")
     _check_positive_int("batch_size", batch_size)

@@ -23,6 +23,16 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_collection_modifyitems(config, items):
+    # `@pytest.mark.requires("keras_hub", ...)`: skipped where a module is
+    # missing (e.g. the JAX venv without TensorFlow). Whole test modules use
+    # `pytest.importorskip` instead.
+    from keras_vs import optional
+
+    for item in items:
+        for marker in item.iter_markers("requires"):
+            missing = [m for m in marker.args if not optional.available(m)]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)} (not installed)"))
     backend = keras.backend.backend()
     if backend == "tensorflow":
         return

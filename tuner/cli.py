@@ -61,8 +61,10 @@ def _define_flags(fv):
            "MODEL-DATASET-ORACLE). Rerunning with the same flags resumes the search there.")
     define("bool", "restart", False, "Delete this search's earlier trials and start again (only a "
            "folder keras-vs wrote is deleted).")
-    define("enum", "strategy", "auto", "tf.distribute strategy per trial; auto: TPU -> "
-           "TPUStrategy, GPUs -> MirroredStrategy.", enum_values=list(vocab.STRATEGIES))
+    define("enum", "strategy", "auto", "Distribution of each trial: tf.distribute on TensorFlow "
+           "(auto: TPU -> TPUStrategy, GPUs -> MirroredStrategy), keras.distribution.DataParallel "
+           "over the local devices on JAX (mirrored; auto: several GPUs/TPUs).",
+           enum_values=list(vocab.STRATEGIES))
     define("string", "data_dir", None, "TensorFlow Datasets data folder.")
     define("bool", "download", False, "Let TensorFlow Datasets download and prepare a missing "
            "data set.")

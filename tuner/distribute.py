@@ -4,11 +4,14 @@ On the TensorFlow backend a name gives a `tf.distribute.Strategy`, which
 keras-tuner enters while it builds each trial's model. On the JAX backend it
 gives a `keras.distribution.DataParallel` over the local devices, which
 `distributed` sets as Keras' global distribution for the whole search (model
-building and `fit`), restoring the previous one afterwards.
+building and `fit`), restoring the previous one afterwards; `even_batches`
+makes NumPy data split evenly over its devices.
 """
 
 import contextlib
+import math
 import os
+import warnings
 
 import keras
 
@@ -188,6 +191,80 @@ def distributed(strategy):
         yield
     finally:
         keras.distribution.set_distribution(previous)
+
+
+def data_parallel_size(strategy):
+    """How many ways a `keras.distribution.Distribution` splits each batch (1 for anything else)."""
+    if not is_keras_distribution(strategy):
+        return 1
+    mesh = strategy.device_mesh
+    return int(dict(zip(mesh.axis_names, mesh.shape))[strategy.batch_dim_name])
+
+
+def even_batches(strategy, train, val, batch_size, steps):
+    """Makes every batch of NumPy data split evenly over a DataParallel's devices.
+
+    JAX shards each batch over the devices and cannot split a batch of 103
+    examples in two. So under a `keras.distribution.Distribution` the batch
+    size must be a multiple of the device count, and NumPy ``(x, y)`` sets
+    lose their last ``len % devices`` examples (a warning says how many);
+    tf.data pipelines pass unchanged. Anything else is returned as it is.
+
+    Args:
+        strategy: What `get_strategy` returned, or the user's own.
+        train, val: ``(x, y)`` NumPy tuples or `tf.data.Dataset` objects.
+        batch_size: Global batch size.
+        steps: Training batches per epoch.
+
+    Returns:
+        ``(train, val, steps)``, ``steps`` recounted for the trimmed set.
+
+    Raises:
+        ValueError: ``batch_size`` is not a multiple of the device count.
+    """
+    n = data_parallel_size(strategy)
+    if n == 1:
+        return train, val, steps
+    if batch_size % n:
+        raise ValueError(
+            f"{describe(strategy)} splits each batch over {n} devices: the batch size must be "
+            f"a multiple of {n}. Received: batch_size={batch_size}"
+        )
+
+    def trim(data, what):
+        if not isinstance(data, tuple):
+            return data
+        keep = len(data[0]) - len(data[0]) % n
+        if keep == 0:
+            raise ValueError(
+                f"The {what} set has fewer examples than the {n} devices of {describe(strategy)}. "
+                f"Received: {len(data[0])} {what} examples"
+            )
+        if keep < len(data[0]):
+            warnings.warn(
+                f"{describe(strategy)}: every batch must split evenly over {n} devices, so the "
+                f"last {len(data[0]) - keep} of {len(data[0])} {what} examples are left out",
+                stacklevel=3,
+            )
+        return tuple(a[:keep] for a in data)
+
+    train, val = trim(train, "training"), trim(val, "validation")
+    if isinstance(train, tuple):
+        steps = max(1, math.ceil(len(train[0]) / batch_size))
+    return train, val, steps
+
+
+def clear_session():
+    """`keras.backend.clear_session`, keeping Keras' global distribution.
+
+    Keras' ``clear_session`` resets all global state, the distribution set
+    by `distributed` included; each trial clears the session before it
+    builds its model, and that model must still be built under it.
+    """
+    current = keras.distribution.distribution()
+    keras.backend.clear_session()
+    if current is not None:
+        keras.distribution.set_distribution(current)
 
 
 def describe(strategy):

@@ -147,7 +147,7 @@ class DropoutTuner(keras_tuner.Tuner):
         super().on_trial_begin(trial)
 
     def _build(self, hp):
-        keras.backend.clear_session()
+        distribute.clear_session()  # keeps a JAX DataParallel set for the search
         keras.utils.set_random_seed(self.seed)
         if self.distribution_strategy is None:
             return self.hypermodel.build(hp)
@@ -788,6 +788,7 @@ def search(
     train, val, probe, num_classes, input_shape, steps = _load_data(
         dataset, batch_size, seed, data_dir, download, probe_size, take
     )
+    train, val, steps = distribute.even_batches(strategy_obj, train, val, batch_size, steps)
     hypermodel = DropoutHyperModel(
         model,
         num_classes=num_classes,

@@ -14,6 +14,8 @@ hidden inside a custom layer), so the tools always have something to find.
 Flags:
     has_bn: the model holds BatchNormalization layers (possibly hidden).
     needs_tf: needs the TensorFlow backend (string inputs, TextVectorization).
+    requires: modules the builder imports beyond Keras (``HUB``: keras-hub, which
+        pulls in TensorFlow); skipped where one is not installed.
     mc_dropout: holds a dropout called with ``training=True`` (MC dropout);
         ``mc_layers`` names those dropouts.
     nonfloat_input: an input is integer or string.
@@ -43,6 +45,7 @@ class Entry:
     inputs: object  # (n, rng) -> NumPy batch matching the model's inputs
     has_bn: bool = True
     needs_tf: bool = False
+    requires: tuple = ()
     mc_dropout: bool = False
     mc_layers: tuple = ()
     finds: tuple = ("head_dropout",)
@@ -339,6 +342,8 @@ def app_inception_resnet_v2():
 # ---------------------------------------------------------------------------
 # keras-hub backbones built from config, offline.
 
+HUB = ("keras_hub",)
+
 
 def _hub():
     import keras_hub
@@ -346,7 +351,7 @@ def _hub():
     return keras_hub.models
 
 
-@register("hub_resnet", images(SMALL))
+@register("hub_resnet", images(SMALL), requires=HUB)
 def hub_resnet():
     """keras-hub ResNetBackbone (pre-activation basic blocks) under a head."""
     backbone = _hub().ResNetBackbone(
@@ -358,7 +363,7 @@ def hub_resnet():
     return wrap_backbone(backbone, SMALL, name="hub_resnet")
 
 
-@register("hub_densenet", images(SMALL))
+@register("hub_densenet", images(SMALL), requires=HUB)
 def hub_densenet():
     """keras-hub DenseNetBackbone under a head."""
     backbone = _hub().DenseNetBackbone(
@@ -367,7 +372,7 @@ def hub_densenet():
     return wrap_backbone(backbone, SMALL, name="hub_densenet")
 
 
-@register("hub_mobilenet", images(SMALL))
+@register("hub_mobilenet", images(SMALL), requires=HUB)
 def hub_mobilenet():
     """keras-hub MobileNetBackbone: its BNs sit inside custom block layers."""
     backbone = _hub().MobileNetBackbone(
@@ -382,7 +387,7 @@ def hub_mobilenet():
     return wrap_backbone(backbone, SMALL, name="hub_mobilenet")
 
 
-@register("hub_efficientnet", images(SMALL), finds=("block2b_drop", "head_dropout"))
+@register("hub_efficientnet", images(SMALL), finds=("block2b_drop", "head_dropout"), requires=HUB)
 def hub_efficientnet():
     """keras-hub EfficientNetBackbone, v1 blocks: drop-connect Dropouts before
     the next block's conv -> BN, in the graph."""
@@ -397,7 +402,7 @@ def hub_efficientnet():
     return wrap_backbone(backbone, SMALL, name="hub_efficientnet")
 
 
-@register("hub_efficientnet_v2", images(SMALL), finds=("block2b_drop|block2b_", "head_dropout"))
+@register("hub_efficientnet_v2", images(SMALL), finds=("block2b_drop|block2b_", "head_dropout"), requires=HUB)
 def hub_efficientnet_v2():
     """keras-hub EfficientNetBackbone, fused/unfused V2 blocks: BN and dropout
     hidden inside custom FusedMBConvBlock/MBConvBlock layers."""
@@ -412,7 +417,7 @@ def hub_efficientnet_v2():
     return wrap_backbone(backbone, SMALL, name="hub_efficientnet_v2")
 
 
-@register("hub_cspnet", images(SMALL))
+@register("hub_cspnet", images(SMALL), requires=HUB)
 def hub_cspnet():
     """keras-hub CSPNetBackbone (dark stages, LeakyReLU, Pad operator nodes)."""
     backbone = _hub().CSPNetBackbone(
@@ -423,7 +428,7 @@ def hub_cspnet():
     return wrap_backbone(backbone, SMALL, name="hub_cspnet")
 
 
-@register("hub_xception", images(SMALL))
+@register("hub_xception", images(SMALL), requires=HUB)
 def hub_xception():
     """keras-hub XceptionBackbone under a head."""
     backbone = _hub().XceptionBackbone(
@@ -433,7 +438,7 @@ def hub_xception():
     return wrap_backbone(backbone, SMALL, name="hub_xception")
 
 
-@register("hub_vit", images(SMALL))
+@register("hub_vit", images(SMALL), requires=HUB)
 def hub_vit():
     """keras-hub ViTBackbone (LayerNorm only, dropout inside custom encoder
     layers); its class token goes through a Dropout -> BN head."""

@@ -342,6 +342,8 @@ def _params():
             marks.append(pytest.mark.slow)
         if entry.needs_tf:
             marks.append(pytest.mark.tf_only)
+        if entry.requires:
+            marks.append(pytest.mark.requires(*entry.requires))
         for tool in TOOLS:
             yield pytest.param(name, tool, marks=marks, id=f"{name}-{tool}")
 
@@ -351,6 +353,8 @@ def test_corpus_table():
     for entry in corpus.REGISTRY.values():
         assert entry.has_bn or not entry.finds
         assert not entry.mc_dropout or entry.mc_layers
+        # keras-hub (and with it TensorFlow) is missing in the JAX venv without TF
+        assert entry.requires == (corpus.HUB if entry.name.startswith("hub_") else ())
 
 
 @pytest.mark.parametrize("name,tool", list(_params()))

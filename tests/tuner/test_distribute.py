@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import keras
 import pytest
@@ -57,11 +58,273 @@ def test_multi_worker_without_tf_config_says_what_is_missing(monkeypatch):
         tuner.get_strategy("multi_worker")
 
 
-def test_strategies_need_tensorflow_on_other_backends():
-    if keras.backend.backend() == "tensorflow":
-        pytest.skip("only meaningful on a non-TensorFlow backend")
-    with pytest.raises(ValueError, match="TensorFlow backend"):
+def test_strategies_need_tensorflow_or_jax_on_other_backends():
+    if keras.backend.backend() in ("tensorflow", "jax"):
+        pytest.skip("only meaningful on a backend without strategies (torch, numpy)")
+    with pytest.raises(ValueError, match="strategy='mirrored'"):
         tuner.get_strategy("mirrored")
+
+
+# -- JAX: keras.distribution.DataParallel over the local devices -------------
+
+# Two host devices for JAX: XLA_FLAGS must be set before jax is imported, so
+# these checks run in a fresh interpreter.
+JAX_DEVICES_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import keras
+    from tuner import distribute
+
+    def error(name, **kwargs):
+        try:
+            distribute.get_strategy(name, **kwargs)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    mirrored = distribute.get_strategy("mirrored")
+    with distribute.distributed(mirrored):
+        inside = keras.distribution.distribution() is mirrored
+    facts = {
+        "devices": keras.distribution.list_devices(),
+        "mirrored_type": type(mirrored).__name__,
+        "mirrored_devices": [str(d) for d in mirrored.device_mesh.devices.flat],
+        "mirrored_batch_axis": mirrored.batch_dim_name,
+        "describe": distribute.describe(mirrored),
+        "tuner_strategy_is_none": distribute.tuner_strategy(mirrored) is None,
+        "inside": inside,
+        "after": repr(keras.distribution.distribution()),
+        "auto_on_cpus": repr(distribute.get_strategy("auto")),
+        "tpu_error": error("tpu"),
+        "tpu_name_error": error("tpu", tpu="grpc://10.0.0.1:8470"),
+        "multi_worker_error": error("multi_worker"),
+        "split": distribute.data_parallel_size(mirrored),
+    }
+    print("FACTS", json.dumps(facts))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def jax_two_devices():
+    """What `get_strategy` gives on JAX with two forced host (CPU) devices."""
+    pytest.importorskip("jax")
+    done = subprocess.run(
+        [sys.executable, "-c", JAX_DEVICES_SCRIPT],
+        env=_env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.split("FACTS ")[-1])
+
+
+def test_jax_mirrored_is_data_parallel_over_both_devices(jax_two_devices):
+    facts = jax_two_devices
+    assert facts["devices"] == ["cpu:0", "cpu:1"]
+    assert facts["mirrored_type"] == "DataParallel"
+    assert facts["mirrored_devices"] == ["cpu:0", "cpu:1"]
+    assert facts["mirrored_batch_axis"] == "batch"
+    assert facts["describe"] == "DataParallel (2 devices: cpu:0, cpu:1)"
+
+
+def test_jax_data_parallel_splits_each_batch_in_two(jax_two_devices):
+    assert jax_two_devices["split"] == 2
+
+
+def test_jax_distribution_is_set_inside_and_restored_after(jax_two_devices):
+    assert jax_two_devices["inside"] is True
+    assert jax_two_devices["after"] == "None"
+
+
+def test_jax_distribution_is_not_handed_to_keras_tuner(jax_two_devices):
+    # keras-tuner reads `strategy.extended`, which only tf.distribute has.
+    assert jax_two_devices["tuner_strategy_is_none"] is True
+
+
+def test_jax_auto_keeps_cpus_on_one_device(jax_two_devices):
+    # As on TensorFlow: auto distributes over accelerators only.
+    assert jax_two_devices["auto_on_cpus"] == "None"
+
+
+def test_jax_tpu_without_tpus_names_the_devices_found(jax_two_devices):
+    assert "found no TPU device" in jax_two_devices["tpu_error"]
+    assert "cpu:0" in jax_two_devices["tpu_error"]
+    assert "strategy='tpu'" in jax_two_devices["tpu_error"]
+
+
+def test_jax_tpu_address_is_a_tensorflow_option(jax_two_devices):
+    assert "tpu='grpc://10.0.0.1:8470'" in jax_two_devices["tpu_name_error"]
+
+
+def test_jax_multi_worker_says_how_to_run_multi_host(jax_two_devices):
+    assert "keras.distribution.initialize" in jax_two_devices["multi_worker_error"]
+    assert "strategy='multi_worker'" in jax_two_devices["multi_worker_error"]
+
+
+def test_distributed_restores_the_previous_distribution_after_an_error():
+    if keras.backend.backend() != "jax":
+        pytest.skip("keras.distribution is used on the JAX backend")
+    from tuner import distribute
+
+    outer = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:1])
+    inner = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:1])
+    keras.distribution.set_distribution(outer)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            with distribute.distributed(inner):
+                assert keras.distribution.distribution() is inner
+                raise RuntimeError("boom")
+        assert keras.distribution.distribution() is outer
+    finally:
+        keras.distribution.set_distribution(None)
+
+
+def test_clear_session_keeps_the_distribution_of_the_search():
+    # Each trial clears the session before building; its model must still be distributed.
+    if keras.backend.backend() != "jax":
+        pytest.skip("keras.distribution is used on the JAX backend")
+    from tuner import distribute
+
+    dist = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:1])
+    with distribute.distributed(dist):
+        keras.layers.Dense(2, name="before_clear")
+        distribute.clear_session()
+        assert keras.distribution.distribution() is dist
+        assert keras.layers.Dense(2).name == "dense"  # the rest of the session was cleared
+    assert keras.distribution.distribution() is None
+
+
+def test_distributed_leaves_none_and_tf_strategies_alone():
+    from tuner import distribute
+
+    before = keras.distribution.distribution()
+    with distribute.distributed(None):
+        assert keras.distribution.distribution() is before
+    assert distribute.tuner_strategy(None) is None
+    strategy = object()  # stands for a tf.distribute.Strategy
+    assert distribute.tuner_strategy(strategy) is strategy
+
+
+class _FakeDataParallel:
+    """Duck-types a keras.distribution.DataParallel over ``n`` devices."""
+
+    def __init__(self, n):
+        import numpy as np
+
+        self.batch_dim_name = "batch"
+        self.device_mesh = types.SimpleNamespace(
+            axis_names=["batch"], shape=(n,), devices=np.array([f"gpu:{i}" for i in range(n)])
+        )
+
+    def get_data_layout(self, shape):
+        return None
+
+    def get_variable_layout(self, variable):
+        return None
+
+
+def _arrays(n):
+    import numpy as np
+
+    return np.arange(n * 2.0).reshape(n, 2), np.arange(n)
+
+
+def test_even_batches_trims_numpy_sets_to_a_multiple_of_the_devices():
+    from tuner import distribute
+
+    with pytest.warns(UserWarning, match="last 1 of 359 validation examples"):
+        train, val, steps = distribute.even_batches(
+            _FakeDataParallel(2), _arrays(128), _arrays(359), batch_size=64, steps=2)
+    assert len(train[0]) == len(train[1]) == 128
+    assert len(val[0]) == len(val[1]) == 358
+    assert val[1][-1] == 357  # the first examples are kept, in order
+    assert steps == 2
+
+
+def test_even_batches_recounts_the_steps_of_a_trimmed_training_set():
+    from tuner import distribute
+
+    with pytest.warns(UserWarning, match="last 2 of 130 training examples"):
+        train, _, steps = distribute.even_batches(
+            _FakeDataParallel(4), _arrays(130), _arrays(8), batch_size=64, steps=3)
+    assert len(train[0]) == 128 and steps == 2
+
+
+def test_even_batches_needs_a_batch_size_the_devices_divide():
+    from tuner import distribute
+
+    with pytest.raises(ValueError, match="multiple of 4. Received: batch_size=30"):
+        distribute.even_batches(_FakeDataParallel(4), _arrays(64), _arrays(64), 30, 3)
+
+
+def test_even_batches_rejects_a_set_smaller_than_the_devices():
+    from tuner import distribute
+
+    with pytest.raises(ValueError, match="Received: 3 validation examples"):
+        distribute.even_batches(_FakeDataParallel(4), _arrays(64), _arrays(3), 32, 2)
+
+
+def test_even_batches_leaves_other_strategies_and_pipelines_alone():
+    from tuner import distribute
+
+    train, val = _arrays(129), _arrays(7)
+    assert distribute.even_batches(None, train, val, 10, 13) == (train, val, 13)
+    pipeline = object()  # stands for a tf.data.Dataset
+    assert distribute.even_batches(_FakeDataParallel(2), pipeline, pipeline, 8, 5) == (
+        pipeline, pipeline, 5)
+
+
+DATA_PARALLEL_SCRIPT = TINY_SOURCE + textwrap.dedent(
+    """
+    import json, sys
+    import keras
+    import tuner
+
+    seen = []
+
+    class Where(keras.callbacks.Callback):
+        # Deep-copied per trial by keras-tuner; `seen` is this module's list.
+        def on_train_begin(self, logs=None):
+            dist = keras.distribution.distribution()
+            seen.append({
+                "distribution": type(dist).__name__,
+                "variable_devices": sorted(
+                    {len(v.value.sharding.device_set) for v in self.model.trainable_variables}),
+            })
+
+    result = tuner.search(
+        tiny(), "digits", oracle="grid", max_trials=1, epochs=1, take=128, probe_size=64,
+        directory=sys.argv[1], strategy="mirrored", callbacks=[Where()], verbose=0,
+    )
+    print("RESULT", json.dumps({
+        "seen": seen, "rows": result.rows, "files": sorted(result.files),
+        "after": repr(keras.distribution.distribution()),
+    }))
+    """
+)
+
+
+@pytest.mark.slow
+def test_trials_train_data_parallel_on_two_jax_host_devices(tmp_path):
+    pytest.importorskip("jax")
+    if keras.backend.backend() != "jax":
+        pytest.skip("runs in the KERAS_BACKEND=jax steps (the search itself is always on JAX)")
+    done = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL_SCRIPT, str(tmp_path)],
+        env=_env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+        capture_output=True, text=True, timeout=400,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.split("RESULT ")[-1])
+    # fit ran under the DataParallel, every weight replicated on both devices
+    assert result["seen"] == [{"distribution": "DataParallel", "variable_devices": [2]}]
+    (row,) = result["rows"]
+    assert row["status"] == "COMPLETED" and row["variance_shift_max"] >= 1.0
+    assert 0.0 <= row["val_accuracy"] <= 1.0
+    assert result["files"] == ["csv", "json", "model", "png"]
+    assert result["after"] == "None"  # the global distribution is restored
+    # digits' 359 validation examples: the last one is left out, with a warning
+    assert "last 1 of 359 validation examples" in done.stderr
 
 
 MIRRORED_SCRIPT = textwrap.dedent(
