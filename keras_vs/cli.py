@@ -297,8 +297,6 @@ def run(argv=None):
     # TensorFlow's C++ start-up lines are noise on a command line; a user's
     # own setting wins.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if not flags.FLAGS.is_parsed():
-        flags.FLAGS.mark_as_parsed()  # absl logging: no "before flag parsing" notice
     format_warning = warnings.formatwarning
     warnings.formatwarning = _one_line_warnings(name)
     try:
@@ -320,6 +318,8 @@ def run(argv=None):
 
 def main(argv=None):
     """Entry point of the ``keras-vs`` console script: exits with `run`'s status."""
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()  # absl logging: no "before flag parsing" notice
     try:
         status = run(argv)
         sys.stdout.flush()

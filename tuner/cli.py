@@ -15,7 +15,6 @@ from absl import flags
 from keras_vs import vocab
 from keras_vs.cli import CliError, Command
 from keras_vs.commands import common
-from keras_vs.commands.theory import float_list
 
 def _define_flags(fv):
     def define(kind, name, default, help_text, **kwargs):
@@ -71,8 +70,8 @@ def _define_flags(fv):
     define("integer", "take", None, "Train on only the first N examples (quick runs).",
            lower_bound=1)
     define("integer", "fit_verbose", None, "verbose of each trial's model.fit: 0 silent, 1 "
-           "progress bar, 2 one line per epoch (default: as keras-tuner, the search's own: 1, "
-           "0 with --json).", lower_bound=0, upper_bound=2)
+           "progress bar, 2 one line per epoch (default: 1 on a terminal, 2 into a file or "
+           "pipe, 0 with --json).", lower_bound=0, upper_bound=2)
     common.define_json(fv)
     common.define_unsafe(fv)
 
@@ -86,11 +85,19 @@ def _is_model_file(text):
     return text.lower().endswith(common.MODEL_EXTENSIONS) or os.path.exists(text)
 
 
+def _fit_verbose(fv):
+    if fv.fit_verbose is not None:
+        return fv.fit_verbose
+    if fv.json:
+        return 0
+    return 1 if sys.stdout.isatty() else 2  # progress bars only where they redraw
+
+
 def _run(args, fv):
     if args:
         raise CliError(f"'tune' takes no positional arguments. Received: {args}")
-    rates = float_list("rate_choices", fv.rate_choices)
-    betas = float_list("beta_choices", fv.beta_choices)
+    rates = common.float_list("rate_choices", fv.rate_choices)
+    betas = common.float_list("beta_choices", fv.beta_choices)
     model = fv.model
     if _is_model_file(model):
         model = _load_user_model(model, fv.unsafe)
@@ -118,7 +125,7 @@ def _run(args, fv):
                 optimizer=fv.optimizer, directory=fv.directory, project_name=fv.project,
                 overwrite=fv.restart, strategy=fv.strategy, data_dir=fv.data_dir,
                 download=fv.download, take=fv.take, verbose=verbose,
-                fit_verbose=verbose if fv.fit_verbose is None else fv.fit_verbose,
+                fit_verbose=_fit_verbose(fv),
             )
     except (ValueError, FileNotFoundError) as e:
         raise CliError(common.flat(e)) from None

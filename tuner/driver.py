@@ -19,6 +19,7 @@ At the end the chief (or the only process) writes ``results.csv``,
 ``results.json``, ``results.png`` and ``best_model.keras`` next to the trials.
 """
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -829,8 +830,8 @@ def search(
     }
     if hypermodel.model_options:  # absent otherwise: earlier searches still resume
         config["model_options"] = hypermodel.model_options
-    if hypermodel.training.sources != {"loss": "assumed", "optimizer": "recipe"}:
-        config["training"] = hypermodel.training.config()  # likewise absent for the recipe
+    if not hypermodel.training.is_recipe_default():
+        config["training"] = hypermodel.training.config()  # likewise absent for the zoo's recipe
     points = hypermodel.grid_points()
     if verbose > 0 and role != "worker":
         setup = hypermodel.training.describe()
@@ -901,7 +902,9 @@ def export_results(tuner, rows, best, config, project_dir):
     # Keras builds the optimizer of a loaded compiled model: build it here
     # too, so the saved state matches and loading warns about nothing.
     if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+        strategy = tuner.distribution_strategy
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model.optimizer.build(model.trainable_variables)
     with atomic_path(paths["model"]) as tmp:
         model.save(tmp)
     return paths

@@ -156,7 +156,7 @@ class TrainingSetup:
         else:
             if from_logits is None:
                 logits = user_model is not None and not ends_in_softmax(user_model)
-                sources["loss"] = "assumed"
+                sources["loss"] = "assumed" if user_model is not None else "the zoo's softmax output"
                 if user_model is not None:
                     if logits:
                         warnings.warn(
@@ -201,6 +201,10 @@ class TrainingSetup:
         loss = self.loss if isinstance(self.loss, str) else keras.saving.deserialize_keras_object(self.loss)
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics, **options)
         return model
+
+    def is_recipe_default(self):
+        """True for a zoo network's default setup: the recipe and its softmax loss."""
+        return self.sources == {"loss": "the zoo's softmax output", "optimizer": "recipe"}
 
     def describe(self):
         """``{"loss": ..., "optimizer": ...}``: one line each, with where it came from."""

@@ -61,6 +61,17 @@ def define_data(fv):
                       flag_values=fv)
 
 
+def float_list(name, text_values):
+    """Parses a list flag of numbers; `CliError` naming the flag otherwise."""
+    try:
+        return [float(v) for v in text_values]
+    except ValueError:
+        raise CliError(
+            f"--{name} expects a comma-separated list of numbers. "
+            f"Received: --{name}={','.join(text_values)}"
+        ) from None
+
+
 def one_line(error):
     """The first line of an exception's message, prefixed by its type."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -68,7 +68,7 @@ def _run(args, fv):
     try:
         result = kvs.measure_variance_shift(model, data, fv.steps, batch_size=fv.batch_size)
         inconsistency = None
-        if len(model.outputs) == 1 and (not isinstance(data, tuple) or len(data) == 2):
+        if len(model.outputs) == 1:
             inconsistency = kvs.prediction_inconsistency(model, data, fv.steps, batch_size=fv.batch_size)
     except ValueError as e:
         raise CliError(common.flat(e)) from None

@@ -22,22 +22,11 @@ def _define_flags(fv):
     common.define_json(fv)
 
 
-def float_list(name, text_values):
-    """Parses a list flag of numbers; `CliError` naming the flag otherwise."""
-    try:
-        return [float(v) for v in text_values]
-    except ValueError:
-        raise CliError(
-            f"--{name} expects a comma-separated list of numbers. "
-            f"Received: --{name}={','.join(text_values)}"
-        ) from None
-
-
 def _run(args, fv):
     if args:
         raise CliError(f"'theory' takes no positional arguments. Received: {args}")
-    rates = float_list("rates", fv.rates)
-    betas = float_list("betas", fv.betas)
+    rates = common.float_list("rates", fv.rates)
+    betas = common.float_list("betas", fv.betas)
     from keras_vs import theory as theory_lib
 
     try:

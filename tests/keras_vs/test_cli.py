@@ -193,3 +193,12 @@ def test_console_script_runs_a_command():
                      env={"TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr
     assert [r["layers"] for r in json.loads(result.stdout)][0] == "Dropout"
+
+
+def test_bazel_binary_depends_on_every_package_that_provides_a_command():
+    build = open(os.path.join(ROOT, "BUILD")).read()
+    rule = re.search(r'py_binary\(\s*name = "keras-vs",(.*?)\n\)', build, re.S).group(1)
+    deps = set(re.findall(r'":([\w-]+)"', re.search(r"deps = \[(.*?)\]", rule, re.S).group(1)))
+    providers = {target.split(".")[0] for target in cli.command_targets().values()}
+    assert providers <= deps, (providers, deps)
+    assert '"setup.py"' in re.search(r"data = \[(.*?)\]", rule, re.S).group(1)  # the entry points

@@ -81,7 +81,7 @@ def test_an_uncompiled_softmax_model_gets_a_probability_loss_silently():
 def test_a_zoo_network_keeps_the_papers_recipe():
     hypermodel = tuner.DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), epochs=1, steps_per_epoch=1)
     trial = hypermodel.build(keras_tuner.HyperParameters())
-    assert hypermodel.training.optimizer == training.RECIPE
+    assert hypermodel.training.optimizer == training.RECIPE and hypermodel.training.is_recipe_default()
     assert type(trial.optimizer) is type(hypermodel.optimizer())
     assert _loss_config(trial)["from_logits"] is False
 
