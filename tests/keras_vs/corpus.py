@@ -334,8 +334,43 @@ def app_inception_v3():
 
 @register("app_inception_resnet_v2", images(INCEPTION), slow=True)
 def app_inception_resnet_v2():
-    """InceptionResNetV2 at 75x75 (scaled-residual Lambda layers) under a head."""
-    return _app(keras.applications.InceptionResNetV2, INCEPTION)
+    """The InceptionResNetV2 family at 75x75: its stem, reduction blocks and
+    scaled-residual blocks (CustomScaleLayer), one of each block type instead
+    of 10/20/10, under a Dropout -> BN head. Falls back to the full model."""
+    import importlib
+
+    try:
+        irv2 = importlib.import_module("keras.src.applications.inception_resnet_v2")
+        conv, block = irv2.conv2d_bn, irv2.inception_resnet_block
+    except (ImportError, AttributeError):
+        return _app(keras.applications.InceptionResNetV2, INCEPTION)
+    inputs = keras.Input(INCEPTION, name="image")
+    x = conv(inputs, 32, 3, strides=2, padding="valid")
+    x = conv(x, 32, 3, padding="valid")
+    x = conv(x, 64, 3)
+    x = L.MaxPooling2D(3, strides=2)(x)
+    x = conv(x, 80, 1, padding="valid")
+    x = conv(x, 192, 3, padding="valid")
+    x = L.MaxPooling2D(3, strides=2)(x)
+    b1 = conv(conv(x, 48, 1), 64, 5)
+    b2 = conv(conv(conv(x, 64, 1), 96, 3), 96, 3)
+    bp = conv(L.AveragePooling2D(3, strides=1, padding="same")(x), 64, 1)
+    x = L.Concatenate(name="mixed_5b")([conv(x, 96, 1), b1, b2, bp])
+    x = block(x, scale=0.17, block_type="block35", block_idx=1)
+    b0 = conv(x, 384, 3, strides=2, padding="valid")
+    b1 = conv(conv(conv(x, 256, 1), 256, 3), 384, 3, strides=2, padding="valid")
+    x = L.Concatenate(name="mixed_6a")([b0, b1, L.MaxPooling2D(3, strides=2)(x)])
+    x = block(x, scale=0.1, block_type="block17", block_idx=1)
+    b0 = conv(conv(x, 256, 1), 384, 3, strides=2, padding="valid")
+    b1 = conv(conv(x, 256, 1), 288, 3, strides=2, padding="valid")
+    b2 = conv(conv(conv(x, 256, 1), 288, 3), 320, 3, strides=2, padding="valid")
+    x = L.Concatenate(name="mixed_7a")([b0, b1, b2, L.MaxPooling2D(3, strides=2)(x)])
+    x = block(x, scale=0.2, block_type="block8", block_idx=1)
+    x = block(x, scale=1.0, activation=None, block_type="block8", block_idx=10)
+    x = conv(x, 1536, 1, name="conv_7b")
+    base = keras.Model(inputs, L.GlobalAveragePooling2D(name="avg_pool")(x),
+                       name="inception_resnet_v2_small")
+    return _wrap_app(base, INCEPTION)
 
 
 
@@ -397,7 +432,7 @@ def hub_efficientnet():
         stackwise_input_filters=[16, 16], stackwise_output_filters=[16, 24],
         stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.25, 0.25],
         stackwise_strides=[1, 2], stackwise_block_types=["v1", "v1"],
-        input_shape=SMALL, num_features=32,
+        input_shape=SMALL,  # num_features: the default 1280 (keras-hub's get_config omits it)
     )
     return wrap_backbone(backbone, SMALL, name="hub_efficientnet")
 
@@ -412,7 +447,7 @@ def hub_efficientnet_v2():
         stackwise_input_filters=[8, 16], stackwise_output_filters=[16, 24],
         stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.0, 0.25],
         stackwise_strides=[1, 2], stackwise_block_types=["fused", "unfused"],
-        input_shape=SMALL, num_features=32,
+        input_shape=SMALL,  # num_features: the default 1280 (keras-hub's get_config omits it)
     )
     return wrap_backbone(backbone, SMALL, name="hub_efficientnet_v2")
 
@@ -569,7 +604,7 @@ def pre_integer_multi_hot():
     lookup = L.IntegerLookup(output_mode="multi_hot", name="lookup")
     lookup.adapt(np.array([3, 5, 7, 11, 13, 17, 19, 23], dtype="int64"))
     inputs = keras.Input((4,), dtype="int64", name="ids")
-    x = lookup(inputs)
+    x = ops.cast(lookup(inputs), "float32")  # multi-hot comes out as int64
     x = L.Dropout(0.2, name="drop")(x)
     x = L.BatchNormalization(name="bn")(x)
     x = L.Dense(16, activation="relu", name="dense")(x)
