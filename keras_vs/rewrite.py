@@ -128,8 +128,8 @@ def _kept_pairs(model, policy, changes):
     for dropout, entry in kept.items():
         if policy == "after_bn" and entry["kinds"] == {analysis.THROUGH_LINEAR}:
             note = ("after_bn moves only dropouts that feed a BN directly; through a conv/dense "
-                    "layer the shift is smaller (the paper's case b): policy head, uout or remove "
-                    "changes it")
+                    "layer the shift is usually smaller (the paper's case b): policy head, uout or "
+                    "remove changes it")
         else:
             note = f"policy {policy!r} cannot change it"
         out.append(Change("keep", dropout, feeds=tuple(entry["feeds"]), rate=entry["rate"], note=note))

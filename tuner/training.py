@@ -148,6 +148,14 @@ class TrainingSetup:
         own = {}
         if user_model is not None and getattr(user_model, "compiled", False):
             own = dict(user_model.get_compile_config() or {})
+            try:  # every trial rebuilds it from this config: check once that it can
+                keras.saving.deserialize_keras_object(own)
+            except Exception as e:  # noqa: BLE001  (whatever the config holds)
+                raise ValueError(
+                    f"The compile() setup of model {user_model.name!r} cannot be rebuilt for each "
+                    f"trial ({type(e).__name__}: {e}); pass loss= and optimizer= (keras-vs tune: "
+                    f"--loss, --optimizer). Received: {sorted(own)}"
+                ) from None
         notes, sources = [], {}
         if loss is not None:
             resolved_loss, sources["loss"] = _resolve_loss(loss, from_logits), "given"

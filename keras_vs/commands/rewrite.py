@@ -33,7 +33,7 @@ def _next_steps(path, out, plan, options, remaining):
             f"{out} still has {len(remaining)} dropout -> BN pair(s) ({', '.join(kinds)}; "
             f"'{PROG} analyze {out}' lists them)"
             + (": dropouts after a BN feed the next BN through a conv/dense layer, the paper's "
-               "case b with a smaller shift; policy head or remove leaves none"
+               "case b, usually a smaller shift; policy head or remove leaves none"
                if plan.policy == vocab.AFTER_BN else "")
         )
     if plan.changes:

@@ -41,10 +41,11 @@ def test_measure_prints_table_inconsistency_and_what_to_do(model_file, keras_vs_
     assert f"keras-vs recalibrate {model_file} --data=digits" in advice
 
 
-def test_measure_json_on_an_npz_file(model_file, keras_vs_cli, tmp_path):
+def test_measure_json_on_an_npz_file(model_file, keras_vs_cli, tmp_path, unchanged_files):
     npz = tmp_path / "d.npz"
     rng = np.random.default_rng(0)
     np.savez(npz, x=rng.uniform(size=(20, 8, 8, 1)).astype("float32"), y=np.arange(20) % 10)
+    unchanged_files(npz)
     code, out, err = keras_vs_cli("measure", model_file, f"--data={npz}", "--json", "--batch_size=8")
     assert code == 0, err
     report = json.loads(out)
@@ -80,11 +81,12 @@ def test_unknown_data_is_one_line_naming_what_exists(model_file, keras_vs_cli, d
 
 
 @pytest.mark.tf_only
-def test_tfds_names_listed_as_data_are_measured(tmp_path, keras_vs_cli):
+def test_tfds_names_listed_as_data_are_measured(tmp_path, keras_vs_cli, unchanged_files):
     tfds = pytest.importorskip("tensorflow_datasets")
     x = keras.Input((32, 32, 3))
     h = layers.BatchNormalization(name="bn")(layers.Dropout(0.5)(layers.Conv2D(4, 3)(x)))
     keras.Model(x, layers.Dense(10)(layers.GlobalAveragePooling2D()(h))).save(tmp_path / "c.keras")
+    unchanged_files(tmp_path / "c.keras")
     with tfds.testing.mock_data(num_examples=16):
         code, out, err = keras_vs_cli("measure", tmp_path / "c.keras", "--data=cifar10",
                                       "--batch_size=8", "--json")
@@ -101,9 +103,10 @@ def test_tfds_data_that_is_not_prepared_names_the_flags(model_file, keras_vs_cli
     assert "--download" in line and "tfds build cifar10" in line
 
 
-def test_wrong_input_shape_is_one_line(tmp_path, keras_vs_cli):
+def test_wrong_input_shape_is_one_line(tmp_path, keras_vs_cli, unchanged_files):
     path = tmp_path / "m.keras"
     keras.Sequential([keras.Input((5,)), layers.BatchNormalization()]).save(path)
+    unchanged_files(path)
     code, _, err = keras_vs_cli("measure", path, "--data=digits")
     assert code == 1 and "Traceback" not in err
     assert "Received: a batch of shape" in err

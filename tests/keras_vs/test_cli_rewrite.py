@@ -286,6 +286,7 @@ def _console_command():
 def test_console_entry_reports_a_corrupt_file_in_one_line(tmp_path):
     bad = tmp_path / "broken.keras"
     bad.write_bytes(b"PK\x03\x04 definitely not a whole zip archive")
+    before = _digest(bad)
     result = subprocess.run(
         _console_command() + ["rewrite", str(bad), "--policy=remove", "-o", str(tmp_path / "o.keras")],
         capture_output=True, text=True, timeout=120,
@@ -298,3 +299,4 @@ def test_console_entry_reports_a_corrupt_file_in_one_line(tmp_path):
         f"Received: MODEL={str(bad)!r}"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.keras"]
+    assert _digest(bad) == before

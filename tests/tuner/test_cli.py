@@ -74,7 +74,8 @@ def test_help_documents_the_search_flags(keras_vs_cli):
         (("--positions=after_bn",), "Expected each of none, before_bn, before_conv"),
         (("--types=gaussian",), "Expected each of bernoulli, uout"),
         (("--optimizer=adamz",), "Unknown optimizer"),
-        (("--dataset=cifar10", "--data_dir=nowhere"), "tfds build cifar10"),
+        pytest.param(("--dataset=cifar10", "--data_dir=nowhere"), "tfds build cifar10",
+                     marks=pytest.mark.requires("tensorflow_datasets")),
     ],
 )
 def test_bad_input_is_a_one_line_error(tune, tmp_path, args, message):
