@@ -166,7 +166,7 @@ def reach(start_edges, first=()):
 
     def on_output(view, slot, state):
         t = view.outputs[slot]
-        outputs.add(t._keras_history.operation.name if hasattr(t, "_keras_history") else str(slot))
+        outputs.add(graph_lib.producer_name(t, str(slot)))
 
     graph_lib.walk(start_edges, visit, on_output, (False, tuple(first)), lambda s: s[0])
     return reaches, outputs

@@ -119,6 +119,12 @@ def hidden(layer):
     return [s for s in subs if is_dropout_like(s)], [s for s in subs if is_bn_like(s)]
 
 
+def producer_name(tensor, default=None):
+    """Name of the operation that produced a symbolic tensor (`default` if none)."""
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history is not None else default
+
+
 def sublayer(layer, name):
     """The sub-layer called `name` inside a custom layer."""
     for sub in layer._flatten_layers(include_self=False, recursive=True):

@@ -14,6 +14,8 @@ import warnings
 
 import keras
 
+from keras_vs import graph as graph_lib
+
 RECIPE = "recipe"
 _OWN = "the model's own compile()"
 
@@ -24,11 +26,10 @@ def _camel(name):
 
 def ends_in_softmax(model):
     """Whether the (first) output of ``model`` comes out of a softmax."""
-    layer = getattr(model.outputs[0], "_keras_history", [None])[0] if model.outputs else None
-    if layer is None:
-        layer = model.layers[-1] if model.layers else None
-    while isinstance(layer, keras.Model) and layer.layers:
-        layer = layer.layers[-1]
+    try:
+        layer = graph_lib.output_layer(model)
+    except graph_lib.GraphError:  # a subclassed model: no graph to read
+        return False
     if isinstance(layer, keras.layers.Softmax):
         return True
     activation = getattr(layer, "activation", None)
