@@ -94,27 +94,35 @@ def _infer(model, x, training=False):
             for t in keras.tree.flatten(model(x, training=training))]
 
 
-def _all_layer_names(model):
-    names = {model.name}
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        names.add(layer.name)
+def _all_layer_names(model, include_model):
+    names = {layer.name for layer in model._flatten_layers(include_self=False, recursive=True)}
+    if include_model:
+        names.add(model.name)
     return {n for n in names if len(n) >= 3}
 
 
-def _names_a_layer(message, model):
+def _names_a_layer(message, model, include_model=False):
     return any(re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", message)
-               for n in _all_layer_names(model))
+               for n in _all_layer_names(model, include_model))
 
 
-def _attempt(model, fn):
-    """Runs ``fn()``; a ValueError is allowed when it names a layer of ``model``."""
+# Allowed ValueErrors are recorded as junit properties ("allowed_error").
+_RECORD = [None]
+
+
+def _attempt(model, fn, model_is_culprit=False):
+    """Runs ``fn()``; a ValueError is allowed when it names a layer of ``model``
+    (the model's own name counts only where the model as a whole is at fault,
+    e.g. several outputs for prediction_inconsistency)."""
     try:
         return fn(), None
     except ValueError as e:
         message = str(e)
-        assert _names_a_layer(message, model), (
+        assert _names_a_layer(message, model, model_is_culprit), (
             f"{type(e).__name__} names no layer of the model: {message}"
         )
+        if _RECORD[0] is not None:
+            _RECORD[0]("allowed_error", f"{type(e).__name__}: {message.splitlines()[0][:200]}")
         return None, e
 
 
@@ -276,7 +284,8 @@ def check_inconsistency(b):
     """Single-output classifiers get labels; the other models no labels (a
     ValueError naming the model is the documented answer for several outputs)."""
     data = (b.x, b.entry.labels(N)) if b.entry.classifier else b.x
-    result, err = _attempt(b.model, lambda: kvs.prediction_inconsistency(b.model, data))
+    result, err = _attempt(b.model, lambda: kvs.prediction_inconsistency(b.model, data),
+                           model_is_culprit=not b.entry.classifier)
     _assert_unchanged(b)
     if err is not None:
         return
@@ -353,12 +362,16 @@ def test_corpus_table():
     for entry in corpus.REGISTRY.values():
         assert entry.has_bn or not entry.finds
         assert not entry.mc_dropout or entry.mc_layers
-        # keras-hub (and with it TensorFlow) is missing in the JAX venv without TF
-        assert entry.requires == (corpus.HUB if entry.name.startswith("hub_") else ())
+        # keras-hub and TensorFlow are missing in the JAX venv without TF
+        if entry.name.startswith("hub_"):
+            assert entry.requires == corpus.HUB
+        else:
+            assert entry.requires in ((), corpus.TF_LAYERS)
 
 
 @pytest.mark.parametrize("name,tool", list(_params()))
-def test_tool(name, tool, tmp_path):
+def test_tool(name, tool, tmp_path, record_property):
+    _RECORD[0] = record_property
     b = _built(name)
     keras.utils.set_random_seed(0)
     kind, _, policy = tool.partition(":")
