@@ -14,8 +14,9 @@ hidden inside a custom layer), so the tools always have something to find.
 Flags:
     has_bn: the model holds BatchNormalization layers (possibly hidden).
     needs_tf: needs the TensorFlow backend (string inputs, TextVectorization).
-    requires: modules the builder imports beyond Keras (``HUB``: keras-hub, which
-        pulls in TensorFlow); skipped where one is not installed.
+    requires: modules the builder needs beyond Keras (``HUB``: keras-hub, which
+        pulls in TensorFlow; ``TF_LAYERS``: Keras' lookup layers); skipped where
+        one is not installed.
     mc_dropout: holds a dropout called with ``training=True`` (MC dropout);
         ``mc_layers`` names those dropouts.
     nonfloat_input: an input is integer or string.
@@ -378,6 +379,8 @@ def app_inception_resnet_v2():
 # keras-hub backbones built from config, offline.
 
 HUB = ("keras_hub",)
+# Keras' lookup, hashing and text layers need TensorFlow installed, on every backend.
+TF_LAYERS = ("tensorflow",)
 
 
 def _hub():
@@ -586,7 +589,7 @@ def _ids(n, rng):
     return rng.choice([3, 5, 7, 11, 13, 17, 19, 23, 99], size=(n, 4)).astype("int64")
 
 
-@register("pre_integer_lookup", _ids, nonfloat_input=True)
+@register("pre_integer_lookup", _ids, nonfloat_input=True, requires=TF_LAYERS)
 def pre_integer_lookup():
     """IntegerLookup adapted on ids -> Embedding -> Flatten -> Dropout -> BN."""
     lookup = L.IntegerLookup(name="lookup")
@@ -598,7 +601,8 @@ def pre_integer_lookup():
     return keras.Model(inputs, dropout_bn_head(x), name="pre_integer_lookup")
 
 
-@register("pre_integer_multi_hot", _ids, nonfloat_input=True, finds=("drop", "head_dropout"))
+@register("pre_integer_multi_hot", _ids, nonfloat_input=True, finds=("drop", "head_dropout"),
+          requires=TF_LAYERS)
 def pre_integer_multi_hot():
     """IntegerLookup(output_mode="multi_hot") adapted -> Dropout -> BN -> Dense."""
     lookup = L.IntegerLookup(output_mode="multi_hot", name="lookup")

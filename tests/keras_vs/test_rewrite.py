@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from keras import layers as L
 
 import keras_vs as kvs
+from keras_vs import optional
 from keras_vs.graph import GraphError
 
 POLICIES = ("after_bn", "head", "uout", "remove")
@@ -166,7 +167,8 @@ recipes = st.fixed_dictionaries(
         "normalize": st.booleans(),
         # A second branch: adapted IntegerLookup -> Embedding(mask_zero) ->
         # Dropout -> BN -> GRU (a mask through dropout and BN into an RNN).
-        "sequence": st.booleans(),
+        # IntegerLookup needs TensorFlow installed, on every backend.
+        "sequence": st.booleans() if optional.available("tensorflow") else st.just(False),
     }
 )
 
