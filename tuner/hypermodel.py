@@ -27,6 +27,7 @@ import keras_tuner
 
 import keras_vs
 import zoo
+from keras_vs import graph as graph_lib
 from keras_vs import vocab
 from tuner import recipe as recipe_lib
 from tuner import training as training_lib
@@ -309,13 +310,23 @@ class DropoutHyperModel(keras_tuner.HyperModel):
 
 
 def _dropout_layers(model):
-    out = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            out += _dropout_layers(layer)
-        elif type(layer) is keras.layers.Dropout or isinstance(layer, keras_vs.Uout):
-            out.append(layer)
-    return out
+    """The retypeable dropout-like layers of a model (wrapped ones stay as they are)."""
+    return [
+        layer
+        for _, layer in graph_lib.ModelGraph(model).all_layers()
+        if graph_lib.is_dropout_like(layer) and not isinstance(layer, keras.layers.Wrapper)
+    ]
+
+
+def _retyped(layer, dropout_type, value):
+    """`layer` as ``dropout_type`` with rate/beta ``value`` (its own when None)."""
+    amount = graph_lib.noise_rate(layer) if value is None else value
+    if dropout_type == "uout":
+        return keras_vs.Uout(beta=amount, name=layer.name)
+    if isinstance(layer, keras.layers.Dropout):  # SpatialDropout keeps its class
+        config = dict(layer.get_config(), rate=float(amount))
+        return type(layer).from_config(config)
+    return keras.layers.Dropout(amount, name=layer.name)
 
 
 def with_dropout(model, position, dropout_type=None, value=None):
@@ -360,23 +371,12 @@ def with_dropout(model, position, dropout_type=None, value=None):
     else:
         base = keras_vs.rewrite(model, position)
     if position == "remove" or dropout_type is None or not _dropout_layers(base):
-        return base if base is not model else _copy(model)
+        return base if base is not model else graph_lib.copy(model)
+    targets = {id(layer) for layer in _dropout_layers(base)}
 
-    def clone(layer):
-        if type(layer) is keras.layers.Dropout or isinstance(layer, keras_vs.Uout):
-            old = layer.rate if type(layer) is keras.layers.Dropout else layer.beta
-            amount = old if value is None else value
-            if dropout_type == "uout":
-                return keras_vs.Uout(beta=amount, name=layer.name)
-            return keras.layers.Dropout(amount, name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
+    def replace(layer):
+        if id(layer) in targets:
+            return _retyped(layer, dropout_type, value)
+        return None
 
-    new = keras.models.clone_model(base, clone_function=clone, recursive=True)
-    new.set_weights(base.get_weights())
-    return new
-
-
-def _copy(model):
-    new = keras.models.clone_model(model, recursive=True)
-    new.set_weights(model.get_weights())
-    return new
+    return graph_lib.copy(base, replace=replace)
