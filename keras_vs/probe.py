@@ -365,6 +365,16 @@ def run_function(model, batches, compiled=None):
     if compiled is None:
         n = batches.num_batches
         compiled = n is None or n > EAGER_BATCHES
+    if any(str(t.dtype) == "string" for t in model.inputs):
+        # NumPy string arrays (dtype object) reach lookup layers as tf.string
+        # tensors only; strings exist on the TensorFlow backend alone.
+        import tensorflow as tf
+
+        def as_tensor(a):
+            a = np.asarray(a)
+            return tf.convert_to_tensor(a.astype(str)) if a.dtype.kind in "OSU" else a
+
+        return lambda x: model(keras.tree.map_structure(as_tensor, x), training=False)
     if compiled:
         return model.predict_on_batch
     return lambda x: model(x, training=False)

@@ -131,8 +131,8 @@ def _write(model, stats, inplace):
         if name in layers:
             bn = graph_lib.unwrap(layers[name])
         else:  # inside a custom layer: "custom/bn"
-            where, inner = name.rsplit("/", 1)
-            bn = graph_lib.unwrap(graph_lib.sublayer(layers[where], inner))
+            where = next(w for w in sorted(layers, key=len, reverse=True) if name.startswith(w + "/"))
+            bn = graph_lib.unwrap(graph_lib.sublayer(layers[where], name[len(where) + 1 :]))
         bn.moving_mean.assign(np.asarray(mean).astype(bn.moving_mean.dtype))
         bn.moving_variance.assign(np.asarray(var).astype(bn.moving_variance.dtype))
     return target
