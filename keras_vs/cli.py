@@ -82,9 +82,13 @@ class Command:
 # Discovery
 
 
-def _source_tree_targets():
-    """The GROUP entries of the setup.py next to this package, if any (read, not run)."""
-    setup_py = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "setup.py")
+def _source_tree_targets(root=None):
+    """The GROUP entries of the setup.py in `root`, if any (read, not run).
+
+    `root` defaults to the folder above this package: a source checkout.
+    """
+    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    setup_py = os.path.join(root, "setup.py")
     if not os.path.isfile(setup_py):
         return {}
     try:

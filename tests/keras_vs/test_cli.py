@@ -96,8 +96,13 @@ def test_commands_come_from_the_plugin_and_the_entry_point_group():
 
 
 def test_source_tree_declares_the_group_in_setup_py():
-    # Without installed metadata the launcher reads the group from setup.py.
-    assert cli._source_tree_targets() == {"tune": "tuner.cli:COMMAND"}
+    # Without installed metadata the launcher reads the group from setup.py
+    # (read from the checkout: an installed package has no setup.py beside it).
+    assert cli._source_tree_targets(ROOT) == {"tune": "tuner.cli:COMMAND"}
+
+
+def test_an_installed_package_without_setup_py_reads_no_source_tree(tmp_path):
+    assert cli._source_tree_targets(str(tmp_path)) == {}
 
 
 def test_plugin_modules_do_not_import_the_tuner_or_the_zoo():
