@@ -16,6 +16,7 @@ TEST = [
     "hypothesis>=6.100",
     "jax>=0.4.30",  # the backend-agnostic tests also run on KERAS_BACKEND=jax
     "keras-hub>=0.32",  # backbones built from config in the test corpus
+    "import-linter>=2.0",  # CI's layers contract (.importlinter)
 ]
 
 setup(
