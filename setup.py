@@ -29,7 +29,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["keras_vs", "keras_vs.commands", "zoo", "tuner"],
+    packages=["keras_vs", "keras_vs.commands", "keras_vs.graph", "zoo", "tuner"],
     install_requires=[
         # keras>=3.14: clone_model recurses into models nested more than one
         # level deep (needed by rewrite).

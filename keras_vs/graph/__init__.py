@@ -1,0 +1,81 @@
+"""The graph core: the one package that reads Keras' functional-graph internals.
+
+Everything else in keras-vs sees a model through this package:
+
+- `kinds`: what counts as dropout-like and BN-like (`is_dropout_like`,
+  `is_bn_like`, wrappers such as `TimeDistributed` included), layers hidden
+  in custom layers (`hidden`), `GraphError`.
+- `model_graph`: a model and the models nested in it as `View`s whose edges
+  ("tensor T as read by node N") are the unit of analysis and rewriting;
+  forward `walk`s across model boundaries.
+- `rebuild`: new models from a graph with per-edge `Action`s; `copy` (every
+  layer re-created, all its state carried).
+- `state`: variables and non-variable state (lookup tables, vocabularies)
+  from a layer into its copy; compile settings.
+- `inline`: re-calls a model's own layers on new inputs with a hook per
+  call (measuring taps BN inputs this way).
+
+Keras internals used here, and nowhere else in keras-vs:
+`Functional._nodes_by_depth`, `Node.arguments` (`fill_in`, `kwargs`),
+`Node.outputs`, `Node.operation`, `Sequential._functional`,
+`Functional._inputs_struct` / `_outputs_struct`, `Layer._flatten_layers`,
+`KerasTensor._keras_history` and `KerasTensor` identity.
+
+Example:
+
+>>> import keras
+>>> from keras_vs import graph
+>>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5)])
+>>> graph.is_dropout_like(m.layers[0])
+True
+"""
+
+from keras_vs.graph.inline import Site, inline
+from keras_vs.graph.kinds import (
+    BN_CLASSES,
+    DROPOUT_CLASSES,
+    GraphError,
+    bn_axis,
+    forced_training,
+    has_graph,
+    hidden,
+    is_bn_like,
+    is_dropout_like,
+    noise_rate,
+    producer_name,
+    sublayer,
+    unwrap,
+)
+from keras_vs.graph.model_graph import Edge, ModelGraph, View, output_layer, signature, walk
+from keras_vs.graph.rebuild import Action, NewLayer, clone_layer, copy, rebuild
+from keras_vs.graph.state import compile_like, copy_state
+
+__all__ = [
+    "BN_CLASSES",
+    "DROPOUT_CLASSES",
+    "Action",
+    "Edge",
+    "GraphError",
+    "ModelGraph",
+    "NewLayer",
+    "Site",
+    "View",
+    "bn_axis",
+    "clone_layer",
+    "compile_like",
+    "copy",
+    "copy_state",
+    "forced_training",
+    "has_graph",
+    "hidden",
+    "inline",
+    "is_bn_like",
+    "is_dropout_like",
+    "noise_rate",
+    "output_layer",
+    "producer_name",
+    "rebuild",
+    "signature",
+    "sublayer",
+    "unwrap",
+]
