@@ -1,5 +1,8 @@
-"""Pieces shared by every zoo family: layers with the reference settings,
-argument validation, and the one place where dropout positions are decided.
+"""The building blocks every zoo family shares.
+
+Layers with the reference settings, the model input, the classifier head,
+the generic `network` builder each family calls with its own body, thin
+named variants, and the documentation of the arguments all families share.
 
 The reference implementation (bearpaw/pytorch-classification, which the
 paper's recipes come from) is PyTorch code, so the Keras layers here take
@@ -11,22 +14,97 @@ and padded symmetrically (``padding=1``), classifiers initialised as
 
 import math
 import numbers
+import re
+import textwrap
 
 import keras
 
-import keras_vs
 from keras_vs import vocab
+from zoo._checks import check_int, invalid
+from zoo._dropout import DropoutPlan
+
+__all__ = [
+    "BN_EPSILON",
+    "BN_MOMENTUM",
+    "CLASSIFIER_INITS",
+    "COMMON_ARGS_DOC",
+    "DROPOUT_TYPES",
+    "POSITIONS",
+    "batch_norm",
+    "channel_axis",
+    "classifier_initializer",
+    "conv2d",
+    "head",
+    "model_input",
+    "network",
+    "num_channels",
+    "relu",
+    "variant",
+    "with_common_args_doc",
+]
 
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
-# The one vocabulary (keras_vs.vocab); the old names stay as aliases.
+# The one vocabulary (keras_vs.vocab); the zoo's names are aliases of it.
 POSITIONS = vocab.DROPOUT_POSITIONS
 DROPOUT_TYPES = vocab.DROPOUT_TYPES
 # Classifier initialisers: "torch" is nn.Linear's default U(-1/sqrt(fan_in),
 # 1/sqrt(fan_in)) (kernel and bias alike), "he_normal" is
 # init.kaiming_normal's N(0, 2/fan_in), "zeros" a zero bias.
 CLASSIFIER_INITS = ("torch", "he_normal", "zeros")
+
+# The arguments every family builder shares, documented once: a builder's
+# docstring holds the line "{common_args}" and `with_common_args_doc` fills it.
+COMMON_ARGS_DOC = """\
+        num_classes: Classifier outputs.
+        input_shape: Image shape, default ``(32, 32, 3)`` (channels first
+            under that image data format); spatial sizes may be None.
+        dropout_rate: Drop rate of Bernoulli dropout
+            (`keras.layers.Dropout`), in [0, 1). 0 builds no dropout layer.
+        beta: Noise of Uout (`keras_vs.Uout`, ``dropout_type="uout"``), in
+            [0, 1]. 0 builds no dropout layer.
+        dropout_position: Where the dropout goes: ``"none"``, ``"before_bn"``
+            (right before the last BN of every block), ``"before_conv"``
+            (right before the last conv of every block), ``"after_conv"``
+            (right after the last conv of every block, before the merge) or
+            ``"head"`` (after pooling, before the classifier).
+        dropout_type: ``"bernoulli"`` (takes ``dropout_rate``) or ``"uout"``
+            (takes ``beta``; a ``dropout_rate`` given for Uout still works as
+            its beta, with a DeprecationWarning).
+        include_top: Whether to add pooling and the classifier; without it
+            the model returns the final feature map.
+        classifier_activation: Activation of the classifier (``None`` for
+            logits)."""
+_COMMON_ARGS_MARKER = re.compile(r"^([ \t]*)\{common_args\}$", re.MULTILINE)
+
+
+def with_common_args_doc(builder):
+    """Fills the ``{common_args}`` line of ``builder``'s docstring.
+
+    Args:
+        builder: A family builder whose Args section holds one line
+            ``{common_args}``.
+
+    Returns:
+        ``builder`` itself, the line replaced by `COMMON_ARGS_DOC` at that
+        line's indentation.
+    """
+
+    def indented(match):
+        return textwrap.indent(textwrap.dedent(COMMON_ARGS_DOC), match.group(1))
+
+    doc, count = _COMMON_ARGS_MARKER.subn(indented, builder.__doc__ or "")
+    if count != 1:
+        raise ValueError(
+            "Expected one '{common_args}' line in the builder's docstring. "
+            f"Received: builder={builder.__name__} with {count}"
+        )
+    builder.__doc__ = doc
+    return builder
+
+
+# -- layers with the reference settings -----------------------------------------
 
 
 def channel_axis():
@@ -35,13 +113,24 @@ def channel_axis():
 
 
 def conv2d(x, filters, kernel_size, name, strides=1, groups=1):
-    """A bias-free, He-normal (fan-out) ``Conv2D`` applied to ``x``.
+    """Applies a bias-free, He-normal (fan-out) ``Conv2D`` to ``x``.
 
-    Padded as torch's ``padding=kernel_size // 2``: a strided conv with a
-    kernel larger than 1 gets an explicit ``ZeroPadding2D`` (named
-    ``{name}_pad``) and ``"valid"`` padding, because Keras' ``"same"`` with
+    A strided conv with a kernel larger than 1 gets an explicit
+    ``ZeroPadding2D`` (named ``{name}_pad``) and ``"valid"`` padding, as
+    torch's symmetric ``padding=kernel_size // 2``: Keras' ``"same"`` with
     stride 2 pads only bottom/right and would shift the output one pixel
     from a 1x1 strided shortcut.
+
+    Args:
+        x: Input tensor.
+        filters: Output channels.
+        kernel_size: Square kernel size.
+        name: Layer name.
+        strides: Stride.
+        groups: Groups of a grouped convolution.
+
+    Returns:
+        The output tensor.
     """
     padding = "same"
     if strides != 1 and kernel_size > 1:
@@ -62,82 +151,42 @@ def conv2d(x, filters, kernel_size, name, strides=1, groups=1):
 
 
 def batch_norm(x, name):
-    """``BatchNormalization`` with PyTorch's momentum and epsilon."""
+    """Applies ``BatchNormalization`` with PyTorch's momentum and epsilon."""
     return keras.layers.BatchNormalization(
         axis=channel_axis(), momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name
     )(x)
 
 
 def relu(x, name):
+    """Applies a ReLU ``Activation`` layer named ``name``."""
     return keras.layers.Activation("relu", name=name)(x)
 
 
 def num_channels(x):
+    """Returns the number of channels of tensor ``x``."""
     return int(x.shape[channel_axis()])
 
 
-def invalid(builder, arg, value, expected):
-    """Builds the ``ValueError`` every zoo builder raises for a bad argument."""
-    return ValueError(
-        f"Invalid value received for argument `{arg}` of {builder}. "
-        f"Expected {expected}. Received: {arg}={value!r}"
+def _valid_shape(shape):
+    """Whether ``shape`` is rank 3 with known channels and positive sizes."""
+    if shape is None or len(shape) != 3 or shape[channel_axis()] is None:
+        return False
+    return all(
+        dim is None
+        or (isinstance(dim, numbers.Integral) and not isinstance(dim, bool) and dim >= 1)
+        for dim in shape
     )
 
 
-def check_int(builder, arg, value, minimum=1):
-    """Returns ``value`` as ``int`` if it is an integer >= ``minimum``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise invalid(builder, arg, value, f"an integer >= {minimum}")
-    return int(value)
-
-
-def check_depth(builder, depth, step, offset, minimum_n=1, hint=""):
-    """Returns ``n`` for a depth of the form ``step * n + offset``, n >= 1."""
-    if (
-        isinstance(depth, bool)
-        or not isinstance(depth, numbers.Integral)
-        or depth < step * minimum_n + offset
-        or (depth - offset) % step
-    ):
-        examples = ", ".join(str(step * n + offset) for n in (1, 2, 3))
-        raise invalid(
-            builder,
-            "depth",
-            depth,
-            f"depth = {step}n + {offset} with n >= {minimum_n}{hint} "
-            f"(e.g. {examples})",
-        )
-    return (int(depth) - offset) // step
-
-
-def check_choice(builder, arg, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise invalid(builder, arg, value, f"one of {choices}")
-    return value
-
-
 def model_input(builder, input_shape):
-    """Validates ``input_shape`` (rank 3, known channels) and returns an Input."""
+    """Validates ``input_shape`` and returns the model's ``keras.Input``."""
     if input_shape is None:
         input_shape = (32, 32, 3) if channel_axis() == -1 else (3, 32, 32)
     try:
         shape = tuple(input_shape)
     except TypeError:
         shape = None
-    ok = shape is not None and len(shape) == 3
-    if ok:
-        channels = shape[channel_axis()]
-        for dim in shape:
-            if dim is not None and (
-                isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1
-            ):
-                ok = False
-        ok = ok and channels is not None
-    if not ok:
+    if not _valid_shape(shape):
         raise invalid(
             builder,
             "input_shape",
@@ -149,75 +198,10 @@ def model_input(builder, input_shape):
     return keras.Input(shape=shape, name="input")
 
 
-class DropoutPlan:
-    """Where a model gets dropout, decided once for every family.
-
-    Builders call `apply` at each place the paper may put dropout, naming
-    the place: ``"before_bn"`` right before the last BN of a block,
-    ``"before_conv"`` right before the last conv of a block, ``"after_conv"``
-    right after the last conv of a block, before the merge (residual add or
-    concatenation), ``"head"`` after global pooling. Only the place matching
-    ``position`` gets a layer.
-
-    A rate (or beta) of 0 builds no dropout layer at all, whatever the
-    position: the model is then the same graph as with ``position="none"``,
-    so a search over rates can include 0 without a special case. A positive
-    rate with ``position="none"`` is rejected because it would be silently
-    ignored.
-
-    Args:
-        builder: Name of the calling builder, for error messages.
-        rate: Drop rate for ``"bernoulli"`` (in [0, 1)), beta for ``"uout"``
-            (in [0, 1]).
-        position: One of `POSITIONS`.
-        dropout_type: One of `DROPOUT_TYPES`.
-    """
-
-    def __init__(self, builder, rate, position, dropout_type):
-        self.position = check_choice(builder, "dropout_position", position, POSITIONS)
-        self.dropout_type = check_choice(
-            builder, "dropout_type", dropout_type, DROPOUT_TYPES
-        )
-        upper_ok = (lambda r: r <= 1.0) if dropout_type == "uout" else (lambda r: r < 1.0)
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, numbers.Real)
-            or not (0.0 <= float(rate) and upper_ok(float(rate)))
-        ):
-            expected = (
-                "a float in [0, 1] (Uout's beta)"
-                if dropout_type == "uout"
-                else "a float in [0, 1)"
-            )
-            raise invalid(builder, "dropout_rate", rate, expected)
-        self.rate = float(rate)
-        if self.position == "none" and self.rate > 0:
-            raise ValueError(
-                f"Invalid arguments for {builder}: dropout_position='none' builds "
-                "no dropout layer, so a positive dropout_rate would be ignored. "
-                "Pass dropout_rate=0.0 or choose one of "
-                f"{POSITIONS[1:]}. Received: dropout_rate={rate!r}, "
-                f"dropout_position={position!r}"
-            )
-
-    @property
-    def active(self):
-        return self.position != "none" and self.rate > 0
-
-    def apply(self, x, position, prefix):
-        """Returns ``x`` through a new dropout layer if ``position`` is the
-        planned one, otherwise ``x`` unchanged."""
-        if position not in POSITIONS[1:]:
-            raise ValueError(f"Unknown dropout position. Received: position={position!r}")
-        if not self.active or position != self.position:
-            return x
-        name = f"{prefix}_dropout"
-        if self.dropout_type == "uout":
-            return keras_vs.Uout(beta=self.rate, name=name)(x)
-        return keras.layers.Dropout(self.rate, name=name)(x)
+# -- classifier and the generic builder ------------------------------------------
 
 
-def check_head(builder, include_top, num_classes, plan):
+def _check_top(builder, include_top, num_classes, plan):
     """Validates the classifier arguments; returns ``num_classes`` as int."""
     if not isinstance(include_top, bool):
         raise invalid(builder, "include_top", include_top, "True or False")
@@ -233,7 +217,7 @@ def check_head(builder, include_top, num_classes, plan):
 
 
 def classifier_initializer(kind, fan_in):
-    """A Keras initializer for one of `CLASSIFIER_INITS` at ``fan_in`` inputs."""
+    """Returns a Keras initializer for one of `CLASSIFIER_INITS` at ``fan_in`` inputs."""
     if kind == "torch":
         bound = 1.0 / math.sqrt(fan_in)
         return keras.initializers.RandomUniform(-bound, bound)
@@ -247,24 +231,20 @@ def classifier_initializer(kind, fan_in):
     )
 
 
-def head(
-    x,
-    include_top,
-    num_classes,
-    classifier_activation,
-    plan,
-    kernel_init="torch",
-    bias_init="torch",
-):
+def head(x, num_classes, classifier_activation, plan, kernel_init="torch", bias_init="torch"):
     """Global average pool, optional head dropout and the dense classifier.
 
-    With ``include_top=False`` the feature map is returned unpooled, as
-    ``keras.applications`` models do. ``kernel_init`` and ``bias_init`` name
-    the reference's classifier initialisation (`CLASSIFIER_INITS`); the
-    default is torch's ``nn.Linear`` default.
+    Args:
+        x: The final feature map.
+        num_classes: Classifier outputs.
+        classifier_activation: Activation of the classifier.
+        plan: The model's `DropoutPlan` (``"head"`` dropout goes here).
+        kernel_init, bias_init: Initialisation of the classifier's kernel
+            and bias, one of `CLASSIFIER_INITS`.
+
+    Returns:
+        The classifier's output tensor.
     """
-    if not include_top:
-        return x
     fan_in = num_channels(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = plan.apply(x, "head", "head")
@@ -277,13 +257,64 @@ def head(
     )(x)
 
 
+def network(
+    builder,
+    body,
+    name,
+    *,
+    num_classes,
+    input_shape,
+    dropout_rate,
+    beta,
+    dropout_position,
+    dropout_type,
+    include_top,
+    classifier_activation,
+    kernel_init="torch",
+    bias_init="torch",
+):
+    """The generic builder: checks the shared arguments, then input, body and head.
+
+    With ``include_top=False`` the body's feature map is the output,
+    unpooled, as ``keras.applications`` models do.
+
+    Args:
+        builder: Name of the family builder, for error messages.
+        body: ``body(inputs, plan) -> feature map``, the family's layers.
+        name: Model name.
+        num_classes, input_shape, dropout_rate, beta, dropout_position,
+            dropout_type, include_top, classifier_activation: The shared
+            arguments (`COMMON_ARGS_DOC`), as the family builder received them.
+        kernel_init, bias_init: Classifier initialisation (`CLASSIFIER_INITS`).
+
+    Returns:
+        A functional `keras.Model`.
+    """
+    plan = DropoutPlan.from_arguments(builder, dropout_rate, dropout_position, dropout_type, beta)
+    num_classes = _check_top(builder, include_top, num_classes, plan)
+    inputs = model_input(builder, input_shape)
+    x = body(inputs, plan)
+    if include_top:
+        x = head(x, num_classes, classifier_activation, plan, kernel_init, bias_init)
+    return keras.Model(inputs, x, name=name)
+
+
 def variant(builder, name, doc, **config):
     """Returns a thin named variant of ``builder`` with ``config`` fixed.
 
     The variant accepts every keyword of ``builder``; its model is named
     ``name`` unless an architecture argument of ``config`` is overridden (the
-    name would then lie) or ``name=`` is given. ``variant.config`` holds the
-    fixed arguments for the registry and its docs.
+    name would then lie) or ``name=`` is given.
+
+    Args:
+        builder: A family builder.
+        name: Registry name of the variant and of its models.
+        doc: One-sentence summary, the first line of the variant's docstring.
+        **config: The architecture arguments it fixes.
+
+    Returns:
+        The variant function; ``.config`` holds the fixed arguments,
+        ``.family`` the builder's name and ``.model_name`` ``name``.
     """
 
     def build(**kwargs):

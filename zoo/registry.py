@@ -4,7 +4,8 @@ docs (`registry_markdown`) and the parametrised tests.
 Each entry pairs a thin named variant (a family builder with its
 architecture arguments fixed) with the model's trainable-parameter counts
 for 10 and 100 classes. ``source="paper"`` counts are the reference counts of
-the paper's networks (PAPER.md section 5, checked against independent
+the ten CIFAR networks of the paper's experiments, as built by
+pytorch-classification's ``models/cifar`` (checked against independent
 implementations); ``source="derived"`` counts belong to the small test
 configs and were worked out by hand from the same layer formulas (conv
 kernels without bias, BN gamma and beta, classifier with bias).
@@ -14,18 +15,18 @@ import dataclasses
 import difflib
 import fnmatch
 
-# Submodules are imported by name: the package namespace rebinds
-# `zoo.densenet` etc. to the builder functions.
-from zoo.densenet import (
+from zoo._densenet import (
     densenet_10_4,
     densenet_40_12,
     densenet_bc_22_4,
     densenet_bc_100_12,
     densenet_bc_190_40,
 )
-from zoo.preresnet import preresnet11_bottleneck, preresnet20, preresnet110, preresnet164
-from zoo.resnext import resnext_11_2x4d, resnext_29_8x64d, resnext_29_16x64d
-from zoo.wide_resnet import wrn_10_1, wrn_16_4, wrn_16_8, wrn_28_10
+from zoo._preresnet import preresnet11_bottleneck, preresnet20, preresnet110, preresnet164
+from zoo._resnext import resnext_11_2x4d, resnext_29_8x64d, resnext_29_16x64d
+from zoo._wide_resnet import wrn_10_1, wrn_16_4, wrn_16_8, wrn_28_10
+
+__all__ = ["ModelEntry", "entries", "entry", "get", "list_models", "registry_markdown"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,25 +49,29 @@ class ModelEntry:
 
     @property
     def family(self):
+        """Name of the family builder, e.g. ``"wide_resnet"``."""
         return self.builder.family
 
     @property
     def config(self):
+        """The architecture arguments the entry fixes."""
         return dict(self.builder.config)
 
     @property
     def summary(self):
+        """The first sentence of the variant's docstring."""
         return (self.builder.__doc__ or "").strip().splitlines()[0]
 
 
 def _entry(builder, params10, params100, source="paper", small=False):
+    """A `ModelEntry` named after ``builder``'s model."""
     return ModelEntry(
         builder.model_name, builder, {10: params10, 100: params100}, source, small
     )
 
 
 _TABLE = (
-    # The paper's networks (PAPER.md section 5).
+    # The paper's networks, with pytorch-classification's reference counts.
     _entry(preresnet110, 1_730_522, 1_736_372),
     _entry(preresnet164, 1_703_258, 1_726_388),
     _entry(resnext_29_8x64d, 34_426_698, 34_518_948),
@@ -91,6 +96,7 @@ if len(_BY_NAME) != len(_TABLE):
 
 
 def _lookup(name):
+    """The entry of ``name``; unknown names raise with close matches."""
     try:
         return _BY_NAME[name]
     except (KeyError, TypeError):
@@ -108,8 +114,9 @@ def get(name, /, **overrides):
     Args:
         name: Registry name, e.g. ``"wrn-16-4"`` (see `list_models`).
         **overrides: Keyword arguments of the family builder, e.g.
-            ``num_classes=100, dropout_rate=0.3, dropout_position="head"``;
-            ``name=`` renames the model.
+            ``num_classes=100, dropout_rate=0.3, dropout_position="head"``
+            (Uout: ``dropout_type="uout", beta=0.1``); ``name=`` renames the
+            model.
 
     Returns:
         A new `keras.Model`, named ``name`` unless overridden.

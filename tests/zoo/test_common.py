@@ -1,14 +1,14 @@
-"""Shared zoo pieces: dropout plan, validation, reference layer settings."""
+"""Shared zoo pieces: validation, reference layer settings, the generic builder."""
+
+import textwrap
 
 import keras
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 import keras_vs
 import zoo
-from zoo import common
+from zoo import common, registry
 
 POSITIONS = zoo.POSITIONS[1:]  # every position that builds a layer
 
@@ -21,56 +21,16 @@ def dropout_layers(model):
     ]
 
 
-@given(rate=st.floats(0.0, 0.99), position=st.sampled_from(POSITIONS))
-def test_plan_accepts_bernoulli_rates_in_unit_interval(rate, position):
-    plan = common.DropoutPlan("b", rate, position, "bernoulli")
-    assert plan.rate == rate
-    assert plan.active == (rate > 0)
-
-
-@given(
-    rate=st.one_of(
-        st.floats(max_value=-1e-9, allow_nan=False),
-        st.floats(min_value=1.0, allow_nan=False),
-        st.just(float("nan")),
-    )
-)
-def test_plan_rejects_bernoulli_rates_outside_unit_interval(rate):
-    with pytest.raises(ValueError, match="Received: dropout_rate="):
-        common.DropoutPlan("b", rate, "head", "bernoulli")
-
-
-def test_plan_accepts_uout_beta_one():
-    assert common.DropoutPlan("b", 1.0, "before_conv", "uout").rate == 1.0
-
-
-@pytest.mark.parametrize("rate", [True, "0.1", None, 1.01])
-def test_plan_rejects_non_numeric_or_large_uout_beta(rate):
-    with pytest.raises(ValueError, match=r"Received: dropout_rate="):
-        common.DropoutPlan("b", rate, "head", "uout")
-
-
-@pytest.mark.parametrize(
-    "arg, value",
-    [("dropout_position", "after_bn"), ("dropout_position", None), ("dropout_type", "gaussian")],
-)
-def test_plan_rejects_unknown_position_or_type(arg, value):
-    kwargs = {"dropout_position": "head", "dropout_type": "bernoulli", arg: value}
-    with pytest.raises(ValueError, match=f"Received: {arg}={value!r}"):
-        common.DropoutPlan(
-            "b", 0.1, kwargs["dropout_position"], kwargs["dropout_type"]
-        )
-
-
 def test_positive_rate_with_position_none_is_rejected():
     with pytest.raises(ValueError, match="dropout_position='none'"):
         zoo.wide_resnet(10, 1, dropout_rate=0.3)
 
 
+@pytest.mark.parametrize("dropout_type", zoo.DROPOUT_TYPES)
 @pytest.mark.parametrize("position", POSITIONS)
-def test_rate_zero_builds_the_same_graph_as_no_dropout(position):
+def test_rate_zero_builds_the_same_graph_as_no_dropout(position, dropout_type):
     plain = zoo.wide_resnet(10, 1)
-    zero = zoo.wide_resnet(10, 1, dropout_rate=0.0, dropout_position=position)
+    zero = zoo.wide_resnet(10, 1, dropout_position=position, dropout_type=dropout_type)
     assert dropout_layers(zero) == []
     assert [layer.name for layer in zero.layers] == [layer.name for layer in plain.layers]
 
@@ -143,15 +103,18 @@ def test_he_fan_out_init_has_the_reference_standard_deviation():
     assert std == pytest.approx(np.sqrt(2.0 / (3 * 3 * 256)), rel=0.02)
 
 
-@pytest.mark.parametrize("dropout_type, cls", [("bernoulli", keras.layers.Dropout), ("uout", keras_vs.Uout)])
-def test_dropout_type_picks_the_layer_class_and_rate(dropout_type, cls):
+@pytest.mark.parametrize(
+    "dropout_type, amount, cls, attribute",
+    [("bernoulli", "dropout_rate", keras.layers.Dropout, "rate"), ("uout", "beta", keras_vs.Uout, "beta")],
+)
+def test_dropout_type_picks_the_layer_class_and_its_amount(dropout_type, amount, cls, attribute):
     model = zoo.wide_resnet(
-        10, 1, dropout_rate=0.25, dropout_position="head", dropout_type=dropout_type
+        10, 1, dropout_position="head", dropout_type=dropout_type, **{amount: 0.25}
     )
     (layer,) = dropout_layers(model)
     assert type(layer) is cls
     assert layer.name == "head_dropout"
-    assert (layer.beta if dropout_type == "uout" else layer.rate) == 0.25
+    assert getattr(layer, attribute) == 0.25
 
 
 def test_variant_keeps_its_name_unless_an_architecture_argument_changes():
@@ -170,9 +133,57 @@ def test_variant_exposes_its_configuration():
 def test_positions_are_the_vocabulary_ones():
     from keras_vs import vocab
 
-    assert zoo.POSITIONS is vocab.DROPOUT_POSITIONS
-    assert zoo.DROPOUT_TYPES is vocab.DROPOUT_TYPES
+    assert zoo.POSITIONS is common.POSITIONS is vocab.DROPOUT_POSITIONS
+    assert zoo.DROPOUT_TYPES is common.DROPOUT_TYPES is vocab.DROPOUT_TYPES
     assert "after_conv" in zoo.POSITIONS
+
+
+@pytest.mark.parametrize("module", [zoo, common, registry])
+def test_every_name_in_all_exists(module):
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+
+
+def test_common_args_doc_fills_the_marker_line_once():
+    def builder():
+        """Builds.
+
+        Args:
+            depth: Depth.
+            {common_args}
+            name: Name.
+        """
+
+    assert common.with_common_args_doc(builder) is builder
+    lines = builder.__doc__.splitlines()
+    assert "{common_args}" not in builder.__doc__
+    # Every shared argument in the marker's place, at the marker line's indentation.
+    depth = next(i for i, line in enumerate(lines) if line.strip() == "depth: Depth.")
+    indent = lines[depth][: -len("depth: Depth.")]
+    shared = textwrap.dedent(common.COMMON_ARGS_DOC).splitlines()
+    assert lines[depth + 1 : depth + 1 + len(shared)] == [indent + line if line else line for line in shared]
+    assert lines[depth + 1 + len(shared)].strip() == "name: Name."
+
+
+def test_common_args_doc_needs_exactly_one_marker():
+    def builder():
+        """Builds, without a marker."""
+
+    with pytest.raises(ValueError, match="Received: builder=builder with 0"):
+        common.with_common_args_doc(builder)
+
+
+@pytest.mark.parametrize("builder", [zoo.preresnet, zoo.resnext, zoo.wide_resnet, zoo.densenet])
+def test_every_family_documents_the_shared_arguments(builder):
+    import inspect
+
+    doc = [line.strip() for line in builder.__doc__.splitlines()]
+    shared = [line.strip() for line in common.COMMON_ARGS_DOC.splitlines()]
+    start = doc.index(shared[0])
+    assert doc[start : start + len(shared)] == shared
+    assert "{common_args}" not in builder.__doc__
+    for arg in ("num_classes", "dropout_rate", "beta", "dropout_type", "include_top"):
+        assert arg in inspect.signature(builder).parameters
 
 
 # -- stride-2 padding: torch's padding=1 is symmetric --------------------------

@@ -79,11 +79,6 @@ def test_dropout_acts_on_the_branch_of_every_dense_layer(graph, bottleneck, posi
     assert "transition1_dropout" not in {l.name for l in model.layers}
 
 
-def test_docstring_states_the_reference_dropout_placement():
-    assert "after each\n    dense layer's 3x3 conv, before the concatenation" in zoo.densenet.__doc__
-    assert 'dropout_position="after_conv"' in zoo.densenet.__doc__
-
-
 @pytest.mark.parametrize("bottleneck, conv", [(True, "conv2"), (False, "conv1")])
 def test_after_conv_drops_the_3x3_output_before_the_concat(graph, bottleneck, conv):
     # The reference's --drop: F.dropout(conv(...)) then torch.cat((x, out), 1).

@@ -28,12 +28,13 @@ def trainable_count(model):
 
 
 def small_model(entry_name, position, dropout_type, rate=0.3, **kwargs):
+    amount = "beta" if dropout_type == "uout" else "dropout_rate"
     return zoo.get(
         entry_name,
         input_shape=SHAPE,
-        dropout_rate=0.0 if position == "none" else rate,
         dropout_position=position,
         dropout_type=dropout_type,
+        **{amount: 0.0 if position == "none" else rate},
         **kwargs,
     )
 
@@ -86,6 +87,18 @@ def test_get_rejects_unknown_overrides():
 
 def test_get_builds_a_fresh_model_each_time():
     assert zoo.get("wrn-10-1") is not zoo.get("wrn-10-1")
+
+
+@pytest.mark.parametrize("family", ["preresnet", "resnext", "wide_resnet", "densenet"])
+def test_family_names_are_builders_not_modules(family):
+    import importlib
+    import types
+
+    assert callable(getattr(zoo, family))
+    assert not isinstance(getattr(zoo, family), types.ModuleType)
+    # No module of that name exists to be shadowed by (or to shadow) the builder.
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"zoo.{family}")
 
 
 def test_markdown_table_lists_every_entry_with_its_counts():

@@ -58,10 +58,6 @@ def test_raw_input_shortcut_is_an_option(graph):
     assert graph.producer(model, "stage1_block1_shortcut_conv") == "stem_conv"
 
 
-def test_docstring_states_the_original_dropout_placement():
-    assert "between the two convs" in zoo.wide_resnet.__doc__
-
-
 def test_depth_counts_the_shortcut_convs_unlike_preresnet():
     wrn = zoo.wide_resnet(10, 1)
     pre = zoo.preresnet(8)

@@ -2,10 +2,13 @@
 Networks", 2016), layer for layer as pytorch-classification's
 ``models/cifar/wrn.py``."""
 
-from zoo import common
-from zoo.preresnet import preact_network
+from zoo import _checks, common
+from zoo._preact import SHORTCUT_INPUTS, PreactBody
+
+__all__ = ["wide_resnet", "wrn_10_1", "wrn_16_4", "wrn_16_8", "wrn_28_10"]
 
 
+@common.with_common_args_doc
 def wide_resnet(
     depth,
     width,
@@ -13,6 +16,7 @@ def wide_resnet(
     num_classes=10,
     input_shape=None,
     dropout_rate=0.0,
+    beta=0.0,
     dropout_position="none",
     dropout_type="bernoulli",
     include_top=True,
@@ -36,16 +40,7 @@ def wide_resnet(
         depth: 6n + 4 (10, 16, 22, 28, 40, ...); the count includes the
             projection shortcuts, as the WRN paper does.
         width: Widening factor k >= 1.
-        num_classes: Classifier outputs.
-        input_shape: Image shape, default ``(32, 32, 3)``.
-        dropout_rate: Drop rate (beta for ``dropout_type="uout"``). 0 builds
-            no dropout layer.
-        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"``,
-            ``"after_conv"`` or ``"head"`` (see `zoo.preresnet`).
-        dropout_type: ``"bernoulli"`` or ``"uout"``.
-        include_top: Whether to add pooling and the classifier.
-        classifier_activation: Activation of the classifier (``None`` for
-            logits).
+        {common_args}
         shortcut_input: ``"preact"`` (the reference) or ``"input"`` (the
             raw block input, as `zoo.preresnet`'s default).
         name: Model name, default ``"wrn-{depth}-{width}"``.
@@ -60,22 +55,15 @@ def wide_resnet(
     0.3
     """
     builder = "wide_resnet"
-    n = common.check_depth(builder, depth, 6, 4)
-    width = common.check_int(builder, "width", width)
-    plan = common.DropoutPlan(builder, dropout_rate, dropout_position, dropout_type)
-    return preact_network(
-        builder,
-        n,
-        (16 * width, 32 * width, 64 * width),
-        False,
-        num_classes,
-        input_shape,
-        plan,
-        include_top,
-        classifier_activation,
-        name or f"wrn-{depth}-{width}",
-        shortcut_input,
-        "zeros",
+    n = _checks.check_depth(builder, depth, 6, 4)
+    width = _checks.check_int(builder, "width", width)
+    _checks.check_choice(builder, "shortcut_input", shortcut_input, SHORTCUT_INPUTS)
+    body = PreactBody(n, (16 * width, 32 * width, 64 * width), False, shortcut_input)
+    return common.network(
+        builder, body, name or f"wrn-{depth}-{width}", bias_init="zeros",
+        num_classes=num_classes, input_shape=input_shape, include_top=include_top,
+        classifier_activation=classifier_activation, dropout_rate=dropout_rate, beta=beta,
+        dropout_position=dropout_position, dropout_type=dropout_type,
     )
 
 

@@ -2,45 +2,48 @@
 Networks", 2017), layer for layer as pytorch-classification's
 ``models/cifar/densenet.py``."""
 
-import numbers
+import dataclasses
 
 import keras
 
-from zoo import common
+from zoo import _checks, common
+
+__all__ = [
+    "densenet",
+    "densenet_10_4",
+    "densenet_40_12",
+    "densenet_bc_22_4",
+    "densenet_bc_100_12",
+    "densenet_bc_190_40",
+]
 
 
-def dense_layer(x, growth_rate, bottleneck, prefix, plan):
+def _dense_layer(x, growth_rate, bottleneck, prefix, plan):
     """One dense layer, concatenated to its input; returns the result.
 
     Basic: BN-ReLU-conv3x3(k). Bottleneck: BN-ReLU-conv1x1(4k)-BN-ReLU-
-    conv3x3(k). A dense layer is the "block" of the dropout positions:
-    "before_bn" dropout goes right before its last BN, "before_conv" dropout
-    right before its last conv, "after_conv" dropout right after its 3x3
-    conv, before the concatenation (the reference's ``--drop``). Dropout acts
-    on the branch only; with "after_conv" the dropped channels are what the
-    concatenation carries on to every later BN of the stage, the transition
-    BN and the final BN.
+    conv3x3(k). A dense layer is the "block" of the dropout positions, and
+    dropout acts on its branch only: with "after_conv" the dropped channels
+    are what the concatenation carries on to every later BN of the stage,
+    the transition BN and the final BN.
     """
     y = x
+    last = 1
     if bottleneck:
         y = common.batch_norm(y, f"{prefix}_bn1")
         y = common.relu(y, f"{prefix}_relu1")
         y = common.conv2d(y, 4 * growth_rate, 1, f"{prefix}_conv1")
         last = 2
-    else:
-        last = 1
     y = plan.apply(y, "before_bn", prefix)
     y = common.batch_norm(y, f"{prefix}_bn{last}")
     y = common.relu(y, f"{prefix}_relu{last}")
     y = plan.apply(y, "before_conv", prefix)
     y = common.conv2d(y, growth_rate, 3, f"{prefix}_conv{last}")
     y = plan.apply(y, "after_conv", prefix)
-    return keras.layers.Concatenate(axis=common.channel_axis(), name=f"{prefix}_concat")(
-        [x, y]
-    )
+    return keras.layers.Concatenate(axis=common.channel_axis(), name=f"{prefix}_concat")([x, y])
 
 
-def transition(x, filters, prefix):
+def _transition(x, filters, prefix):
     """BN-ReLU-conv1x1-average pool 2x2 between two dense stages."""
     x = common.batch_norm(x, f"{prefix}_bn")
     x = common.relu(x, f"{prefix}_relu")
@@ -48,6 +51,51 @@ def transition(x, filters, prefix):
     return keras.layers.AveragePooling2D(2, strides=2, name=f"{prefix}_pool")(x)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Body:
+    """Stem conv3x3, three dense stages joined by transitions, final BN-ReLU."""
+
+    layers_per_stage: int
+    growth_rate: int
+    bottleneck: bool
+    compression: float
+    stem_filters: int
+
+    def __call__(self, inputs, plan):
+        x = common.conv2d(inputs, self.stem_filters, 3, "stem_conv")
+        for stage in range(1, 4):
+            for layer in range(1, self.layers_per_stage + 1):
+                prefix = f"stage{stage}_block{layer}"
+                x = _dense_layer(x, self.growth_rate, self.bottleneck, prefix, plan)
+            if stage < 3:
+                filters = max(1, int(common.num_channels(x) * self.compression))
+                x = _transition(x, filters, f"transition{stage}")
+        x = common.batch_norm(x, "post_bn")
+        return common.relu(x, "post_relu")
+
+
+def _body(builder, depth, growth_rate, bottleneck, compression, stem_filters):
+    """Validates the architecture arguments and returns the `_Body`."""
+    if not isinstance(bottleneck, bool):
+        raise _checks.invalid(builder, "bottleneck", bottleneck, "True or False")
+    n = _checks.check_depth(
+        builder, depth, 6 if bottleneck else 3, 4, hint=f" for bottleneck={bottleneck}"
+    )
+    growth_rate = _checks.check_int(builder, "growth_rate", growth_rate)
+    compression = _checks.check_real(builder, "compression", compression, 0.0, 1.0, low_open=True)
+    if stem_filters is None:
+        stem_filters = 2 * growth_rate if bottleneck else 16
+    stem_filters = _checks.check_int(builder, "stem_filters", stem_filters)
+    return _Body(n, growth_rate, bottleneck, compression, stem_filters)
+
+
+def _default_name(depth, growth_rate, bottleneck, compression):
+    """``densenet-bc-{depth}-{k}``, with ``b``/``c`` as bottleneck/compression apply."""
+    kind = ("b" if bottleneck else "") + ("c" if compression < 1 else "")
+    return f"densenet-{kind + '-' if kind else ''}{depth}-{growth_rate}"
+
+
+@common.with_common_args_doc
 def densenet(
     depth,
     growth_rate,
@@ -58,6 +106,7 @@ def densenet(
     num_classes=10,
     input_shape=None,
     dropout_rate=0.0,
+    beta=0.0,
     dropout_position="none",
     dropout_type="bernoulli",
     include_top=True,
@@ -84,17 +133,7 @@ def densenet(
         compression: Transition channel factor in (0, 1]; 1 means none.
         stem_filters: Stem conv filters; default ``2 * growth_rate`` with
             bottleneck layers, 16 without (as in the DenseNet paper).
-        num_classes: Classifier outputs.
-        input_shape: Image shape, default ``(32, 32, 3)``.
-        dropout_rate: Drop rate (beta for ``dropout_type="uout"``). 0 builds
-            no dropout layer.
-        dropout_position: ``"none"``, ``"before_bn"``, ``"before_conv"``,
-            ``"after_conv"`` (the reference's placement) or ``"head"`` (see
-            `zoo.preresnet`).
-        dropout_type: ``"bernoulli"`` or ``"uout"``.
-        include_top: Whether to add pooling and the classifier.
-        classifier_activation: Activation of the classifier (``None`` for
-            logits).
+        {common_args}
         name: Model name, default ``"densenet-bc-{depth}-{growth_rate}"``
             (``-b``, ``-c`` or no suffix letter as bottleneck and
             compression apply).
@@ -108,42 +147,13 @@ def densenet(
     >>> model.get_layer("transition1_conv").filters  # (2 * 4 + 3 * 4) // 2
     10
     """
-    builder = "densenet"
-    if not isinstance(bottleneck, bool):
-        raise common.invalid(builder, "bottleneck", bottleneck, "True or False")
-    n = common.check_depth(
-        builder,
-        depth,
-        6 if bottleneck else 3,
-        4,
-        hint=f" for bottleneck={bottleneck}",
+    body = _body("densenet", depth, growth_rate, bottleneck, compression, stem_filters)
+    return common.network(
+        "densenet", body, name or _default_name(depth, growth_rate, bottleneck, body.compression),
+        num_classes=num_classes, input_shape=input_shape, include_top=include_top,
+        classifier_activation=classifier_activation, dropout_rate=dropout_rate, beta=beta,
+        dropout_position=dropout_position, dropout_type=dropout_type,
     )
-    growth_rate = common.check_int(builder, "growth_rate", growth_rate)
-    if (
-        isinstance(compression, bool)
-        or not isinstance(compression, numbers.Real)
-        or not 0.0 < float(compression) <= 1.0
-    ):
-        raise common.invalid(builder, "compression", compression, "a float in (0, 1]")
-    if stem_filters is None:
-        stem_filters = 2 * growth_rate if bottleneck else 16
-    stem_filters = common.check_int(builder, "stem_filters", stem_filters)
-    plan = common.DropoutPlan(builder, dropout_rate, dropout_position, dropout_type)
-    num_classes = common.check_head(builder, include_top, num_classes, plan)
-    inputs = common.model_input(builder, input_shape)
-    x = common.conv2d(inputs, stem_filters, 3, "stem_conv")
-    for stage in range(1, 4):
-        for layer in range(1, n + 1):
-            x = dense_layer(x, growth_rate, bottleneck, f"stage{stage}_block{layer}", plan)
-        if stage < 3:
-            filters = max(1, int(common.num_channels(x) * compression))
-            x = transition(x, filters, f"transition{stage}")
-    x = common.batch_norm(x, "post_bn")
-    x = common.relu(x, "post_relu")
-    outputs = common.head(x, include_top, num_classes, classifier_activation, plan)
-    kind = ("b" if bottleneck else "") + ("c" if compression < 1 else "")
-    default_name = f"densenet-{kind + '-' if kind else ''}{depth}-{growth_rate}"
-    return keras.Model(inputs, outputs, name=name or default_name)
 
 
 densenet_bc_22_4 = common.variant(
