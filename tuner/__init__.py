@@ -17,28 +17,21 @@ import importlib
 # Where each public name lives. Names are imported on first use, so that
 # `keras-vs --help`, which imports `tuner.cli`, starts without Keras.
 _EXPORTS = {
+    "tuner.config": ("DEFAULT_DIRECTORY", "DataConfig", "TrainingConfig"),
     "tuner.distribute": ("STRATEGIES", "get_strategy"),
-    "tuner.hypermodel": (
-        "DROPOUT_TYPES",
-        "MODEL_POSITIONS",
-        "RECIPES",
-        "ZOO_POSITIONS",
-        "DropoutHyperModel",
-        "Recipe",
-        "with_dropout",
-    ),
-    "tuner.recipe": ("TorchSGD",),
-    "tuner.driver": (
-        "DEFAULT_DIRECTORY",
-        "ORACLES",
-        "DropoutTuner",
-        "SearchResult",
-        "format_table",
-        "search",
-    ),
+    "tuner.driver": ("search",),
+    "tuner.dropout_tuner": ("DropoutTuner",),
+    "tuner.hypermodel": ("DROPOUT_TYPES", "MODEL_POSITIONS", "ZOO_POSITIONS", "DropoutHyperModel", "with_dropout"),
+    "tuner.oracles": ("ORACLES",),
+    "tuner.recipe": ("RECIPES", "Recipe", "TorchSGD"),
+    "tuner.results": ("SearchResult", "format_table"),
+    "tuner.space": ("SearchSpace",),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-_SUBMODULES = ("cli", "distribute", "driver", "hypermodel", "recipe")
+_SUBMODULES = (
+    "cli", "config", "data", "distribute", "driver", "dropout_tuner", "hypermodel", "oracles", "project",
+    "recipe", "results", "space", "training",
+)
 
 
 def __getattr__(name):
@@ -63,11 +56,14 @@ __all__ = [
     "RECIPES",
     "STRATEGIES",
     "ZOO_POSITIONS",
+    "DataConfig",
     "DropoutHyperModel",
     "DropoutTuner",
     "Recipe",
     "SearchResult",
+    "SearchSpace",
     "TorchSGD",
+    "TrainingConfig",
     "format_table",
     "get_strategy",
     "search",

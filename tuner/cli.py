@@ -15,6 +15,11 @@ from absl import flags
 from keras_vs import vocab
 from keras_vs.cli import CliError, Command
 from keras_vs.commands import common
+from tuner import config
+from tuner import space
+
+__all__ = ["COMMAND"]
+
 
 def _define_flags(fv):
     def define(kind, name, default, help_text, **kwargs):
@@ -23,26 +28,42 @@ def _define_flags(fv):
         else:
             getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=fv, **kwargs)
 
-    define("string", "model", "wrn-10-1", "Zoo network to search (see zoo.list_models()), or a "
-           ".keras file of your own model: its dropouts are moved with the rewrite policies, and "
-           "its own loss, metrics and optimizer (when saved compiled) train every trial.")
-    define("string", "dataset", "digits", "digits (offline), cifar10, cifar100, imagenet2012 "
-           "(TensorFlow Datasets) or a .npz file with x and y (20% held out for validation).")
-    define("enum", "oracle", "grid", "keras-tuner search algorithm. grid visits every position "
-           "before a second rate.", enum_values=list(vocab.ORACLES))
-    define("integer", "max_trials", 10, "Trials to run (grid: at most the grid's size; hyperband: "
-           "unused).", lower_bound=1)
-    define("integer", "epochs", 8, "Epochs per trial; the recipe's learning-rate milestones scale "
-           "with it.", lower_bound=1)
-    define("integer", "batch_size", 128, "Global batch size.", lower_bound=1)
+    _define_search_flags(define)
+    _define_training_flags(define)
+    _define_run_flags(define)
+    common.define_json(fv)
+    common.define_unsafe(fv)
+
+
+def _define_search_flags(define):
+    """What is searched: the model, the data, the oracle and the space."""
+    define("string", "model", config.DEFAULT_MODEL, "Zoo network to search (see "
+           "zoo.list_models()), or a .keras file of your own model: its dropouts are moved with "
+           "the rewrite policies, and its own loss, metrics and optimizer (when saved compiled) "
+           "train every trial.")
+    define("string", "dataset", config.DEFAULT_DATASET, "digits (offline), cifar10, cifar100, "
+           "imagenet2012 (TensorFlow Datasets) or a .npz file with x and y (20% held out for "
+           "validation).")
+    define("enum", "oracle", config.DEFAULT_ORACLE, "keras-tuner search algorithm. grid visits "
+           "every position before a second rate.", enum_values=list(vocab.ORACLES))
+    define("integer", "max_trials", config.DEFAULT_MAX_TRIALS, "Trials to run (grid: at most the "
+           "grid's size; hyperband: unused).", lower_bound=1)
     define("integer", "seed", 0, "Seeds the oracle and every trial's weights, dropout masks and "
            "data order.")
     define("list", "positions", None, "Dropout positions to search (zoo: "
            f"{','.join(vocab.DROPOUT_POSITIONS)}; own model: {','.join(vocab.MODEL_POSITIONS)}). "
            "Default: all.")
     define("list", "types", list(vocab.DROPOUT_TYPES), "Dropout types to search.")
-    define("list", "rate_choices", ["0.2", "0.5"], "Bernoulli dropout rates to search.")
-    define("list", "beta_choices", ["0.5"], "Uout betas to search.")
+    define("list", "rate_choices", [f"{r:g}" for r in space.DEFAULT_RATES],
+           "Bernoulli dropout rates to search.")
+    define("list", "beta_choices", [f"{b:g}" for b in space.DEFAULT_BETAS], "Uout betas to search.")
+
+
+def _define_training_flags(define):
+    """How each trial trains (`tuner.TrainingConfig`)."""
+    define("integer", "epochs", config.DEFAULT_EPOCHS, "Epochs per trial; the recipe's "
+           "learning-rate milestones scale with it.", lower_bound=1)
+    define("integer", "batch_size", config.DEFAULT_BATCH_SIZE, "Global batch size.", lower_bound=1)
     define("string", "loss", None, "Keras loss of every trial, e.g. "
            "sparse_categorical_crossentropy. Default: a saved model's own; otherwise sparse "
            "categorical cross-entropy on probabilities or logits, as the model's output says.")
@@ -55,7 +76,11 @@ def _define_flags(fv):
            lower_bound=0.0)
     define("float", "weight_decay", None, "Weight decay of the recipe or the optimizer.",
            lower_bound=0.0)
-    define("string", "directory", "keras_vs_tune", "Parent folder of the search folder.")
+
+
+def _define_run_flags(define):
+    """Where the search goes, how it is distributed, which examples it reads, what it prints."""
+    define("string", "directory", config.DEFAULT_DIRECTORY, "Parent folder of the search folder.")
     define("string", "project", None, "Search folder name inside --directory (default: "
            "MODEL-DATASET-ORACLE). Rerunning with the same flags resumes the search there.")
     define("bool", "restart", False, "Delete this search's earlier trials and start again (only a "
@@ -72,8 +97,6 @@ def _define_flags(fv):
     define("integer", "fit_verbose", None, "verbose of each trial's model.fit: 0 silent, 1 "
            "progress bar, 2 one line per epoch (default: 1 on a terminal, 2 into a file or "
            "pipe, 0 with --json).", lower_bound=0, upper_bound=2)
-    common.define_json(fv)
-    common.define_unsafe(fv)
 
 
 def _load_user_model(path, unsafe):
@@ -104,29 +127,17 @@ def _run(args, fv):
     common.quiet_tensorflow()
     import zoo
 
-    import tuner
-
     if isinstance(model, str) and model not in zoo.list_models():
         raise CliError(
             f"Unknown model. Expected a zoo name ({', '.join(zoo.list_models())}) or a .keras "
             f"file. Received: --model={model}"
         )
-    verbose = 0 if fv.json else 1
     # With --json, stdout holds the JSON alone: anything printed on the way
     # (e.g. TerminateOnNaN's notice) goes to stderr.
     quiet = contextlib.redirect_stdout(sys.stderr) if fv.json else contextlib.nullcontext()
     try:
         with quiet:
-            result = tuner.search(
-                model, fv.dataset, oracle=fv.oracle, max_trials=fv.max_trials, epochs=fv.epochs,
-                batch_size=fv.batch_size, seed=fv.seed, positions=fv.positions, types=fv.types,
-                rates=rates, betas=betas, learning_rate=fv.learning_rate,
-                weight_decay=fv.weight_decay, loss=fv.loss, from_logits=fv.from_logits,
-                optimizer=fv.optimizer, directory=fv.directory, project_name=fv.project,
-                overwrite=fv.restart, strategy=fv.strategy, data_dir=fv.data_dir,
-                download=fv.download, take=fv.take, verbose=verbose,
-                fit_verbose=_fit_verbose(fv),
-            )
+            result = _search(model, fv, rates, betas)
     except (ValueError, FileNotFoundError) as e:
         raise CliError(common.flat(e)) from None
     except RuntimeError as e:
@@ -138,7 +149,30 @@ def _run(args, fv):
     if result.role == "worker":
         print(f"worker done: ran trials {', '.join(result.ran) or 'none'} in {result.project_dir}")
         return 0
-    completed = [r for r in result.rows if r["status"] == "COMPLETED"]
+    _report(result, fv)
+    return 0
+
+
+def _search(model, fv, rates, betas):
+    """`tuner.search` with the flags' settings."""
+    import tuner
+
+    return tuner.search(
+        model, fv.dataset, oracle=fv.oracle, max_trials=fv.max_trials, seed=fv.seed,
+        space=tuner.SearchSpace(positions=fv.positions, types=fv.types, rates=rates, betas=betas),
+        training_config=tuner.TrainingConfig(
+            epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate,
+            weight_decay=fv.weight_decay, loss=fv.loss, optimizer=fv.optimizer,
+            from_logits=fv.from_logits,
+        ),
+        data_config=tuner.DataConfig(take=fv.take, data_dir=fv.data_dir, download=fv.download),
+        directory=fv.directory, project_name=fv.project, overwrite=fv.restart, strategy=fv.strategy,
+        verbose=0 if fv.json else 1, fit_verbose=_fit_verbose(fv),
+    )
+
+
+def _report(result, fv):
+    """Prints the results (table, best trial, files; or JSON); fails when no trial completed."""
     if fv.json:
         print(json.dumps({"project_dir": result.project_dir, "best": result.best,
                           "files": result.files, "trials": result.rows}, indent=2))
@@ -155,12 +189,11 @@ def _run(args, fv):
                   f"val_accuracy {b['val_accuracy']:.4f}")
         for path in result.files.values():
             print(f"wrote {path}")
-    if not completed:
+    if not any(r["status"] == "COMPLETED" for r in result.rows):
         raise CliError(
             f"no trial completed ({len(result.rows)} run); see the message column and the "
             f"trials' keras_vs.json files in {result.project_dir}"
         )
-    return 0
 
 
 COMMAND = Command(

@@ -17,6 +17,18 @@ import keras
 
 from keras_vs import vocab
 
+__all__ = [
+    "STRATEGIES",
+    "clear_session",
+    "data_parallel_size",
+    "describe",
+    "distributed",
+    "even_batches",
+    "get_strategy",
+    "is_keras_distribution",
+    "tuner_strategy",
+]
+
 STRATEGIES = vocab.STRATEGIES
 
 
@@ -80,10 +92,16 @@ def get_strategy(name="auto", tpu=None):
             f"Strategy {name!r} needs the TensorFlow (tf.distribute) or JAX "
             f"(keras.distribution) backend; KERAS_BACKEND is {backend!r}. Received: strategy={name!r}"
         )
+    return _tf_strategy(name, tpu)
+
+
+def _tf_strategy(name, tpu):
+    """The `tf.distribute.Strategy` of ``name`` (not ``"none"``), or None for the default."""
     import tensorflow as tf
 
     if name == "auto":
-        if tf.config.list_physical_devices("TPU") or tpu or os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR"):
+        tpu_attached = tf.config.list_physical_devices("TPU") or os.environ.get("TPU_NAME")
+        if tpu or tpu_attached or os.environ.get("COLAB_TPU_ADDR"):
             return _tpu_strategy(tf, tpu)
         gpus = tf.config.list_logical_devices("GPU")
         if gpus:

@@ -1,26 +1,17 @@
 """`DropoutHyperModel`: where, which and how much dropout, as keras-tuner hyperparameters.
 
-The search space (conditional hyperparameters, so an oracle never samples a
-value that the model would ignore):
-
-- ``dropout_position``: for a zoo network one of the zoo positions
-  (``"none"``, ``"before_bn"``, ``"before_conv"``, ``"after_conv"``,
-  ``"head"``); for a user's own model ``"original"`` (the dropouts stay
-  where the model has them) or a `keras_vs.rewrite` policy (``"after_bn"``, ``"head"``, ``"remove"``).
-- ``dropout_type``: ``"bernoulli"`` or ``"uout"``, active unless the position
-  builds no dropout (``"none"``, ``"remove"``).
-- ``dropout_rate`` (Bernoulli) or ``uout_beta`` (Uout), each active only
-  for its type.
-
-Models are compiled with the paper's training recipe for their family
-(`tuner.recipe`: torch's SGD with momentum 0.9 and coupled weight decay on
-every parameter, step-decayed learning rate; PAPER.md, "Training recipe"),
-with the epoch milestones scaled to the number of epochs actually run and
-the learning rate scaled linearly with the batch size.
+The search space is a `tuner.SearchSpace` (conditional hyperparameters
+``dropout_position``, ``dropout_type``, ``dropout_rate`` and ``uout_beta``;
+see `tuner.space`). A zoo network is compiled with the training recipe of
+its family in the reference code (`tuner.recipe`: torch's SGD with momentum
+0.9 and coupled weight decay on every parameter, step-decayed learning rate),
+with the epoch milestones scaled to the number of epochs actually run and the
+learning rate scaled linearly with the batch size. A user's model keeps its
+own loss and optimizer when compiled (`tuner.training`).
 """
 
 import dataclasses
-import numbers
+import inspect
 
 import keras
 import keras_tuner
@@ -29,47 +20,23 @@ import keras_vs
 import zoo
 from keras_vs import graph as graph_lib
 from keras_vs import vocab
+from tuner import config as config_lib
 from tuner import recipe as recipe_lib
 from tuner import training as training_lib
-from tuner.recipe import RECIPES, Recipe  # noqa: F401  (their old home)
+from tuner.config import TrainingConfig
+from tuner.recipe import RECIPES, Recipe  # noqa: F401  (importable from here, as before)
+from tuner.space import SearchSpace
 
-# The one vocabulary (keras_vs.vocab); the old names stay as aliases.
+__all__ = ["DROPOUT_TYPES", "MODEL_POSITIONS", "ZOO_POSITIONS", "DropoutHyperModel", "with_dropout"]
+
+# The one vocabulary (keras_vs.vocab), under the names this module has always exported.
 ZOO_POSITIONS = vocab.DROPOUT_POSITIONS
 MODEL_POSITIONS = vocab.MODEL_POSITIONS
 DROPOUT_TYPES = vocab.DROPOUT_TYPES
-DEFAULT_RATES = (0.1, 0.3, 0.5)
-DEFAULT_BETAS = (0.1, 0.3, 0.5)
-# Positions that build no dropout layer: no type, rate or beta to choose.
-_NO_DROPOUT = ("none", "remove")
-_REFERENCE_BATCH = recipe_lib.REFERENCE_BATCH
-
-
-def _choices(name, values, check, allowed):
-    try:
-        values = tuple(values)
-    except TypeError:
-        values = None
-    if not values:
-        raise ValueError(f"Expected a non-empty sequence for {name}. Received: {name}={values!r}")
-    for v in values:
-        if not check(v):
-            raise ValueError(
-                f"Invalid value {v!r} in {name}. Expected {allowed}. Received: {name}={values!r}"
-            )
-    if len(set(values)) != len(values):
-        raise ValueError(f"Duplicate values in {name}. Received: {name}={values!r}")
-    return values
-
-
-def _is_number(v, low, high, high_open):
-    return (
-        not isinstance(v, bool)
-        and isinstance(v, numbers.Real)
-        and low <= v
-        and (v < high if high_open else v <= high)
-    )
-
-
+# The keyword defaults of `DropoutHyperModel`: older than `SearchSpace`'s
+# (the default search's) and kept, so that existing code builds the same space.
+_KEYWORD_RATES = (0.1, 0.3, 0.5)
+_KEYWORD_BETAS = (0.1, 0.3, 0.5)
 # Builder arguments the search itself sets.
 _SEARCH_SET = ("num_classes", "input_shape", "dropout_rate", "dropout_position", "dropout_type")
 
@@ -95,14 +62,30 @@ def _model_options(model, options):
     return dict(options)
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-    return int(value)
+def _model_kind(model):
+    """``(family, user_model, zoo_name, positions)`` of a zoo name or a user's model."""
+    if isinstance(model, str):
+        return zoo.entry(model).family, None, model, ZOO_POSITIONS  # unknown names raise here
+    if isinstance(model, keras.Model):
+        if not model.built or not getattr(model, "inputs", None):
+            raise ValueError(
+                "Expected a built Functional or Sequential model (with known inputs). "
+                f"Received: model={model!r}"
+            )
+        return None, model, None, MODEL_POSITIONS
+    raise ValueError(
+        "Expected a zoo model name or a keras.Model. "
+        f"Received: model={model!r} of type {type(model).__name__}"
+    )
 
 
 class DropoutHyperModel(keras_tuner.HyperModel):
     """Searches dropout position, type and rate (or Uout's beta) of a network.
+
+    The search space and the training can be given as keywords or as a
+    `tuner.SearchSpace` (``space``) and a `tuner.TrainingConfig`
+    (``training_config``); a keyword changed from its default next to its
+    record is an error.
 
     Args:
         model: A zoo name (e.g. ``"wrn-10-1"``, see `zoo.list_models`) or a
@@ -119,24 +102,17 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         epochs: Epochs each trial trains (scales the schedule's milestones).
         steps_per_epoch: Optimizer steps per epoch.
         batch_size: Batch size; the learning rate is scaled by it / 128.
-        learning_rate: Initial learning rate at batch size 128 (recipe's
-            when None).
-        weight_decay: torch-style coupled weight decay on every parameter
-            (recipe's when None; see `tuner.recipe.TorchSGD`).
-        from_logits: Whether the model outputs logits, for the default loss
-            (None: zoo networks end in a softmax; a user model that is not
-            compiled is read from its output layer).
+        learning_rate, weight_decay, from_logits, loss, optimizer: The
+            training setup; see `tuner.TrainingConfig`.
         model_options: Extra keyword arguments of the zoo builder, e.g.
             ``{"width": 4}`` to search a WRN-10-4 from ``"wrn-10-1"``
             (not for a user model; the dropout arguments, ``num_classes``
             and ``input_shape`` are set by the search).
-        loss: Loss of every trial (a Keras loss name, object or function).
-            Default: a compiled user model's own; otherwise sparse categorical
-            cross-entropy (see `tuner.training`).
-        optimizer: ``"recipe"`` (the paper's SGD recipe), a Keras optimizer
-            name or object (a fresh copy per trial; ``learning_rate`` and
-            ``weight_decay`` override its own). Default: a compiled user
-            model's own optimizer, else the recipe.
+        space: A `tuner.SearchSpace`, instead of ``positions``, ``types``,
+            ``rates`` and ``betas``.
+        training_config: A `tuner.TrainingConfig`, instead of ``epochs``,
+            ``batch_size``, ``learning_rate``, ``weight_decay``, ``loss``,
+            ``optimizer`` and ``from_logits``.
 
     The model is compiled in `build`, so the hypermodel also works inside
     keras-tuner's own tuners, e.g. ``keras_tuner.RandomSearch(hypermodel,
@@ -153,160 +129,89 @@ class DropoutHyperModel(keras_tuner.HyperModel):
     """
 
     def __init__(
-        self,
-        model,
-        num_classes=10,
-        input_shape=None,
-        positions=None,
-        types=DROPOUT_TYPES,
-        rates=DEFAULT_RATES,
-        betas=DEFAULT_BETAS,
-        epochs=1,
-        steps_per_epoch=1,
-        batch_size=_REFERENCE_BATCH,
-        learning_rate=None,
-        weight_decay=None,
-        from_logits=None,
-        model_options=None,
-        loss=None,
-        optimizer=None,
+        self, model, num_classes=10, input_shape=None, positions=None, types=DROPOUT_TYPES,
+        rates=_KEYWORD_RATES, betas=_KEYWORD_BETAS, epochs=1, steps_per_epoch=1,
+        batch_size=recipe_lib.REFERENCE_BATCH, learning_rate=None, weight_decay=None,
+        from_logits=None, model_options=None, loss=None, optimizer=None, *, space=None,
+        training_config=None,
     ):
         super().__init__(name="dropout")
         self.model_options = _model_options(model, model_options)
-        if isinstance(model, str):
-            self.family = zoo.entry(model).family  # unknown names raise here
-            self.user_model = None
-            self.zoo_name = model
-            allowed = ZOO_POSITIONS
-        elif isinstance(model, keras.Model):
-            if not model.built or not getattr(model, "inputs", None):
-                raise ValueError(
-                    "Expected a built Functional or Sequential model (with known inputs). "
-                    f"Received: model={model!r}"
-                )
-            self.family = None
-            self.user_model = model
-            self.zoo_name = None
-            allowed = MODEL_POSITIONS
-        else:
-            raise ValueError(
-                "Expected a zoo model name or a keras.Model. "
-                f"Received: model={model!r} of type {type(model).__name__}"
-            )
-        self.positions = _choices(
-            "positions", allowed if positions is None else positions, lambda p: p in allowed,
-            f"each of {', '.join(allowed)}",
+        self.family, self.user_model, self.zoo_name, allowed = _model_kind(model)
+        defaults = {n: p.default for n, p in inspect.signature(DropoutHyperModel).parameters.items()}
+        space = config_lib.given_or_made(
+            "space", space, SearchSpace, defaults, positions=positions, types=types, rates=rates, betas=betas
         )
-        self.types = _choices("types", types, lambda t: t in DROPOUT_TYPES,
-                              f"each of {', '.join(DROPOUT_TYPES)}")
-        self.rates = _choices("rates", rates, lambda r: _is_number(r, 0.0, 1.0, True) and r > 0,
-                              "numbers in (0, 1)")
-        self.betas = _choices("betas", betas, lambda b: _is_number(b, 0.0, 1.0, False) and b > 0,
-                              "numbers in (0, 1]")
-        self.rates = tuple(float(r) for r in self.rates)
-        self.betas = tuple(float(b) for b in self.betas)
-        self.num_classes = _positive_int("num_classes", num_classes)
+        self.space = space.for_model(allowed)
+        self.num_classes = config_lib.check_int("num_classes", num_classes)
         self.input_shape = None if input_shape is None else tuple(input_shape)
-        self.epochs = _positive_int("epochs", epochs)
-        self.steps_per_epoch = _positive_int("steps_per_epoch", steps_per_epoch)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        recipe = RECIPES.get(self.family, RECIPES["preresnet"])
-        for name, value in (("learning_rate", learning_rate), ("weight_decay", weight_decay)):
-            if value is not None and not _is_number(value, 0.0, float("inf"), True):
-                raise ValueError(f"Expected {name} to be a number >= 0. Received: {name}={value!r}")
-        self.recipe = dataclasses.replace(
-            recipe,
-            learning_rate=recipe.learning_rate if learning_rate is None else float(learning_rate),
-            weight_decay=recipe.weight_decay if weight_decay is None else float(weight_decay),
+        self.training_config = config_lib.given_or_made(
+            "training_config", training_config, TrainingConfig, defaults, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay, loss=loss,
+            optimizer=optimizer, from_logits=from_logits,
         )
-        self.from_logits = from_logits
-        self.training = training_lib.TrainingSetup.resolve(
-            self.user_model, loss=loss, optimizer=optimizer, from_logits=from_logits,
-            learning_rate=learning_rate, weight_decay=weight_decay,
-        )
+        self.steps_per_epoch = config_lib.check_int("steps_per_epoch", steps_per_epoch)
+        self.recipe = _recipe(self.family, self.training_config)
+        self.training = training_lib.TrainingSetup.resolve(self.user_model, self.training_config)
 
-    # -- search space ------------------------------------------------------
+    # The fields of `space` and `training_config`, under their old attribute names.
+    positions = property(lambda self: self.space.positions)
+    types = property(lambda self: self.space.types)
+    rates = property(lambda self: self.space.rates)
+    betas = property(lambda self: self.space.betas)
+    epochs = property(lambda self: self.training_config.epochs)
+    batch_size = property(lambda self: self.training_config.batch_size)
+    from_logits = property(lambda self: self.training_config.from_logits)
+
     def declare_hyperparameters(self, hp):
-        """Declares the conditional search space on ``hp``.
+        """Declares the conditional search space on ``hp`` (see `tuner.SearchSpace.declare`).
 
         Returns:
-            ``(position, type, value)`` for the values in ``hp``: ``type`` and
-            ``value`` (rate or beta) are None when the position builds no
+            ``(position, type, amount)`` for the values in ``hp``: ``type`` and
+            ``amount`` (rate or beta) are None when the position builds no
             dropout.
         """
-        position = hp.Choice("dropout_position", list(self.positions))
-        typed = [p for p in self.positions if p not in _NO_DROPOUT]
-        dropout_type = value = None
-        if typed:
-            with hp.conditional_scope("dropout_position", typed):
-                dropout_type = hp.Choice("dropout_type", list(self.types))
-                if "bernoulli" in self.types:
-                    with hp.conditional_scope("dropout_type", ["bernoulli"]):
-                        rate = hp.Choice("dropout_rate", list(self.rates), ordered=True)
-                if "uout" in self.types:
-                    with hp.conditional_scope("dropout_type", ["uout"]):
-                        beta = hp.Choice("uout_beta", list(self.betas), ordered=True)
-            if position in typed:
-                value = rate if dropout_type == "bernoulli" else beta
-        if position in _NO_DROPOUT:
-            dropout_type = None
-        return position, dropout_type, value
+        return self.space.declare(hp)
 
     def grid_points(self):
-        """Every point of the search space, positions first.
+        """Every point of the search space, positions first (see `tuner.SearchSpace.grid_points`)."""
+        return self.space.grid_points()
 
-        The first point of each position comes before the second of any, and
-        so on: a grid search cut short by ``max_trials`` still compares
-        positions (e.g. ``original``, ``after_bn``, ``head``, ``remove`` at
-        the first rate) before it tries more rates.
-
-        Returns:
-            A list of dicts of the active hyperparameter values.
-        """
-        per_position = []
-        for position in self.positions:
-            if position in _NO_DROPOUT:
-                per_position.append([{"dropout_position": position}])
-                continue
-            points = []
-            for dropout_type in self.types:
-                name, values = (
-                    ("dropout_rate", self.rates) if dropout_type == "bernoulli" else ("uout_beta", self.betas)
-                )
-                points += [
-                    {"dropout_position": position, "dropout_type": dropout_type, name: v} for v in values
-                ]
-            per_position.append(points)
-        longest = max(len(points) for points in per_position)
-        return [points[k] for k in range(longest) for points in per_position if k < len(points)]
-
-    # -- models --------------------------------------------------------------
     def build(self, hp):
         """Builds and compiles the network for the values in ``hp``."""
-        position, dropout_type, value = self.declare_hyperparameters(hp)
+        position, dropout_type, amount = self.declare_hyperparameters(hp)
         if self.user_model is None:
             model = zoo.get(
                 self.zoo_name,
                 num_classes=self.num_classes,
                 input_shape=self.input_shape,
-                dropout_rate=0.0 if value is None else value,
+                dropout_rate=0.0 if amount is None else amount,
                 dropout_position=position,
                 dropout_type=dropout_type or "bernoulli",
                 **self.model_options,
             )
         else:
-            model = with_dropout(self.user_model, position, dropout_type, value)
+            model = with_dropout(self.user_model, position, dropout_type, amount)
         return self.training.compile(model, self.optimizer)
 
     def learning_rate_schedule(self):
         """The recipe's step schedule over this run's steps (a float if it has no steps)."""
-        return recipe_lib.learning_rate_schedule(
-            self.recipe, self.epochs, self.steps_per_epoch, self.batch_size
-        )
+        return recipe_lib.learning_rate_schedule(self.recipe, self.epochs, self.steps_per_epoch, self.batch_size)
 
     def optimizer(self):
         """A new `tuner.recipe.TorchSGD`: the recipe's momentum, coupled decay and schedule."""
         return recipe_lib.optimizer(self.recipe, self.epochs, self.steps_per_epoch, self.batch_size)
+
+
+def _recipe(family, training_config):
+    """The family's recipe (PreResNet's for a user model), with the config's rates where given."""
+    recipe = RECIPES.get(family, RECIPES["preresnet"])
+    changes = {
+        name: getattr(training_config, name)
+        for name in ("learning_rate", "weight_decay")
+        if getattr(training_config, name) is not None
+    }
+    return dataclasses.replace(recipe, **changes)
 
 
 def _dropout_layers(model):
@@ -361,7 +266,8 @@ def with_dropout(model, position, dropout_type=None, value=None):
             f"Unknown position for a user model. Expected one of {', '.join(MODEL_POSITIONS)}. "
             f"Received: position={position!r}"
         )
-    if position != "remove" and dropout_type not in (None,) + DROPOUT_TYPES:
+    builds_dropout = position not in vocab.NO_DROPOUT_POSITIONS
+    if builds_dropout and dropout_type not in (None,) + DROPOUT_TYPES:
         raise ValueError(
             f"Unknown dropout type. Expected one of {', '.join(DROPOUT_TYPES)}. "
             f"Received: dropout_type={dropout_type!r}"
@@ -370,7 +276,7 @@ def with_dropout(model, position, dropout_type=None, value=None):
         base = model
     else:
         base = keras_vs.rewrite(model, position)
-    if position == "remove" or dropout_type is None or not _dropout_layers(base):
+    if not builds_dropout or dropout_type is None or not _dropout_layers(base):
         return base if base is not model else graph_lib.copy(model)
     targets = {id(layer) for layer in _dropout_layers(base)}
 

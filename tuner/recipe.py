@@ -35,7 +35,19 @@ import numbers
 import keras
 from keras import ops
 
-REFERENCE_BATCH = 128
+from tuner.config import check_int
+
+__all__ = [
+    "RECIPES",
+    "REFERENCE_BATCH",
+    "Recipe",
+    "TorchSGD",
+    "learning_rate_schedule",
+    "milestone_steps",
+    "optimizer",
+]
+
+REFERENCE_BATCH = 128  # the batch size at which a recipe's learning rate is given
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +84,6 @@ RECIPES = {
 }
 
 
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
 def milestone_steps(recipe, epochs, steps_per_epoch):
     """First optimizer step (0-based) of each decayed learning rate.
 
@@ -90,8 +96,8 @@ def milestone_steps(recipe, epochs, steps_per_epoch):
     >>> milestone_steps(RECIPES["preresnet"], epochs=164, steps_per_epoch=391)
     [31671, 47702]
     """
-    epochs = _check_positive_int("epochs", epochs)
-    steps_per_epoch = _check_positive_int("steps_per_epoch", steps_per_epoch)
+    epochs = check_int("epochs", epochs)
+    steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch)
     total = epochs * steps_per_epoch
     # Exact fractions: 81 / 164 * (164 * n) must land on 81 * n, not beside it.
     return [round(fractions.Fraction(m * total, recipe.epochs)) for m in recipe.milestones]
@@ -102,7 +108,7 @@ def learning_rate_schedule(recipe, epochs, steps_per_epoch, batch_size=REFERENCE
 
     The rate is scaled linearly from batch size 128 to ``batch_size``.
     """
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     lr = recipe.learning_rate * batch_size / REFERENCE_BATCH
     total = epochs * steps_per_epoch
     # Step k (0-based) uses the decayed rate once k >= its milestone step, as
@@ -177,6 +183,8 @@ class TorchSGD(keras.optimizers.SGD):
                 gradient, ops.multiply(ops.cast(self.coupled_weight_decay, variable.dtype), variable)
             )
         if self.momentum != 0:
+            # Keras' optimizers find a variable's slot by this private method
+            # (as keras.optimizers.SGD does); Keras has no public mapping.
             buffer = self.momentums[self._get_variable_index(variable)]
             gradient = ops.add(ops.multiply(buffer, ops.cast(self.momentum, variable.dtype)), gradient)
             self.assign(buffer, gradient)

@@ -15,6 +15,9 @@ import warnings
 import keras
 
 from keras_vs import graph as graph_lib
+from tuner.config import TrainingConfig
+
+__all__ = ["RECIPE", "TrainingSetup", "ends_in_softmax"]
 
 RECIPE = "recipe"
 _OWN = "the model's own compile()"
@@ -37,9 +40,7 @@ def ends_in_softmax(model):
 
 
 def _resolve_loss(loss, from_logits):
-    """``loss`` as a serialized Keras object (or name), validated."""
-    if from_logits is not None and not isinstance(from_logits, bool):
-        raise ValueError(f"Expected from_logits to be True, False or None. Received: from_logits={from_logits!r}")
+    """``loss`` as a serialized Keras object (or name), validated (``from_logits``: by `TrainingConfig`)."""
     if isinstance(loss, str) and from_logits is not None:
         # "sparse_categorical_crossentropy" + from_logits -> the Loss class with that option.
         try:
@@ -135,65 +136,35 @@ class TrainingSetup:
     notes: tuple = ()
 
     @classmethod
-    def resolve(cls, user_model, *, loss=None, optimizer=None, from_logits=None,
-                learning_rate=None, weight_decay=None):
+    def resolve(cls, user_model, config=None):
         """The setup of a search.
 
         Args:
             user_model: The user's `keras.Model`, or None for a zoo network.
-            loss, optimizer: Explicit overrides (see the module docstring).
-            from_logits: For the default loss (or with a loss name).
-            learning_rate, weight_decay: Applied to a non-recipe optimizer
-                (the recipe takes them itself).
+            config: A `tuner.TrainingConfig`: its ``loss`` and ``optimizer``
+                override (see the module docstring), ``from_logits`` applies
+                to the default loss (or a loss name), ``learning_rate`` and
+                ``weight_decay`` to a non-recipe optimizer (the recipe takes
+                them itself). None: the defaults.
+
+        Returns:
+            A `TrainingSetup`.
         """
-        own = {}
-        if user_model is not None and getattr(user_model, "compiled", False):
-            own = dict(user_model.get_compile_config() or {})
-            try:  # every trial rebuilds it from this config: check once that it can
-                keras.saving.deserialize_keras_object(own)
-            except Exception as e:  # noqa: BLE001  (whatever the config holds)
-                raise ValueError(
-                    f"The compile() setup of model {user_model.name!r} cannot be rebuilt for each "
-                    f"trial ({type(e).__name__}: {e}); pass loss= and optimizer= (keras-vs tune: "
-                    f"--loss, --optimizer). Received: {sorted(own)}"
-                ) from None
-        notes, sources = [], {}
-        if loss is not None:
-            resolved_loss, sources["loss"] = _resolve_loss(loss, from_logits), "given"
-        elif own.get("loss") is not None and from_logits is None:
-            resolved_loss, sources["loss"] = own["loss"], _OWN
-        else:
-            if from_logits is None:
-                logits = user_model is not None and not ends_in_softmax(user_model)
-                sources["loss"] = "assumed" if user_model is not None else "the zoo's softmax output"
-                if user_model is not None:
-                    if logits:
-                        warnings.warn(
-                            f"model {user_model.name!r} is not compiled and its output is not a "
-                            "softmax: assuming SparseCategoricalCrossentropy(from_logits=True)",
-                            stacklevel=3,
-                        )
-                    notes.append(
-                        f"model {user_model.name!r} is not compiled and its output is "
-                        f"{'not a softmax' if logits else 'a softmax'}: assuming "
-                        f"SparseCategoricalCrossentropy(from_logits={logits}); pass loss= "
-                        "(keras-vs tune: --loss, --from_logits) to choose"
-                    )
-            else:
-                logits, sources["loss"] = from_logits, "given"
-            resolved_loss = keras.saving.serialize_keras_object(
-                keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
-            )
-        if optimizer is not None:
-            resolved_opt = _resolve_optimizer(optimizer, learning_rate, weight_decay)
-            sources["optimizer"] = "given"
+        config = TrainingConfig() if config is None else config
+        own = _own_compile_config(user_model)
+        notes = []
+        loss, loss_source = _choose_loss(user_model, own, config, notes)
+        if config.optimizer is not None:
+            optimizer = _resolve_optimizer(config.optimizer, config.learning_rate, config.weight_decay)
+            optimizer_source = "given"
         elif own.get("optimizer") is not None:
-            resolved_opt = _with_rates(own["optimizer"], learning_rate, weight_decay)
-            sources["optimizer"] = _OWN
+            optimizer = _with_rates(own["optimizer"], config.learning_rate, config.weight_decay)
+            optimizer_source = _OWN
         else:
-            resolved_opt, sources["optimizer"] = RECIPE, "recipe"
+            optimizer, optimizer_source = RECIPE, "recipe"
         options = {k: v for k, v in own.items() if k not in ("loss", "optimizer")}
-        return cls(resolved_loss, resolved_opt, options, sources, tuple(notes))
+        sources = {"loss": loss_source, "optimizer": optimizer_source}
+        return cls(loss, optimizer, options, sources, tuple(notes))
 
     def compile(self, model, recipe_optimizer):
         """Compiles ``model`` with a fresh optimizer; ``recipe_optimizer()`` makes the recipe's."""
@@ -225,3 +196,48 @@ class TrainingSetup:
     def config(self):
         """A JSON-able record of the setup, for a search's settings."""
         return {"loss": self.loss, "optimizer": self.optimizer, "compile": self.compile_options}
+
+
+def _own_compile_config(user_model):
+    """A compiled user model's compile config (checked to rebuild), else ``{}``."""
+    if user_model is None or not getattr(user_model, "compiled", False):
+        return {}
+    own = dict(user_model.get_compile_config() or {})
+    try:  # every trial rebuilds it from this config: check once that it can
+        keras.saving.deserialize_keras_object(own)
+    except Exception as e:  # noqa: BLE001  (whatever the config holds)
+        raise ValueError(
+            f"The compile() setup of model {user_model.name!r} cannot be rebuilt for each "
+            f"trial ({type(e).__name__}: {e}); pass loss= and optimizer= (keras-vs tune: "
+            f"--loss, --optimizer). Received: {sorted(own)}"
+        ) from None
+    return own
+
+
+def _choose_loss(user_model, own, config, notes):
+    """``(serialized loss, where it came from)``; appends the assumption made, if any, to ``notes``."""
+    if config.loss is not None:
+        return _resolve_loss(config.loss, config.from_logits), "given"
+    if own.get("loss") is not None and config.from_logits is None:
+        return own["loss"], _OWN
+    if config.from_logits is not None:
+        logits, source = config.from_logits, "given"
+    elif user_model is None:
+        logits, source = False, "the zoo's softmax output"
+    else:
+        logits, source = not ends_in_softmax(user_model), "assumed"
+        if logits:
+            # Past this function, resolve and DropoutHyperModel.__init__: the user's call.
+            warnings.warn(
+                f"model {user_model.name!r} is not compiled and its output is not a "
+                "softmax: assuming SparseCategoricalCrossentropy(from_logits=True)",
+                stacklevel=4,
+            )
+        notes.append(
+            f"model {user_model.name!r} is not compiled and its output is "
+            f"{'not a softmax' if logits else 'a softmax'}: assuming "
+            f"SparseCategoricalCrossentropy(from_logits={logits}); pass loss= "
+            "(keras-vs tune: --loss, --from_logits) to choose"
+        )
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=logits)
+    return keras.saving.serialize_keras_object(loss), source

@@ -192,15 +192,6 @@ def test_bad_arguments_name_what_was_received(tmp_path):
         _search(tmp_path, strategy="gpu")
 
 
-def test_out_of_memory_errors_are_recognised():
-    class ResourceExhaustedError(Exception):
-        pass
-
-    assert search_lib._is_out_of_memory(ResourceExhaustedError("OOM when allocating tensor"))
-    assert search_lib._is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory"))
-    assert not search_lib._is_out_of_memory(ValueError("shapes do not match"))
-
-
 RESUME_SCRIPT = TINY_SOURCE + textwrap.dedent(
     """
     import sys

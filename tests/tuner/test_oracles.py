@@ -1,0 +1,32 @@
+"""tuner.oracles: each oracle by name, the grid's order, atomic oracle files."""
+
+import keras_tuner
+import pytest
+
+from tuner import oracles
+
+POINTS = [{"dropout_position": "none"}, {"dropout_position": "head", "dropout_type": "uout", "uout_beta": 0.5}]
+
+
+@pytest.mark.parametrize("name", oracles.ORACLES)
+def test_every_name_gives_an_oracle_that_maximises_val_accuracy(name):
+    oracle = oracles.make_oracle(name, max_trials=2, epochs=2, seed=0, points=POINTS)
+    assert isinstance(oracle, keras_tuner.Oracle) and isinstance(oracle, oracles._AtomicFiles)
+    assert oracle.objective.name == "val_accuracy" and oracle.objective.direction == "max"
+
+
+def _trial(trial_id, values, status="RUNNING"):
+    hp = keras_tuner.HyperParameters()
+    for name, value in values.items():
+        hp.Fixed(name, value)
+    return keras_tuner.engine.trial.Trial(hp, trial_id=trial_id, status=status)
+
+
+def test_grid_takes_each_point_once_in_order():
+    oracle = oracles.make_oracle("grid", max_trials=5, epochs=1, seed=0, points=POINTS)
+    assert oracle.populate_space("0")["values"] == POINTS[0]
+    oracle.trials = {"0": _trial("0", POINTS[0])}
+    assert oracle.populate_space("1")["values"] == POINTS[1]  # the first point is taken
+    assert oracle.populate_space("0")["values"] == POINTS[0]  # a rerun trial keeps its own
+    oracle.trials["1"] = _trial("1", POINTS[1], status="COMPLETED")
+    assert oracle.populate_space("2")["status"] == "STOPPED"  # every point taken, none running

@@ -1,0 +1,67 @@
+"""tuner.results: rows, the table, the CSV/JSON files and the best row, from made-up trials."""
+
+import csv
+import os
+
+import pytest
+
+from tuner import results
+
+
+def _row(trial_id, status="COMPLETED", position="head", dropout_type="bernoulli", rate=0.5, accuracy=0.9):
+    return {
+        "trial_id": trial_id, "trial_number": int(trial_id) + 1, "status": status, "position": position,
+        "type": dropout_type, "rate": rate, "val_accuracy": accuracy if status == "COMPLETED" else None,
+        "val_loss": 0.3, "variance_shift_max": 1.25, "variance_shift_mean": 1.1,
+        "train_mode_accuracy": 0.8, "inference_accuracy": 0.85, "inconsistency_gap": -0.05,
+        "disagreement": 0.1, "tuner_id": "tuner0", "seconds": 2.0,
+        "message": "" if status == "COMPLETED" else "diverged",
+    }
+
+
+ROWS = [_row("0", position="none", dropout_type="-", rate=0.0, accuracy=0.8), _row("1"),
+        _row("2", status="FAILED"), _row("3", dropout_type="uout", accuracy=0.9)]
+
+
+def test_best_row_is_the_most_accurate_earliest_completed_trial():
+    assert results.best_row(ROWS)["trial_id"] == "1"  # a tie goes to the earlier trial
+    assert results.best_row([ROWS[2]]) is None
+
+
+def test_table_has_a_line_per_trial_and_dashes_for_missing_values():
+    lines = results.format_table(ROWS).splitlines()
+    assert len(lines) == 2 + len(ROWS)
+    assert lines[2].split()[:4] == ["#1", "0", "COMPLETED", "none"]
+    assert lines[4].split()[:2] == ["#3", "2"] and " - " in lines[4]
+
+
+def test_summary_line_says_what_a_trial_tried_and_found():
+    assert results.summary_line(ROWS[3]) == (
+        "[keras-vs] Trial #4 (trial_id 3: head, uout 0.5): val_accuracy 0.9000, max variance shift "
+        "1.250, train-set accuracy 0.8000 (training mode) vs 0.8500 (inference mode) [2.0s]"
+    )
+    assert results.summary_line(ROWS[0]).startswith("[keras-vs] Trial #1 (trial_id 0: none): ")
+    assert results.summary_line(ROWS[2]) == "[keras-vs] Trial #3 (trial_id 2: head, bernoulli 0.5): FAILED diverged"
+
+
+def test_csv_has_the_documented_columns():
+    with_empty = results._csv_text(ROWS)
+    reader = list(csv.DictReader(with_empty.splitlines()))
+    assert reader[0]["type"] == "-" and reader[2]["val_accuracy"] == ""
+    assert list(reader[0])[:6] == ["trial_id", "trial_number", "status", "position", "type", "rate"]
+
+
+def test_plot_draws_one_curve_per_position_and_type(tmp_path):
+    curves = results._curves(ROWS)
+    assert list(curves) == ["head / bernoulli", "head / uout", "no dropout"]
+    assert sorted(curves["head / bernoulli"]) == [0.0, 0.5]  # rate 0: the network without dropout
+    assert results._means(curves["head / bernoulli"], "val_accuracy") == pytest.approx([0.8, 0.9])
+    path = tmp_path / "results.png"
+    results.plot_results(ROWS, str(path), title="tiny")
+    assert os.path.getsize(path) > 0
+
+
+def test_a_worker_result_cannot_load_models():
+    result = results.SearchResult([], None, "p", {}, ["0"], "worker")
+    with pytest.raises(ValueError, match="Received: role='worker'"):
+        result.load_model("0")
