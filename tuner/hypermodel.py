@@ -37,8 +37,11 @@ DROPOUT_TYPES = vocab.DROPOUT_TYPES
 # (the default search's) and kept, so that existing code builds the same space.
 _KEYWORD_RATES = (0.1, 0.3, 0.5)
 _KEYWORD_BETAS = (0.1, 0.3, 0.5)
+# The zoo builder's argument for each dropout type's amount: Bernoulli's
+# drop rate, Uout's noise.
+_ZOO_AMOUNT = dict(zip(vocab.DROPOUT_TYPES, ("dropout_rate", "beta")))
 # Builder arguments the search itself sets.
-_SEARCH_SET = ("num_classes", "input_shape", "dropout_rate", "dropout_position", "dropout_type")
+_SEARCH_SET = ("num_classes", "input_shape", "dropout_position", "dropout_type", *_ZOO_AMOUNT.values())
 
 
 def _model_options(model, options):
@@ -181,13 +184,14 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         """Builds and compiles the network for the values in ``hp``."""
         position, dropout_type, amount = self.declare_hyperparameters(hp)
         if self.user_model is None:
+            dropout_type = dropout_type or "bernoulli"  # no dropout: Bernoulli at rate 0
             model = zoo.get(
                 self.zoo_name,
                 num_classes=self.num_classes,
                 input_shape=self.input_shape,
-                dropout_rate=0.0 if amount is None else amount,
                 dropout_position=position,
-                dropout_type=dropout_type or "bernoulli",
+                dropout_type=dropout_type,
+                **{_ZOO_AMOUNT[dropout_type]: 0.0 if amount is None else amount},
                 **self.model_options,
             )
         else:

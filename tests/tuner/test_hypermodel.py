@@ -1,5 +1,7 @@
 """tuner.hypermodel: the conditional search space, the zoo and user-model builds, the recipe."""
 
+import warnings
+
 import keras
 import keras_tuner
 import numpy as np
@@ -78,6 +80,17 @@ def test_zoo_build_places_the_chosen_dropout(position, dropout_type, value, laye
     assert model.optimizer is not None and model.input_shape == (None, 8, 8, 1)
 
 
+def test_zoo_uout_gets_its_beta_as_beta():
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("dropout_position", "head")
+    hp.Fixed("dropout_type", "uout")
+    hp.Fixed("uout_beta", 0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # not as the zoo's Bernoulli dropout_rate
+        model = _zoo_model(betas=(0.3,)).build(hp)
+    assert [layer.beta for layer in _noise_layers(model)] == [0.3]
+
+
 def test_optimizer_follows_the_family_recipe_scaled_to_the_run():
     # WRN: lr x0.2 at 30%, 60%, 80% of training; lr scales with batch size.
     model = _zoo_model(batch_size=64)
@@ -151,6 +164,7 @@ def test_every_sampled_zoo_point_builds_its_layers(position, dropout_type, value
         ({"model": "wrn-10-1", "epochs": 0}, "epochs=0"),
         ({"model": "wrn-10-1", "learning_rate": -1.0}, "learning_rate=-1.0"),
         ({"model": "wrn-10-1", "model_options": {"dropout_rate": 0.1}}, "cannot set dropout_rate"),
+        ({"model": "wrn-10-1", "model_options": {"beta": 0.1}}, "cannot set beta"),
         ({"model": "wrn-10-1", "model_options": ["width"]}, r"Received: model_options=\['width'\]"),
     ],
 )
