@@ -29,7 +29,6 @@ __all__ = [
     "DataConfig",
     "TrainingConfig",
     "check_int",
-    "check_rate",
     "given_or_made",
 ]
 
@@ -70,7 +69,7 @@ def check_int(name, value, minimum=1, allow_none=False):
     return int(value)
 
 
-def check_rate(name, value):
+def _check_rate(name, value):
     """A learning rate or weight decay: None (the default's own) or a number >= 0, as a float."""
     if value is None:
         return None
@@ -154,8 +153,8 @@ class TrainingConfig:
         # Frozen: the checked, normalised values are set through object.__setattr__.
         object.__setattr__(self, "epochs", check_int("epochs", self.epochs))
         object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
-        object.__setattr__(self, "learning_rate", check_rate("learning_rate", self.learning_rate))
-        object.__setattr__(self, "weight_decay", check_rate("weight_decay", self.weight_decay))
+        object.__setattr__(self, "learning_rate", _check_rate("learning_rate", self.learning_rate))
+        object.__setattr__(self, "weight_decay", _check_rate("weight_decay", self.weight_decay))
         if self.from_logits is not None and not isinstance(self.from_logits, bool):
             raise ValueError(
                 f"Expected from_logits to be True, False or None. Received: from_logits={self.from_logits!r}"

@@ -25,7 +25,6 @@ __all__ = [
     "distributed",
     "even_batches",
     "get_strategy",
-    "is_keras_distribution",
     "tuner_strategy",
 ]
 
@@ -165,7 +164,7 @@ def _devices(platform):
         return []
 
 
-def is_keras_distribution(strategy):
+def _is_keras_distribution(strategy):
     """Whether ``strategy`` is a `keras.distribution.Distribution` (e.g. DataParallel)."""
     # keras.distribution exports DataParallel and ModelParallel, not their base class.
     public = (keras.distribution.DataParallel, keras.distribution.ModelParallel)
@@ -180,7 +179,7 @@ def tuner_strategy(strategy):
     A `keras.distribution.Distribution` is not one (keras-tuner reads
     ``strategy.extended``); it is set around the search by `distributed`.
     """
-    return None if is_keras_distribution(strategy) else strategy
+    return None if _is_keras_distribution(strategy) else strategy
 
 
 @contextlib.contextmanager
@@ -200,7 +199,7 @@ def distributed(strategy):
     >>> with distributed(None):
     ...     pass
     """
-    if not is_keras_distribution(strategy):
+    if not _is_keras_distribution(strategy):
         yield
         return
     previous = keras.distribution.distribution()
@@ -213,7 +212,7 @@ def distributed(strategy):
 
 def data_parallel_size(strategy):
     """How many ways a `keras.distribution.Distribution` splits each batch (1 for anything else)."""
-    if not is_keras_distribution(strategy):
+    if not _is_keras_distribution(strategy):
         return 1
     mesh = strategy.device_mesh
     return int(dict(zip(mesh.axis_names, mesh.shape))[strategy.batch_dim_name])
@@ -289,7 +288,7 @@ def describe(strategy):
     """A short human-readable name of ``strategy`` (None: the default)."""
     if strategy is None:
         return "default (one device)"
-    if is_keras_distribution(strategy):
+    if _is_keras_distribution(strategy):
         devices = [str(d) for d in strategy.device_mesh.devices.flat]
         return f"{type(strategy).__name__} ({len(devices)} devices: {', '.join(devices)})"
     return f"{type(strategy).__name__} ({strategy.num_replicas_in_sync} replicas)"

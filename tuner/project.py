@@ -57,12 +57,28 @@ def _json_safe(value):
 
 
 def json_text(value):
-    """``value`` as indented JSON text with sorted keys; NaN and inf become null."""
+    """The text of a JSON file keras-vs writes.
+
+    Args:
+        value: Dicts, lists, numbers (NumPy's too) and strings.
+
+    Returns:
+        Indented JSON with sorted keys and a final newline; NaN and inf
+        become null.
+    """
     return json.dumps(_json_safe(value), indent=2, sort_keys=True) + "\n"
 
 
 def read_trial_file(trial_dir):
-    """The ``keras_vs.json`` record of a trial folder, or None."""
+    """A trial's record.
+
+    Args:
+        trial_dir: The ``trial_<id>`` folder.
+
+    Returns:
+        The dict of its ``keras_vs.json`` (status, hyperparameters, metrics,
+        per-epoch history, ...), or None if the trial wrote none yet.
+    """
     path = os.path.join(trial_dir, TRIAL_FILE)
     if not os.path.isfile(path):
         return None
@@ -71,7 +87,12 @@ def read_trial_file(trial_dir):
 
 
 def write_trial_file(trial_dir, record):
-    """Writes a trial's ``keras_vs.json`` record (atomically)."""
+    """Writes a trial's ``keras_vs.json`` record (atomically).
+
+    Args:
+        trial_dir: The ``trial_<id>`` folder.
+        record: A JSON-able dict (NaN and inf are written as null).
+    """
     write_atomic(os.path.join(trial_dir, TRIAL_FILE), json_text(record))
 
 
@@ -88,7 +109,17 @@ def role():
 
 
 def default_project_name(model, dataset, oracle):
-    """``"<model>-<dataset>-<oracle>"`` with unsafe characters replaced."""
+    """The search folder's name when none is given.
+
+    Args:
+        model: A zoo name or a `keras.Model` (its name is used).
+        dataset: A data set name, a file (its stem is used) or arrays.
+        oracle: The oracle's name.
+
+    Returns:
+        ``"<model>-<dataset>-<oracle>"``, characters other than letters,
+        digits, ``-``, ``_`` and ``.`` replaced by ``_``.
+    """
     model_name = model if isinstance(model, str) else getattr(model, "name", "model")
     dataset_name = (
         os.path.splitext(os.path.basename(os.fspath(dataset)))[0]

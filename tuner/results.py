@@ -96,7 +96,14 @@ def _cell(row, key, fmt):
 
 
 def format_table(rows):
-    """The results table as text (one line per trial)."""
+    """The results table as text.
+
+    Args:
+        rows: Result rows (`trial_row`).
+
+    Returns:
+        A header, a rule and one line per trial; ``-`` marks a missing value.
+    """
     header = (
         f"{'trial':>5} {'id':>3} {'status':<9} {'position':<11} {'type':<9} {'rate':>5} "
         f"{'val acc':>7} {'max shift':>9} {'train acc: train mode':>21} {'inference':>9}"
@@ -114,7 +121,14 @@ def format_table(rows):
 
 
 def summary_line(row):
-    """A one-line summary of a finished trial."""
+    """A one-line summary of a finished trial, as printed after each trial.
+
+    Args:
+        row: Its result row (`trial_row`).
+
+    Returns:
+        ``"[keras-vs] Trial #N (trial_id ...): ..."``: its accuracy and shift, or why it failed.
+    """
     what = f"{row['position']}" + (f", {row['type']} {row['rate']:g}" if row["type"] != "-" else "")
     name = f"[keras-vs] Trial #{row['trial_number']} (trial_id {row['trial_id']}: {what})"
     if row["status"] != "COMPLETED":
@@ -168,7 +182,13 @@ def _means(by_rate, name):
 
 
 def plot_results(rows, path, title=""):
-    """Writes accuracy and max variance shift against rate (Uout: beta), one line per position/type."""
+    """Writes accuracy and max variance shift against rate (Uout: beta), one line per position/type.
+
+    Args:
+        rows: Result rows (`trial_row`); only completed trials are drawn.
+        path: The image file to write (atomically).
+        title: The figure's title.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -192,7 +212,15 @@ def plot_results(rows, path, title=""):
 
 
 def collect_rows(oracle, project_dir):
-    """Result rows of every trial an oracle knows, in trial order."""
+    """Result rows of every trial an oracle knows, in trial order.
+
+    Args:
+        oracle: The search's keras-tuner `Oracle`.
+        project_dir: The search folder (for each trial's record).
+
+    Returns:
+        A list of `trial_row` dicts.
+    """
     rows = []
     for trial_id in sorted(oracle.trials):
         record = project_lib.read_trial_file(os.path.join(project_dir, f"trial_{trial_id}"))
@@ -201,7 +229,15 @@ def collect_rows(oracle, project_dir):
 
 
 def best_row(rows):
-    """The completed row of the highest ``val_accuracy``, or None."""
+    """The best trial's row.
+
+    Args:
+        rows: Result rows (`trial_row`).
+
+    Returns:
+        The completed row of the highest ``val_accuracy`` (the earlier trial
+        on a tie), or None if no trial completed.
+    """
     done = [r for r in rows if r["status"] == "COMPLETED" and r.get(OBJECTIVE) is not None]
     if not done:
         return None

@@ -94,7 +94,14 @@ def point(values):
 
 
 def point_text(values):
-    """``"head uout 0.5"``: a point in a few words."""
+    """A point in a few words.
+
+    Args:
+        values: Hyperparameter values (see `point`).
+
+    Returns:
+        E.g. ``"head uout 0.5"``, or ``"none"``.
+    """
     position, dropout_type, amount = point(values)
     return position + (f" {dropout_type} {amount:g}" if amount is not None else "")
 

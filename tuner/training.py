@@ -17,7 +17,7 @@ import keras
 from keras_vs import graph as graph_lib
 from tuner.config import TrainingConfig
 
-__all__ = ["RECIPE", "TrainingSetup", "ends_in_softmax"]
+__all__ = ["RECIPE", "TrainingSetup"]
 
 RECIPE = "recipe"
 _OWN = "the model's own compile()"
@@ -27,7 +27,7 @@ def _camel(name):
     return "".join(part.capitalize() for part in name.split("_"))
 
 
-def ends_in_softmax(model):
+def _ends_in_softmax(model):
     """Whether the (first) output of ``model`` comes out of a softmax."""
     try:
         layer = graph_lib.output_layer(model)
@@ -225,7 +225,7 @@ def _choose_loss(user_model, own, config, notes):
     elif user_model is None:
         logits, source = False, "the zoo's softmax output"
     else:
-        logits, source = not ends_in_softmax(user_model), "assumed"
+        logits, source = not _ends_in_softmax(user_model), "assumed"
         if logits:
             # Past this function, resolve and DropoutHyperModel.__init__: the user's call.
             warnings.warn(
