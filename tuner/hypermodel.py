@@ -141,6 +141,7 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         super().__init__(name="dropout")
         self.model_options = _model_options(model, model_options)
         self.family, self.user_model, self.zoo_name, allowed = _model_kind(model)
+        # Keywords left at these defaults may sit next to their record.
         defaults = {n: p.default for n, p in inspect.signature(DropoutHyperModel).parameters.items()}
         space = config_lib.given_or_made(
             "space", space, SearchSpace, defaults, positions=positions, types=types, rates=rates, betas=betas
