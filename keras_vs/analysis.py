@@ -1,6 +1,6 @@
 """Find every dropout that feeds a batch normalization ("disharmony").
 
-Vocabulary (DESIGN.md): a dropout *feeds* a BN when a path leads from it to
+Vocabulary: a dropout *feeds* a BN when a path leads from it to
 the BN through no other BN; the pair is ``"direct"`` when no conv/dense layer
 sits on the path (the paper's case a, the large shift) and
 ``"through_linear"`` otherwise (case b, a smaller shift).

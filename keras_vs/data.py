@@ -16,6 +16,8 @@ import numpy as np
 
 from keras_vs import optional
 
+__all__ = ["SPLITS", "TFDS_NAMES", "DatasetSpec", "load", "names", "spec", "tfds_dataset"]
+
 SPLITS = ("train", "test")
 _TEST_FRACTION = 0.2
 _SPLIT_SEED = 0
@@ -144,6 +146,7 @@ def load(name, split="train"):
 
 
 def _digits(split):
+    """scikit-learn's digits, split 80/20 by a fixed permutation."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -156,6 +159,7 @@ def _digits(split):
 
 
 def _npz(path):
+    """The arrays ``x`` and ``y`` (or None) of a ``.npz`` file, checked."""
     if not os.path.isfile(path):
         raise ValueError(f"No such .npz file. Received: name={path!r}")
     try:
@@ -186,67 +190,13 @@ def _npz(path):
 
 
 def _check_positive_int(name, value):
+    """Raises a ValueError echoing ``name=value`` unless it is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
 
 
-def tfds_dataset(
-    name,
-    split="train",
-    batch_size=128,
-    training=None,
-    *,
-    data_dir=None,
-    download=False,
-    seed=0,
-    shuffle_buffer=None,
-    take=None,
-):
-    """A batched `tf.data.Dataset` of ``(image, label)`` from TensorFlow Datasets.
-
-    Training pipelines use the paper's augmentation: CIFAR images are padded
-    by 4 pixels, randomly cropped back to 32x32 and randomly flipped; ImageNet
-    images get a random-area crop resized to 224x224 and a flip (evaluation:
-    shorter side resized to 256, central 224x224 crop). Every image is scaled
-    to [0, 1] and normalised with the per-channel mean and std of `spec`. The
-    random crops and flips are stateless, seeded per example and per epoch,
-    so one ``seed`` gives the same data order and augmentation on every run.
-    CIFAR training data is drawn in a new full permutation every epoch, as
-    the reference's ``DataLoader(shuffle=True)``.
-
-    Args:
-        name: ``"cifar10"``, ``"cifar100"`` or ``"imagenet2012"``.
-        split: ``"train"`` or ``"test"`` (ImageNet's validation split).
-        batch_size: Examples per batch.
-        training: Augment and shuffle; defaults to ``split == "train"``.
-        data_dir: TFDS data folder (TFDS' default when None).
-        download: Let TFDS download and prepare the data if it is missing.
-            ImageNet must be downloaded by hand into
-            ``<data_dir>/downloads/manual`` whatever this says.
-        seed: Seed of the shuffle and of the augmentation.
-        shuffle_buffer: Shuffle buffer size (training only); default the
-            whole split for CIFAR (a uniform permutation per epoch) and
-            10,000 for ImageNet (whose decoded split does not fit in memory).
-        take: Use only the first ``take`` examples of the split.
-
-    Returns:
-        A `tf.data.Dataset` of float32 images ``(batch, H, W, C)`` and int64
-        labels ``(batch,)``, prefetched.
-
-    Raises:
-        FileNotFoundError: The data is not in ``data_dir`` and ``download`` is
-            False (the message says how to prepare it).
-        keras_vs.optional.MissingDependencyError: TensorFlow or TensorFlow
-            Datasets is not installed (the message says what to install).
-
-    Example:
-
-    >>> import tensorflow_datasets as tfds
-    >>> with tfds.testing.mock_data(num_examples=4):
-    ...     ds = tfds_dataset("cifar10", batch_size=2)
-    >>> tuple(ds.element_spec[0].shape)
-    (None, 32, 32, 3)
-    """
+def _check_tfds_arguments(name, split, batch_size, seed, shuffle_buffer, take):
+    """Validates `tfds_dataset`'s arguments; returns ``(tf, tfds)``."""
     if name not in TFDS_NAMES:
         raise ValueError(
             f"Unknown TFDS data set. Expected one of {', '.join(TFDS_NAMES)}. Received: name={name!r}"
@@ -263,11 +213,14 @@ def tfds_dataset(
         _check_positive_int("take", take)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"Expected seed to be an integer. Received: seed={seed!r}")
-    training = split == "train" if training is None else bool(training)
-    info = spec(name)
+    return tf, tfds
+
+
+def _load_tfds(tfds, name, split, data_dir, download, training, seed):
+    """The TFDS split as ``(image, label)`` pairs; missing data says how to prepare it."""
     tfds_split = _TFDS_SPLITS[name][split]
     try:
-        ds = tfds.load(
+        return tfds.load(
             name,
             split=tfds_split,
             data_dir=data_dir,
@@ -293,56 +246,144 @@ def tfds_dataset(
             f"it.{manual} ({e}) Received: name={name!r}, data_dir={data_dir!r}, "
             f"download={download!r}"
         ) from None
-    if take is not None:
-        ds = ds.take(int(take))
-    mean = tf.constant(info.mean, tf.float32)
-    std = tf.constant(info.std, tf.float32)
-    height, width, _ = info.input_shape
-    imagenet = name == "imagenet2012"
 
-    def normalise(image):
+
+@dataclasses.dataclass(frozen=True)
+class _Preprocessing:
+    """The per-example maps of one data set: training augmentation and evaluation.
+
+    Attributes:
+        tf: The TensorFlow module (imported only when a TFDS set is read).
+        info: The data set's `DatasetSpec`.
+    """
+
+    tf: object
+    info: DatasetSpec
+
+    @property
+    def imagenet(self):
+        """Whether the set is ImageNet (else CIFAR)."""
+        return self.info.name == "imagenet2012"
+
+    def normalise(self, image):
+        """Scales a uint8 image to [0, 1] and normalises it per channel."""
+        tf = self.tf
+        mean = tf.constant(self.info.mean, tf.float32)
+        std = tf.constant(self.info.std, tf.float32)
         return (tf.cast(image, tf.float32) / 255.0 - mean) / std
 
-    def augment(example, pair_seed):
+    def _imagenet_crop(self, image, seed):
+        """Random-area crop (8%-100% of the image, aspect 3/4-4/3) resized to 224x224."""
+        tf = self.tf
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.shape(image),
+            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+            seed=seed,
+            area_range=(0.08, 1.0),
+            aspect_ratio_range=(3 / 4, 4 / 3),
+            use_image_if_no_bounding_boxes=True,
+        )
+        return tf.image.resize(tf.slice(image, begin, size), self.info.input_shape[:2])
+
+    def _cifar_crop(self, image, seed):
+        """Pads by 4 pixels and crops back at random (``RandomCrop(32, padding=4)``)."""
+        tf = self.tf
+        height, width, channels = self.info.input_shape
+        padded = (height + 2 * _CIFAR_PAD, width + 2 * _CIFAR_PAD)
+        image = tf.image.resize_with_crop_or_pad(image, *padded)
+        return tf.image.stateless_random_crop(image, (height, width, channels), seed=seed)
+
+    def augment(self, example, pair_seed):
+        """Random crop and flip of one ``(image, label)`` under a stateless seed pair."""
+        tf = self.tf
         image, label = example
         seeds = tf.random.experimental.stateless_split(pair_seed, 3)
-        if imagenet:
-            begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-                tf.shape(image),
-                bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-                seed=seeds[0],
-                area_range=(0.08, 1.0),
-                aspect_ratio_range=(3 / 4, 4 / 3),
-                use_image_if_no_bounding_boxes=True,
-            )
-            image = tf.slice(image, begin, size)
-            image = tf.image.resize(image, (height, width))
+        if self.imagenet:
+            image = self._imagenet_crop(image, seeds[0])
         else:
-            image = tf.image.resize_with_crop_or_pad(image, height + 2 * _CIFAR_PAD, width + 2 * _CIFAR_PAD)
-            image = tf.image.stateless_random_crop(image, (height, width, 3), seed=seeds[1])
+            image = self._cifar_crop(image, seeds[1])
         image = tf.image.stateless_random_flip_left_right(image, seed=seeds[2])
-        return normalise(image), tf.cast(label, tf.int64)
+        return self.normalise(image), tf.cast(label, tf.int64)
 
-    def evaluate(image, label):
-        if imagenet:
+    def evaluate(self, image, label):
+        """ImageNet: shorter side to 256, central crop; then normalisation."""
+        tf = self.tf
+        if self.imagenet:
             shape = tf.cast(tf.shape(image)[:2], tf.float32)
             scale = _IMAGENET_RESIZE / tf.reduce_min(shape)
             image = tf.image.resize(image, tf.cast(tf.round(shape * scale), tf.int32))
-            image = tf.image.resize_with_crop_or_pad(image, height, width)
-        return normalise(image), tf.cast(label, tf.int64)
+            image = tf.image.resize_with_crop_or_pad(image, *self.info.input_shape[:2])
+        return self.normalise(image), tf.cast(label, tf.int64)
 
-    autotune = tf.data.AUTOTUNE
+
+def _augmented(tf, ds, preprocessing, seed, shuffle_buffer):
+    """Shuffled every epoch, then augmented with one stateless seed pair per example."""
+    if shuffle_buffer is None:
+        # A buffer as large as the split shuffles uniformly (150 MB of
+        # uint8 CIFAR images); a smaller one only shuffles locally.
+        size = int(ds.cardinality())
+        shuffle_buffer = _IMAGENET_SHUFFLE if preprocessing.imagenet or size < 1 else size
+    ds = ds.shuffle(int(shuffle_buffer), seed=int(seed), reshuffle_each_iteration=True)
+    # The seed pairs differ every epoch and are the same on every run:
+    # augmentation does not depend on thread timing.
+    seeds = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True).batch(2)
+    pairs = tf.data.Dataset.zip((ds, seeds))
+    return pairs.map(preprocessing.augment, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def tfds_dataset(
+    name, split="train", batch_size=128, training=None, *,
+    data_dir=None, download=False, seed=0, shuffle_buffer=None, take=None,
+):
+    """A batched `tf.data.Dataset` of ``(image, label)`` from TensorFlow Datasets.
+
+    Training pipelines use the paper's augmentation (CIFAR: 4-pixel pad,
+    random 32x32 crop, flip; ImageNet: random-area crop resized to 224x224,
+    flip; evaluation: shorter side 256, central 224x224 crop), seeded per
+    example and per epoch, so one ``seed`` gives the same order and
+    augmentation on every run. Images are scaled to [0, 1] and normalised
+    with the mean and std of `spec`. CIFAR training data is drawn in a new
+    full permutation every epoch, as the reference's ``DataLoader(shuffle=True)``.
+
+    Args:
+        name: ``"cifar10"``, ``"cifar100"`` or ``"imagenet2012"``.
+        split: ``"train"`` or ``"test"`` (ImageNet's validation split).
+        batch_size: Examples per batch.
+        training: Augment and shuffle; defaults to ``split == "train"``.
+        data_dir: TFDS data folder (TFDS' default when None).
+        download: Let TFDS download and prepare missing data (ImageNet must
+            be put in ``<data_dir>/downloads/manual`` by hand whatever this says).
+        seed: Seed of the shuffle and of the augmentation.
+        shuffle_buffer: Shuffle buffer size (training only); default the
+            whole split for CIFAR, 10,000 for ImageNet (too large for memory).
+        take: Use only the first ``take`` examples of the split.
+
+    Returns:
+        A prefetched `tf.data.Dataset` of float32 images ``(batch, H, W, C)``
+        and int64 labels ``(batch,)``.
+
+    Raises:
+        FileNotFoundError: The data is not prepared in ``data_dir`` and
+            ``download`` is False (the message says how to prepare it).
+        keras_vs.optional.MissingDependencyError: TensorFlow or TensorFlow
+            Datasets is not installed (the message says what to install).
+
+    Example:
+
+    >>> import tensorflow_datasets as tfds
+    >>> with tfds.testing.mock_data(num_examples=4):
+    ...     ds = tfds_dataset("cifar10", batch_size=2)
+    >>> tuple(ds.element_spec[0].shape)
+    (None, 32, 32, 3)
+    """
+    tf, tfds = _check_tfds_arguments(name, split, batch_size, seed, shuffle_buffer, take)
+    training = split == "train" if training is None else bool(training)
+    ds = _load_tfds(tfds, name, split, data_dir, download, training, seed)
+    if take is not None:
+        ds = ds.take(int(take))
+    preprocessing = _Preprocessing(tf, spec(name))
     if training:
-        if shuffle_buffer is None:
-            # A buffer as large as the split shuffles uniformly (150 MB of
-            # uint8 CIFAR images); a smaller one only shuffles locally.
-            size = int(ds.cardinality())
-            shuffle_buffer = _IMAGENET_SHUFFLE if imagenet or size < 1 else size
-        ds = ds.shuffle(int(shuffle_buffer), seed=int(seed), reshuffle_each_iteration=True)
-        # One stateless seed pair per example, different every epoch and the
-        # same on every run: augmentation does not depend on thread timing.
-        seeds = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=autotune)
+        ds = _augmented(tf, ds, preprocessing, seed, shuffle_buffer)
     else:
-        ds = ds.map(evaluate, num_parallel_calls=autotune)
-    return ds.batch(int(batch_size)).prefetch(autotune)
+        ds = ds.map(preprocessing.evaluate, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)

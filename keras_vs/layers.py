@@ -5,10 +5,13 @@ import numbers
 import keras
 from keras import ops
 
+__all__ = ["Uout"]
+
 _PACKAGE = "keras_vs"
 
 
 def _validate_beta(beta):
+    """Returns ``beta`` as a float in [0, 1], or raises a ValueError echoing it."""
     if (
         isinstance(beta, bool)
         or not isinstance(beta, numbers.Real)
@@ -22,6 +25,7 @@ def _validate_beta(beta):
 
 
 def _validate_noise_shape(noise_shape):
+    """Returns ``noise_shape`` as a tuple of positive ints or None entries (or None)."""
     if noise_shape is None:
         return None
     if isinstance(noise_shape, str):
@@ -95,6 +99,7 @@ class Uout(keras.layers.Layer):
         self.built = True
 
     def _concrete_noise_shape(self, inputs):
+        """The noise shape for ``inputs``: ``noise_shape``'s None entries filled from them."""
         shape = ops.shape(inputs)
         if self.noise_shape is None:
             return shape

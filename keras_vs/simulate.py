@@ -4,8 +4,17 @@ Used by the ``keras-vs theory`` command and the theory tests: the closed forms
 in `keras_vs.theory` are checked against what the layers actually do.
 """
 
+import keras
 import numpy as np
 from keras import ops
+
+from keras_vs import theory
+from keras_vs.layers import Uout
+
+__all__ = ["correlated_inputs", "measured_shift", "shift_rows"]
+
+# Units of the simulated layer: every ratio is averaged over them.
+_UNITS = 16
 
 
 def correlated_inputs(num_samples, width, mean=0.0, var=1.0, rho=0.0, seed=0):
@@ -71,6 +80,64 @@ def measured_shift(noise_layer, inputs, linear_layer=None):
     return test.var(axis=0) / train.var(axis=0)
 
 
+def _row(layers, setting, case, value, predicted, measured, d=None, d_cos2=None):
+    """One result row; per-unit values are averaged over the units."""
+    predicted, measured = float(np.mean(predicted)), float(np.mean(measured))
+    return {
+        "layers": layers,
+        "setting": setting,
+        "case": case,
+        "value": float(value),
+        "d": d,
+        "d_cos2": None if d_cos2 is None else float(np.mean(d_cos2)),
+        "predicted": predicted,
+        "measured": measured,
+        "relative_error": measured / predicted - 1.0,
+    }
+
+
+def _noise_rows(rates, betas, samples, mean, seed):
+    """Case (a) (Dropout -> BN) for every rate, then Uout -> BN for every beta."""
+    x = correlated_inputs(samples, _UNITS, mean=mean, seed=seed)
+    rows = [
+        _row("Dropout", f"rate={rate:g}", "a", rate, theory.dropout_shift(rate, mean),
+             measured_shift(keras.layers.Dropout(rate, seed=seed), x))
+        for rate in rates
+    ]
+    rows += [
+        _row("Uout", f"beta={beta:g}", "uout", beta, theory.uout_shift(beta, mean),
+             measured_shift(Uout(beta, seed=seed), x))
+        for beta in betas
+    ]
+    return rows
+
+
+def _linear_rows(rates, width, samples, mean, rho, seed):
+    """Case (b): Dropout -> Dense(fan-in ``width``) -> BN for every rate."""
+    x = correlated_inputs(samples, width, mean=mean, rho=rho, seed=seed + width)
+    # A positive kernel mean makes d·cos²θ grow with d, as in the paper's wide networks.
+    dense = keras.layers.Dense(
+        _UNITS,
+        use_bias=False,
+        kernel_initializer=keras.initializers.RandomNormal(0.05, 0.1, seed=seed),
+    )
+    dense.build((None, width))
+    d_cos2 = theory.cos2_theta(dense).d_cos2
+    return [
+        _row(
+            f"Dropout->Dense(d={width})",
+            f"rate={rate:g} rho={rho:g}",
+            "b",
+            rate,
+            theory.linear_shift(rate, d_cos2, rho, mean),
+            measured_shift(keras.layers.Dropout(rate, seed=seed), x, dense),
+            d=width,
+            d_cos2=d_cos2,
+        )
+        for rate in rates
+    ]
+
+
 def shift_rows(rates, betas, widths=(16,), samples=200_000, mean=0.0, rho=0.3, seed=0):
     """Closed form against Monte Carlo on real layers, one row per setting.
 
@@ -102,55 +169,7 @@ def shift_rows(rates, betas, widths=(16,), samples=200_000, mean=0.0, rho=0.3, s
     >>> rows[0]["layers"], round(rows[0]["predicted"], 3)
     ('Dropout', 0.5)
     """
-    import keras
-
-    from keras_vs import theory
-    from keras_vs.layers import Uout
-
-    units = 16
-    rows = []
-
-    def add(layers, setting, case, value, d, predicted, measured, d_cos2=None):
-        predicted, measured = float(np.mean(predicted)), float(np.mean(measured))
-        rows.append(
-            {
-                "layers": layers,
-                "setting": setting,
-                "case": case,
-                "value": float(value),
-                "d": d,
-                "d_cos2": None if d_cos2 is None else float(np.mean(d_cos2)),
-                "predicted": predicted,
-                "measured": measured,
-                "relative_error": measured / predicted - 1.0,
-            }
-        )
-
-    x = correlated_inputs(samples, units, mean=mean, seed=seed)
-    for rate in rates:
-        add("Dropout", f"rate={rate:g}", "a", rate, None, theory.dropout_shift(rate, mean),
-            measured_shift(keras.layers.Dropout(rate, seed=seed), x))
-    for beta in betas:
-        add("Uout", f"beta={beta:g}", "uout", beta, None, theory.uout_shift(beta, mean),
-            measured_shift(Uout(beta, seed=seed), x))
+    rows = _noise_rows(rates, betas, samples, mean, seed)
     for width in widths:
-        x_corr = correlated_inputs(samples, width, mean=mean, rho=rho, seed=seed + width)
-        dense = keras.layers.Dense(
-            units,
-            use_bias=False,
-            kernel_initializer=keras.initializers.RandomNormal(0.05, 0.1, seed=seed),
-        )
-        dense.build((None, width))
-        d_cos2 = theory.cos2_theta(dense).d_cos2
-        for rate in rates:
-            add(
-                f"Dropout->Dense(d={width})",
-                f"rate={rate:g} rho={rho:g}",
-                "b",
-                rate,
-                width,
-                theory.linear_shift(rate, d_cos2, rho, mean),
-                measured_shift(keras.layers.Dropout(rate, seed=seed), x_corr, dense),
-                d_cos2,
-            )
+        rows += _linear_rows(rates, width, samples, mean, rho, seed)
     return rows

@@ -15,8 +15,11 @@ import math
 
 import numpy as np
 
+__all__ = ["KernelCos2", "cos2_theta", "dropout_shift", "linear_shift", "uout_shift"]
+
 
 def _as_array(name, value, low=None, high=None, low_open=False, high_open=False):
+    """``value`` as a float64 array, finite and within the bounds, or a ValueError naming ``name``."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
@@ -41,11 +44,12 @@ def _as_array(name, value, low=None, high=None, low_open=False, high_open=False)
 
 
 def _result(arr):
+    """A Python float for a 0-d result, the array otherwise."""
     return float(arr) if np.ndim(arr) == 0 else arr
 
 
 def _train_var_dropout(p, mean, var):
-    # Var of (a/p)·x with a ~ Bernoulli(p) independent of x: E[x²]/p − c².
+    """Var of (a/p)·x with a ~ Bernoulli(p) independent of x: E[x²]/p − c²."""
     return (mean**2 + var) / p - mean**2
 
 

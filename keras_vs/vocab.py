@@ -43,7 +43,8 @@ REMOVE = "remove"
 POLICIES = (AFTER_BN, HEAD, UOUT, REMOVE)
 
 # Where the zoo puts dropout ("none" first: the no-dropout baseline);
-# "after_conv" is the reference code's own DenseNet dropout (PAPER.md section 4).
+# "after_conv" is the reference code's own DenseNet dropout (pytorch-classification's
+# --drop: after each dense layer's 3x3 conv, before the concatenation).
 DROPOUT_POSITIONS = ("none", "before_bn", "before_conv", "after_conv", "head")
 # What the tuner searches for a user's own model: the model as it is, or a policy.
 MODEL_POSITIONS = ("original", AFTER_BN, HEAD, REMOVE)
