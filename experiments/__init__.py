@@ -7,7 +7,9 @@ outputs measured on this project's machines, with the command that produced
 each.
 """
 
-# One table: the experiments, their module and what each reproduces.
+__all__ = ["EXPERIMENTS"]
+
+# One table: the experiment scripts (modules with a ``main``) and what each reproduces.
 EXPERIMENTS = {
     "theory": "closed-form shift vs simulation on real layers (Eq. for cases a, b and Uout)",
     "width": "measured shift and d·cos²θ of trained WRN-style nets as width grows (Table 1 argument)",

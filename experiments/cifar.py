@@ -1,14 +1,10 @@
-"""The paper's CIFAR-10/100 experiments (PAPER.md section 6) on a machine that has the data.
+"""The paper's CIFAR-10/100 experiments on a machine that has the data.
 
-Four tables, named by what they hold, with the paper's layout:
-
-- ``baseline``: no dropout; one row per net, columns C10 / C100.
-- ``positions``: dropout rate 0.5 in position (a) ``before_bn`` and (b)
-  ``before_conv``; one row per net, columns C10 (a), C10 (b), C100 (a),
-  C100 (b), each "test error → after BN re-estimation".
-- ``head``: one dropout before the classifier at rates 0.1/0.2/0.3/0.5 (the
-  0.0 column is the ``baseline`` row's); one row per net and data set.
-- ``uout`` (section 4): Uout in position (b) with beta 0.1/0.2/0.3/0.5.
+Four tables (`experiments.cifar_tables`), named by what they hold, with the
+paper's layout: ``baseline`` (no dropout), ``positions`` (rate 0.5 at (a)
+``before_bn`` and (b) ``before_conv``, before and after BN re-estimation),
+``head`` (one dropout before the classifier at rates 0.1-0.5) and ``uout``
+(Uout at (b), beta 0.1-0.5).
 
 One command trains one row (a net on both data sets) with the reference
 recipe (`tuner.recipe`: torch's SGD with coupled weight decay, the
@@ -28,80 +24,41 @@ Usage:
     python -m experiments.cifar --collect --out=results/cifar
 """
 
-import csv
-import dataclasses
 import glob
-import math
 import os
 import time
 
 from absl import flags
 
-from experiments import common
+from experiments import common, study
+from experiments.cifar_tables import (
+    COLUMNS,
+    DATASETS,
+    NETS,
+    SEEDS,
+    SHORT,
+    TABLES,
+    Net,
+    figure,
+    paper_table,
+    report,
+)
+
+__all__ = [
+    "CIFAR_TRAIN",
+    "best_epochs",
+    "commands",
+    "define_flags",
+    "device",
+    "estimate_epoch_seconds",
+    "main",
+    "recipe",
+    "run",
+    "trials",
+]
 
 FLAGS = flags.FLAGS
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-    """One table of the paper: what to train for each net and data set."""
-
-    positions: tuple
-    rates: tuple = (0.5,)
-    types: tuple = ("bernoulli",)
-    betas: tuple = (0.5,)
-    about: str = ""
-
-
-TABLES = {
-    "baseline": Table(("none",), about="no dropout"),
-    "positions": Table(("before_bn", "before_conv"), (0.5,),
-                       about="rate 0.5 at (a) and (b), before → after BN re-estimation"),
-    "head": Table(("head",), (0.1, 0.2, 0.3, 0.5), about="one dropout before the classifier"),
-    "uout": Table(("before_conv",), types=("uout",), betas=(0.1, 0.2, 0.3, 0.5),
-                  about="Uout at (b)"),
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Net:
-    """A paper network: its row name and the reference's batch size and rate at that batch."""
-
-    label: str
-    batch_size: int = 128
-    learning_rate: float = 0.1
-
-
-# The paper's four networks; epochs, schedule and weight decay come from
-# `tuner.RECIPES` by family (TRAINING.md: DenseNet trains at batch 64, lr 0.1).
-NETS = {
-    "preresnet-110": Net("PreResNet"),
-    "resnext-29-8x64d": Net("ResNeXt"),
-    "wrn-28-10": Net("WRN"),
-    "densenet-bc-100-12": Net("DenseNet", 64),
-}
-DATASETS = ("cifar10", "cifar100")
-SHORT = {"cifar10": "C10", "cifar100": "C100"}
 CIFAR_TRAIN = 50_000
-SEEDS = (0, 1, 2, 3, 4)
-# PAPER.md section 6, test error %: C10 then C100 per row.
-PAPER = {
-    "baseline": {"PreResNet": (5.02, 23.73), "ResNeXt": (3.77, 17.78), "WRN": (3.97, 19.17),
-                 "DenseNet": (4.72, 22.58)},
-    "positions": {"PreResNet": ("8.42 → 6.42", "5.85 → 5.77", "32.45 → 26.57", "25.50 → 25.20"),
-                  "ResNeXt": ("4.43 → 3.96", "4.09 → 3.93", "19.04 → 18.24", "19.33 → 19.09"),
-                  "WRN": ("4.59 → 4.20", "3.81 → 3.71", "21.08 → 20.70", "19.48 → 19.15"),
-                  "DenseNet": ("8.70 → 6.82", "5.63 → 5.29", "31.45 → 26.98", "25.00 → 23.92")},
-    "head": {("PreResNet", "cifar10"): (5.02, 4.96, 5.01, 4.94, 5.03),
-             ("ResNeXt", "cifar10"): (3.77, 3.89, 3.69, 3.78, 3.78),
-             ("WRN", "cifar10"): (3.97, 3.90, 4.00, 3.93, 3.84),
-             ("DenseNet", "cifar10"): (4.72, 4.67, 4.73, 4.75, 4.87),
-             ("PreResNet", "cifar100"): (23.73, 23.43, 23.65, 23.45, 23.76),
-             ("ResNeXt", "cifar100"): (17.78, 17.77, 17.99, 17.97, 18.26),
-             ("WRN", "cifar100"): (19.17, 19.17, 19.23, 19.19, 19.25),
-             ("DenseNet", "cifar100"): (22.58, 21.86, 22.41, 22.41, 23.49)},
-}
-COLUMNS = ("dataset",) + common.STUDY_COLUMNS + ("best_test_accuracy", "best_epoch")
 
 
 def define_flags():
@@ -144,11 +101,11 @@ def recipe(net, epochs=None, batch_size=None):
 def trials(table):
     """Models trained per (net, data set, seed) for a table."""
     t = TABLES[table]
-    return common.grid_size(t.positions, t.rates, t.types, t.betas)
+    return study.grid_size(t.positions, t.rates, t.types, t.betas)
 
 
 def _project_dir(directory, table, net, dataset, seed):
-    # The folder `common.dropout_study` gives the search of one seed.
+    """The folder `study.dropout_study` gives the search of one seed."""
     return os.path.join(directory, f"cifar-{table}-{net}-{dataset}-seed{seed}")
 
 
@@ -186,7 +143,7 @@ def run(table, net, dataset, seeds, *, epochs=None, batch_size=None, directory=c
         seeds: Seeds.
         epochs, batch_size: Override the recipe.
         directory: Parent folder of the searches.
-        **kwargs: Passed to `experiments.common.dropout_study` (data_dir,
+        **kwargs: Passed to `experiments.study.dropout_study` (data_dir,
             download, take, measure_steps, verbose).
 
     Returns:
@@ -198,7 +155,7 @@ def run(table, net, dataset, seeds, *, epochs=None, batch_size=None, directory=c
         raise ValueError(f"Expected cifar10 or cifar100. Received: dataset={dataset!r}")
     t = TABLES[table]
     epochs, batch_size, lr = recipe(net, epochs, batch_size)
-    rows, per_bn = common.dropout_study(
+    rows, per_bn = study.dropout_study(
         net, dataset, positions=t.positions, rates=t.rates, types=t.types, betas=t.betas,
         seeds=seeds, epochs=epochs, batch_size=batch_size, learning_rate=lr, directory=directory,
         project_prefix=f"cifar-{table}-{net}", **kwargs,
@@ -307,171 +264,66 @@ def commands(nets, datasets, seeds, data_dir="DIR", estimate_steps=0, out="resul
 
 
 # ---------------------------------------------------------------------------
-# Reports
+# The script
 
 
-def _error(rows, key):
-    values = [100 * (1 - float(r[key])) for r in rows if r.get(key) not in (None, "")]
-    return common.mean_std(values)[0] if values else math.nan
+def _print_commands(seeds):
+    """Prints the command line of every table row (timed with --estimate_steps)."""
+    if FLAGS.estimate_steps:
+        print(f"# timed on {device()}")
+    rows = commands(FLAGS.nets, FLAGS.datasets, seeds, FLAGS.data_dir or "DIR", FLAGS.estimate_steps, FLAGS.out)
+    for r in rows:
+        if r["hours"] is None:
+            when = "time: pass --estimate_steps"
+        else:
+            epoch = ", ".join(f"{SHORT[d]} {s:.1f} s" for d, s in r["epoch_seconds"].items())
+            when = f"{r['hours']:.1f} h (one epoch: {epoch})"
+        print(f"{r['command']}    # {r['models']} models, {when}")
+    print(f"python -m experiments.cifar --collect --out={FLAGS.out}    # the paper's tables")
 
 
-def _cell(value, digits=2):
-    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+def _collect():
+    """Writes and prints every table in the paper's layout from the CSV files in --out."""
+    text = "\n".join(paper_table(FLAGS.out, table, FLAGS.nets) for table in TABLES)
+    print(text)
+    print("wrote " + ", ".join(common.write_outputs(FLAGS.out, "cifar-tables", markdown=text)))
 
 
-def report(rows, table, net, dataset, epochs):
-    """Markdown: test error (final, best epoch, BN re-estimated), mean ± std over seeds."""
-    def errors(group, key):
-        return common.format_mean_std([100 * (1 - r[key]) for r in group if r.get(key) is not None], 2)
-
-    cells = []
-    for (position, dropout_type, rate), group in common.group_rows(rows, ("position", "type", "rate")).items():
-        cells.append({
-            "position": position, "type": dropout_type, "rate": f"{rate:g}", "seeds": len(group),
-            "error": errors(group, "test_accuracy"), "best": errors(group, "best_test_accuracy"),
-            "recal": errors(group, "recalibrated_accuracy"),
-            "shift": common.format_mean_std([r["shift_max"] for r in group], 3),
-            "gap": common.format_mean_std([r["train_gap"] for r in group], 4),
-        })
-    return (
-        f"# {net} on {dataset}: table '{table}' ({TABLES[table].about}), {epochs} epochs\n\n"
-        + common.markdown_table(
-            cells, ["position", "type", "rate", "seeds", "error", "best", "recal", "shift", "gap"],
-            ["position", "type", "rate (Uout: beta)", "seeds", "test error %, final",
-             "test error %, best epoch", "test error %, final, BN re-estimated", "max shift",
-             "train acc gap (train - inference mode)"],
-        )
+def _train(net, dataset, seeds):
+    """Trains and measures --table for one net and data set; writes its files."""
+    rows, per_bn = run(
+        FLAGS.table, net, dataset, seeds, epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir, download=FLAGS.download, take=FLAGS.take,
+        measure_steps=FLAGS.measure_steps, directory=FLAGS.directory, verbose=FLAGS.verbose,
     )
-
-
-def read_rows(out, table, net, dataset):
-    """The rows a run wrote to ``out`` (an empty list if it has not run)."""
-    path = os.path.join(out, f"cifar-{table}-{net}-{dataset}.csv")
-    if not os.path.isfile(path):
-        return []
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        row["rate"] = float(row["rate"] or 0.0)
-    return rows
-
-
-def paper_table(out, table, nets):
-    """The paper's layout of ``table`` from the CSV files in ``out``, then the paper's own numbers.
-
-    Cells are mean test error % over the seeds run: final model (best epoch
-    in parentheses) for ``baseline`` and ``head``; final → BN re-estimated
-    for ``positions`` and ``uout``.
-    """
-    t = TABLES[table]
-    label = {net: NETS[net].label if net in NETS else net for net in nets}
-    if table == "baseline":
-        headers = ["net", "C10", "C100"]
-        lines = [[label[n]] + [_final_best(read_rows(out, table, n, d)) for d in DATASETS] for n in nets]
-        paper = [[k, *(f"{e:.2f}" for e in v)] for k, v in PAPER[table].items()]
-    elif table == "positions":
-        headers = ["net"] + [f"{SHORT[d]} ({p})" for d in DATASETS for p in ("a", "b")]
-        lines = [[label[n]] + [_before_after([r for r in read_rows(out, table, n, d) if r["position"] == p])
-                               for d in DATASETS for p in t.positions] for n in nets]
-        paper = [[k, *v] for k, v in PAPER[table].items()]
-    else:
-        values = t.rates if table == "head" else t.betas
-        headers = ["net", "data set"] + (["0.0"] if table == "head" else []) + [f"{v:g}" for v in values]
-        lines, paper = [], []
-        for n in nets:
-            for d in DATASETS:
-                rows = read_rows(out, table, n, d)
-                if table == "head":
-                    cells = [_final_best(read_rows(out, "baseline", n, d))]
-                    cells += [_final_best([r for r in rows if r["rate"] == v]) for v in values]
-                else:
-                    cells = [_before_after([r for r in rows if r["rate"] == v]) for v in values]
-                lines.append([label[n], SHORT[d]] + cells)
-        if table == "head":
-            paper = [[k[0], SHORT[k[1]], *(f"{e:.2f}" for e in v)] for k, v in PAPER[table].items()]
-    text = f"## {table}: {t.about}, test error %\n\n" + _markdown(headers, lines)
-    paper = [line for line in paper if line[0] in label.values()]
-    if paper:
-        text += "\nThe paper (PAPER.md section 6, mean of 5 seeds):\n\n" + _markdown(headers, paper)
-    return text
-
-
-def _final_best(rows):
-    if not rows:
-        return "-"
-    return f"{_cell(_error(rows, 'test_accuracy'))} ({_cell(_error(rows, 'best_test_accuracy'))})"
-
-
-def _before_after(rows):
-    if not rows:
-        return "-"
-    return f"{_cell(_error(rows, 'test_accuracy'))} → {_cell(_error(rows, 'recalibrated_accuracy'))}"
-
-
-def _markdown(headers, lines):
-    return common.markdown_table([dict(zip(headers, line)) for line in lines], headers)
-
-
-def figure(rows, title):
-    """Test error before and after BN re-estimation per setting (mean over seeds)."""
-    plt = common.pyplot()
-    groups = common.group_rows(rows, ("position", "type", "rate"))
-    labels = [f"{p}\n{t} {r:g}" if t != "-" else p for p, t, r in groups]
-    before = [common.mean_std([100 * (1 - r["test_accuracy"]) for r in g])[0] for g in groups.values()]
-    after = [common.mean_std([100 * (1 - r["recalibrated_accuracy"]) for r in g])[0] for g in groups.values()]
-    fig, ax = plt.subplots(figsize=(max(4, 1.6 * len(labels)), 3.6))
-    xs = range(len(labels))
-    ax.bar([x - 0.2 for x in xs], before, width=0.4, label="as trained")
-    ax.bar([x + 0.2 for x in xs], after, width=0.4, label="BN re-estimated")
-    ax.set_xticks(list(xs), labels, fontsize=8)
-    ax.set_ylabel("test error %")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    name = f"cifar-{FLAGS.table}-{net}-{dataset}"
+    text = report(rows, FLAGS.table, net, dataset, recipe(net, FLAGS.epochs)[0])
+    paths = common.write_outputs(
+        FLAGS.out, name,
+        csv_files=[(f"{name}.csv", rows, COLUMNS),
+                   (f"{name}_per_bn.csv", per_bn, study.PER_BN_COLUMNS)],
+        markdown=text,
+        figure=figure(rows, f"{net} on {dataset}: {FLAGS.table}"),
+    )
+    print(text)
+    print("wrote " + ", ".join(paths))
 
 
 def main():
+    """Prints the commands, collects the tables, or trains --table for every net and data set."""
     seeds = common.parse_ints("seeds", FLAGS.seeds)
     for dataset in FLAGS.datasets:
         if dataset not in DATASETS:
             raise ValueError(f"Expected cifar10 or cifar100. Received: --datasets={','.join(FLAGS.datasets)}")
     if FLAGS.print_commands:
-        if FLAGS.estimate_steps:
-            print(f"# timed on {device()}")
-        rows = commands(FLAGS.nets, FLAGS.datasets, seeds, FLAGS.data_dir or "DIR", FLAGS.estimate_steps, FLAGS.out)
-        for r in rows:
-            if r["hours"] is None:
-                when = "time: pass --estimate_steps"
-            else:
-                epoch = ", ".join(f"{SHORT[d]} {s:.1f} s" for d, s in r["epoch_seconds"].items())
-                when = f"{r['hours']:.1f} h (one epoch: {epoch})"
-            print(f"{r['command']}    # {r['models']} models, {when}")
-        print(f"python -m experiments.cifar --collect --out={FLAGS.out}    # the paper's tables")
+        _print_commands(seeds)
         return
     if FLAGS.collect:
-        text = "\n".join(paper_table(FLAGS.out, table, FLAGS.nets) for table in TABLES)
-        print(text)
-        print("wrote " + ", ".join(common.write_outputs(FLAGS.out, "cifar-tables", markdown=text)))
+        _collect()
         return
     for net in FLAGS.nets:
         for dataset in FLAGS.datasets:
-            rows, per_bn = run(
-                FLAGS.table, net, dataset, seeds, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-                data_dir=FLAGS.data_dir, download=FLAGS.download, take=FLAGS.take,
-                measure_steps=FLAGS.measure_steps, directory=FLAGS.directory, verbose=FLAGS.verbose,
-            )
-            name = f"cifar-{FLAGS.table}-{net}-{dataset}"
-            text = report(rows, FLAGS.table, net, dataset, recipe(net, FLAGS.epochs)[0])
-            paths = common.write_outputs(
-                FLAGS.out, name,
-                csv_files=[(f"{name}.csv", rows, COLUMNS),
-                           (f"{name}_per_bn.csv", per_bn, common.PER_BN_COLUMNS)],
-                markdown=text,
-                figure=figure(rows, f"{net} on {dataset}: {FLAGS.table}"),
-            )
-            print(text)
-            print("wrote " + ", ".join(paths))
+            _train(net, dataset, seeds)
         # The row of the paper's table this command trains.
         text = paper_table(FLAGS.out, FLAGS.table, [net])
         print(text)

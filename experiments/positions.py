@@ -1,4 +1,4 @@
-"""Dropout position x rate on real data at CPU scale (PAPER.md Fig. 4/5 and the rate-0.5 table).
+"""Dropout position x rate on real data at CPU scale (the paper's Fig. 4/5 and its rate-0.5 table).
 
 For each small zoo network, each position ("none", "before_bn",
 "before_conv", "head"), each rate and each seed: train with the paper's
@@ -16,7 +16,17 @@ Usage:
 
 from absl import flags
 
-from experiments import common
+from experiments import common, study
+
+__all__ = [
+    "SUMMARY",
+    "define_flags",
+    "figure",
+    "main",
+    "report",
+    "run",
+    "summary",
+]
 
 FLAGS = flags.FLAGS
 
@@ -52,14 +62,14 @@ def run(models, dataset, positions, rates, seeds, epochs=8, **kwargs):
         rates: Bernoulli rates.
         seeds: Seeds.
         epochs: Epochs per model.
-        **kwargs: Passed to `experiments.common.dropout_study`.
+        **kwargs: Passed to `experiments.study.dropout_study`.
 
     Returns:
-        ``(rows, per_bn)`` as `experiments.common.dropout_study`.
+        ``(rows, per_bn)`` as `experiments.study.dropout_study`.
     """
     rows, per_bn = [], []
     for model in models:
-        r, p = common.dropout_study(model, dataset, positions=positions, rates=rates, seeds=seeds,
+        r, p = study.dropout_study(model, dataset, positions=positions, rates=rates, seeds=seeds,
                                     epochs=epochs, **kwargs)
         rows += r
         per_bn += p
@@ -108,6 +118,7 @@ def figure(rows, per_bn):
             rates = sorted({r["rate"] for r in sel})
 
             def mean(key):
+                """Mean over seeds of ``key`` at each rate."""
                 return [common.mean_std([r[key] for r in sel if r["rate"] == x])[0] for x in rates]
 
             (line,) = axrow[0].plot(rates, mean("test_accuracy"), marker="o", label=position)
@@ -132,6 +143,7 @@ def figure(rows, per_bn):
 
 
 def main():
+    """Runs the study with the flags' settings and writes its files."""
     options = common.training_options()
     rows, per_bn = run(
         FLAGS.models,
@@ -146,8 +158,8 @@ def main():
         FLAGS.out,
         "positions",
         csv_files=[
-            ("positions.csv", rows, common.STUDY_COLUMNS),
-            ("positions_per_bn.csv", per_bn, common.PER_BN_COLUMNS),
+            ("positions.csv", rows, study.STUDY_COLUMNS),
+            ("positions_per_bn.csv", per_bn, study.PER_BN_COLUMNS),
         ],
         markdown=text,
         figure=figure(rows, per_bn),

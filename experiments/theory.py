@@ -1,4 +1,4 @@
-"""Closed-form variance shift against simulation on real Keras layers (PAPER.md section 1).
+"""Closed-form variance shift against simulation on real Keras layers (the paper's theory).
 
 Case (a): Bernoulli dropout over rates, at zero and non-zero input mean.
 Uout over beta. Case (b): dropout -> Dense of fan-in d over widths, on
@@ -13,6 +13,15 @@ Usage:
 from absl import flags
 
 from experiments import common
+
+__all__ = [
+    "COLUMNS",
+    "define_flags",
+    "figure",
+    "main",
+    "report",
+    "run",
+]
 
 FLAGS = flags.FLAGS
 
@@ -133,6 +142,7 @@ def figure(rows):
 
 
 def main():
+    """Simulates every setting of the flags and writes the table, report and figure."""
     rates = common.parse_floats("rates", FLAGS.rates)
     betas = common.parse_floats("betas", FLAGS.betas)
     widths = common.parse_ints("widths", FLAGS.widths)

@@ -1,4 +1,4 @@
-"""Variance shift against network width: the paper's Wide ResNet argument (PAPER.md section 1, case b).
+"""Variance shift against network width: the paper's Wide ResNet argument (its case b).
 
 Case (b) predicts that dropout before a conv shifts the following BN less
 when d·cos²θ of the conv's kernel is large, which wide layers make likely.
@@ -18,7 +18,20 @@ Usage:
 import numpy as np
 from absl import flags
 
-from experiments import common
+from experiments import common, study
+
+__all__ = [
+    "COLUMNS",
+    "COS2_COLUMNS",
+    "PAPER_D_COS2",
+    "define_flags",
+    "family_statistics",
+    "figure",
+    "kernel_statistics",
+    "main",
+    "report",
+    "run",
+]
 
 FLAGS = flags.FLAGS
 
@@ -36,15 +49,16 @@ def define_flags():
     common.define_training_flags(out="results/width")
 
 
-# PAPER.md section 1: mean d·cos²θ over conv layers, networks trained without dropout.
+# The paper's Table 1: mean d·cos²θ over conv layers, networks trained without dropout (C10, C100).
 PAPER_D_COS2 = {"preresnet": (2.9, 2.6), "resnext": (14.8, 14.7), "wide_resnet": (52.7, 44.3),
                 "densenet": (3.8, 3.4)}
-COLUMNS = common.STUDY_COLUMNS + ("width", "d_cos2_convs", "d_cos2_after_dropout", "fan_in_after_dropout")
+COLUMNS = study.STUDY_COLUMNS + ("width", "d_cos2_convs", "d_cos2_after_dropout", "fan_in_after_dropout")
 COS2_COLUMNS = ("model", "family", "seed", "test_accuracy", "d_cos2_init", "d_cos2_convs", "conv_layers",
                 "paper_c10", "paper_c100")
 
 
 def _convs(model):
+    """The model's Conv2D layers."""
     import keras
 
     return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -55,7 +69,7 @@ def kernel_statistics(model, row=None):
 
     Args:
         model: A trained model.
-        row: Unused (the `experiments.common.dropout_study` hook signature).
+        row: Unused (the `experiments.study.dropout_study` hook signature).
 
     Returns:
         A dict with ``d_cos2_convs`` (mean over conv layers of the mean over
@@ -72,6 +86,7 @@ def kernel_statistics(model, row=None):
     import keras_vs
 
     def mean_d_cos2(layer):
+        """d·cos²θ of ``layer``'s kernel, averaged over its output units."""
         return float(np.nanmean(keras_vs.theory.cos2_theta(layer).d_cos2))
 
     convs = _convs(model)
@@ -113,7 +128,7 @@ def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
         rate: Dropout rate of the two dropout positions.
         seeds: Seeds.
         families: Zoo names for the d·cos²θ table.
-        **kwargs: Passed to `experiments.common.dropout_study` (dataset
+        **kwargs: Passed to `experiments.study.dropout_study` (dataset
             included).
 
     Returns:
@@ -126,7 +141,7 @@ def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
         zoo.entry(name)
     rows = []
     for width in widths:
-        found, _ = common.dropout_study(
+        found, _ = study.dropout_study(
             "wrn-10-1", dataset, positions=("none", "before_bn", "before_conv"), rates=(rate,),
             seeds=seeds, model_options={"depth": depth, "width": width},
             project_prefix=f"width-wrn-{depth}-{width}", analyse=kernel_statistics, **kwargs,
@@ -134,7 +149,7 @@ def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
         rows += [{**r, "width": width} for r in found]
     cos2_rows = []
     for name in families:
-        found, _ = common.dropout_study(
+        found, _ = study.dropout_study(
             name, dataset, positions=("none",), rates=(rate,), seeds=seeds,
             project_prefix=f"width-family-{name}", analyse=family_statistics, **kwargs,
         )
@@ -144,56 +159,71 @@ def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
     return rows, cos2_rows
 
 
-def report(rows, cos2_rows, dataset, epochs, rate):
-    """The Markdown report: shift against width, and d·cos²θ per family."""
+def _width_table(rows):
+    """Shift against width: one line per k, mean ± std over seeds."""
     cells = []
     for (width,), group in common.group_rows(rows, ("width",)).items():
         by = {p: [r for r in group if r["position"] == p] for p in ("none", "before_bn", "before_conv")}
+
+        def cell(position, key, digits):
+            """Mean ± std over seeds of ``key`` at ``position``."""
+            return common.format_mean_std([r.get(key) for r in by[position]], digits)
+
         cells.append({
             "width": width,
-            "d_cos2": common.format_mean_std([r["d_cos2_convs"] for r in by["none"]], 2),
-            "acc_none": common.format_mean_std([r["test_accuracy"] for r in by["none"]], 4),
-            "acc_a": common.format_mean_std([r["test_accuracy"] for r in by["before_bn"]], 4),
-            "shift_a": common.format_mean_std([r["shift_direct"] for r in by["before_bn"]], 3),
-            "closed_a": common.format_mean_std([r.get("expected_direct_measured_c") for r in by["before_bn"]], 3),
-            "acc_b": common.format_mean_std([r["test_accuracy"] for r in by["before_conv"]], 4),
-            "shift_b": common.format_mean_std([r["shift_through_linear"] for r in by["before_conv"]], 3),
-            "d_cos2_b": common.format_mean_std([r["d_cos2_after_dropout"] for r in by["before_conv"]], 2),
-            "fan_in_b": common.format_mean_std([r["fan_in_after_dropout"] for r in by["before_conv"]], 0),
+            "d_cos2": cell("none", "d_cos2_convs", 2),
+            "acc_none": cell("none", "test_accuracy", 4),
+            "acc_a": cell("before_bn", "test_accuracy", 4),
+            "shift_a": cell("before_bn", "shift_direct", 3),
+            "closed_a": cell("before_bn", "expected_direct_measured_c", 3),
+            "acc_b": cell("before_conv", "test_accuracy", 4),
+            "shift_b": cell("before_conv", "shift_through_linear", 3),
+            "d_cos2_b": cell("before_conv", "d_cos2_after_dropout", 2),
+            "fan_in_b": cell("before_conv", "fan_in_after_dropout", 0),
         })
-    columns = ["width", "d_cos2", "acc_none", "acc_a", "shift_a", "closed_a", "acc_b", "shift_b", "d_cos2_b",
-               "fan_in_b"]
     headers = [
         "k", "d·cos²θ, all convs (no dropout)", "test acc, no dropout", "test acc, (a)",
         "shift at BNs after (a)", "closed form (a), measured c", "test acc, (b)", "shift at BNs after (b)",
         "d·cos²θ of convs after dropout (b)", "their fan-in d",
     ]
+    columns = ["width", "d_cos2", "acc_none", "acc_a", "shift_a", "closed_a", "acc_b", "shift_b", "d_cos2_b",
+               "fan_in_b"]
+    return common.markdown_table(cells, columns, headers)
+
+
+def _family_table(cos2_rows):
+    """Mean d·cos²θ of the trained family networks, next to the paper's Table 1."""
+    fam = []
+    for (model,), group in common.group_rows(cos2_rows, ("model",)).items():
+        fam.append({
+            "model": model,
+            "family": group[0]["family"],
+            "d_cos2": common.format_mean_std([r["d_cos2_convs"] for r in group], 2),
+            "init": common.format_mean_std([r.get("d_cos2_init") for r in group], 2),
+            "convs": group[0]["conv_layers"],
+            "acc": common.format_mean_std([r["test_accuracy"] for r in group], 4),
+            "paper": f"{group[0]['paper_c10']} / {group[0]['paper_c100']}",
+        })
+    return common.markdown_table(
+        fam, ["model", "family", "convs", "acc", "init", "d_cos2", "paper"],
+        ["model", "family", "conv layers", "test acc", "d·cos²θ at initialisation",
+         "d·cos²θ trained (here)", "paper, full nets trained on CIFAR (C10 / C100)"],
+    )
+
+
+def report(rows, cos2_rows, dataset, epochs, rate):
+    """The Markdown report: shift against width, and d·cos²θ per family."""
     text = (
         f"# Variance shift against width on {dataset} ({epochs} epochs, dropout rate {rate:g})\n\n"
         "(a): dropout right before every block's last BN; (b): before every block's last conv. "
         f"Shift: the paper's statistic at the BNs the dropouts feed; closed form for (a) "
         f"at zero mean: {1 / (1 - rate):.3f}.\n\n"
-        + common.markdown_table(cells, columns, headers)
+        + _width_table(rows)
     )
     if cos2_rows:
-        fam = []
-        for (model,), group in common.group_rows(cos2_rows, ("model",)).items():
-            fam.append({
-                "model": model,
-                "family": group[0]["family"],
-                "d_cos2": common.format_mean_std([r["d_cos2_convs"] for r in group], 2),
-                "init": common.format_mean_std([r.get("d_cos2_init") for r in group], 2),
-                "convs": group[0]["conv_layers"],
-                "acc": common.format_mean_std([r["test_accuracy"] for r in group], 4),
-                "paper": f"{group[0]['paper_c10']} / {group[0]['paper_c100']}",
-            })
         text += (
             "\n## Mean d·cos²θ of trained conv kernels, no dropout (paper's Table 1 next to it)\n\n"
-            + common.markdown_table(
-                fam, ["model", "family", "convs", "acc", "init", "d_cos2", "paper"],
-                ["model", "family", "conv layers", "test acc", "d·cos²θ at initialisation",
-                 "d·cos²θ trained (here)", "paper, full nets trained on CIFAR (C10 / C100)"],
-            )
+            + _family_table(cos2_rows)
         )
     return text
 
@@ -226,6 +256,7 @@ def figure(rows):
 
 
 def main():
+    """Runs the study over --widths and --families and writes its files."""
     rows, cos2_rows = run(
         common.parse_ints("widths", FLAGS.widths),
         depth=FLAGS.depth,
