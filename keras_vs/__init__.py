@@ -26,7 +26,7 @@ def _load():
     from keras_vs.callbacks import VarianceShiftCallback
     from keras_vs.graph import GraphError
     from keras_vs.layers import Uout
-    from keras_vs.rewrite import Change, plan, rewrite
+    from keras_vs.rewrite import Change, Plan, plan, rewrite
     from keras_vs.shift import (
         Inconsistency,
         VarianceShift,
@@ -67,6 +67,7 @@ __all__ = [
     "Finding",
     "GraphError",
     "Inconsistency",
+    "Plan",
     "Uout",
     "VarianceShift",
     "VarianceShiftCallback",

@@ -13,6 +13,8 @@ import keras
 from keras_vs import graph as graph_lib
 from keras_vs import vocab
 
+__all__ = ["DIRECT", "OPAQUE", "THROUGH_LINEAR", "Finding", "find_disharmony"]
+
 DIRECT = vocab.DIRECT
 THROUGH_LINEAR = vocab.THROUGH_LINEAR
 OPAQUE = vocab.OPAQUE

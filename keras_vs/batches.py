@@ -5,11 +5,14 @@ NumPy ``(x, y)`` batches and checks each batch against the model's inputs
 (shape, numeric dtype, finite values) before anything is computed from it.
 """
 
-import numbers
 import sys
 
 import keras
 import numpy as np
+
+from keras_vs import checks
+
+__all__ = ["DEFAULT_BATCH_SIZE", "Batches", "check_batch", "num_examples"]
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -63,14 +66,8 @@ class Batches:
     """
 
     def __init__(self, data, steps=None, batch_size=DEFAULT_BATCH_SIZE, bounded=True):
-        if steps is not None and (
-            isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1
-        ):
-            raise ValueError(f"Expected steps to be a positive integer or None. Received: steps={steps!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}")
-        self.steps = None if steps is None else int(steps)
-        self.batch_size = int(batch_size)
+        self.steps = checks.integer("steps", steps, allow_none=True)
+        self.batch_size = checks.integer("batch_size", batch_size)
         self.reiterable = True
         self._arrays = None
         if data is None or isinstance(data, (str, bytes)):

@@ -2,14 +2,16 @@
 
 import copy
 import math
-import numbers
 
 import keras
 
 from keras_vs import batches as batches_lib
+from keras_vs import checks
 from keras_vs import optional
 from keras_vs import probe as probe_lib
 from keras_vs import shift
+
+__all__ = ["VarianceShiftCallback"]
 
 DEFAULT_PROBE_SIZE = 256
 
@@ -62,11 +64,9 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         steps=None,
     ):
         super().__init__()
-        for name, value in (("every", every), ("probe_size", probe_size), ("batch_size", batch_size)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-        self.every = int(every)
-        self.batch_size = int(batch_size)
+        self.every = checks.integer("every", every)
+        checks.integer("probe_size", probe_size)
+        self.batch_size = checks.integer("batch_size", batch_size)
         self.per_layer = bool(per_layer)
         self.log_dir = None if log_dir is None else str(log_dir)
         if self.log_dir is not None:  # fail now, not at the end of the first epoch

@@ -26,6 +26,19 @@ import warnings
 
 from absl import flags
 
+__all__ = [
+    "CliError",
+    "Command",
+    "UsageError",
+    "command_targets",
+    "commands",
+    "load_command",
+    "main",
+    "parse",
+    "run",
+    "usage",
+]
+
 PROG = "keras-vs"
 GROUP = "keras_vs.commands"
 EXIT_FAILED = 1

@@ -4,6 +4,8 @@ import contextlib
 import os
 import tempfile
 
+__all__ = ["atomic_path", "save_figure", "write_atomic"]
+
 
 @contextlib.contextmanager
 def atomic_path(path):

@@ -9,6 +9,8 @@ install instead of a bare ``ModuleNotFoundError``.
 import importlib
 import importlib.util
 
+__all__ = ["MissingDependencyError", "available", "require"]
+
 # What to install for each optional module.
 INSTALL = {
     "tensorflow": "pip install tensorflow",

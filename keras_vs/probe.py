@@ -26,6 +26,8 @@ from keras import ops
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
 
+__all__ = ["MODES", "Probe", "finish", "merge", "probe_for", "run_function"]
+
 MODES = ("inference", "precise", "copies")
 DEFAULT_CAPACITY = 256
 # Up to this many batches a probe runs eagerly: tracing and compiling a big

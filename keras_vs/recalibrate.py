@@ -85,6 +85,23 @@ def recalibrate_bn(
     >>> fixed is model, round(float(fixed.layers[0].moving_mean[0]), 2)
     (False, 14.0)
     """
+    _check_arguments(method, memory_budget)
+    from keras_vs import shift  # the shared error messages
+
+    batches = Batches(data, steps, batch_size)
+    probe = probe_lib.probe_for(model, "precise" if method == "precise" else "copies")
+    if probe.model is None:
+        raise shift.no_bn_error(model, probe)
+    shift.warn_hidden(probe)
+    if method == "precise":
+        moments = probe.moments(batches)
+        stats = {n: (moments[n][1], moments[n][2]) for n in probe.names}
+    else:
+        stats = _exact(probe, batches, memory_budget, data)
+    return _write(model, stats, inplace)
+
+
+def _check_arguments(method, memory_budget):
     if method not in vocab.RECALIBRATION_METHODS:
         raise ValueError(
             f"Unknown method. Expected one of {', '.join(vocab.RECALIBRATION_METHODS)}. "
@@ -97,29 +114,22 @@ def recalibrate_bn(
             "Expected memory_budget to be a number of bytes >= 0. "
             f"Received: memory_budget={memory_budget!r}"
         )
-    from keras_vs import shift  # the shared error messages
 
-    batches = Batches(data, steps, batch_size)
-    probe = probe_lib.probe_for(model, "precise" if method == "precise" else "copies")
-    if probe.model is None:
-        raise shift.no_bn_error(model, probe)
-    shift.warn_hidden(probe)
-    if method == "precise":
-        moments = probe.moments(batches)
-        stats = {n: (moments[n][1], moments[n][2]) for n in probe.names}
-    else:
-        stats = _exact_staged(probe, batches, memory_budget)
-        if stats is None:
-            if not batches.reiterable:
-                raise ValueError(
-                    "recalibrate_bn(method='exact') needs to pass over the data several "
-                    "times when its activations exceed memory_budget; pass NumPy arrays, "
-                    "a tf.data.Dataset or a PyDataset, raise memory_budget or use "
-                    "method='precise'. Received: a one-shot iterator of type "
-                    f"{type(data).__name__}"
-                )
-            stats = _exact_passes(probe, batches)
-    return _write(model, stats, inplace)
+
+def _exact(probe, batches, memory_budget, data):
+    """Exact statistics: staged on cached activations, else one pass per BN level."""
+    stats = _exact_staged(probe, batches, memory_budget)
+    if stats is not None:
+        return stats
+    if not batches.reiterable:
+        raise ValueError(
+            "recalibrate_bn(method='exact') needs to pass over the data several "
+            "times when its activations exceed memory_budget; pass NumPy arrays, "
+            "a tf.data.Dataset or a PyDataset, raise memory_budget or use "
+            "method='precise'. Received: a one-shot iterator of type "
+            f"{type(data).__name__}"
+        )
+    return _exact_passes(probe, batches)
 
 
 def _write(model, stats, inplace):

@@ -15,6 +15,7 @@ import dataclasses
 import math
 import random
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -292,23 +293,51 @@ def prediction_inconsistency(model, data, steps=None, *, batch_size=DEFAULT_BATC
             "prediction_inconsistency needs a single-output classifier. "
             f"Received: model {model.name!r} with {len(graph.root.outputs)} outputs"
         )
-    inference = keras.Model(*graph_lib.inline(model)[:2])
-    # A copy for training mode: its BN moving statistics and dropout seeds
-    # change with every pass, the user's must not.
+    run = probe_lib.run_function(_both_modes(model), batches)
+    return _compare(batches, inputs, run)
+
+
+# model -> (graph signature, model of both modes, its training-mode copy):
+# built and compiled once per model, its copy re-synced on every call.
+_BOTH_MODES = weakref.WeakKeyDictionary()
+
+
+def _both_modes(model):
+    """One model returning ``[inference outputs, training-mode outputs]``.
+
+    Inference calls the user's own layers; training mode a copy, whose BN
+    moving statistics and dropout seeds may change, the user's must not.
+    """
+    signature = graph_lib.signature(model)
+    try:
+        cached = _BOTH_MODES.get(model)
+    except TypeError:  # not weak-referenceable: no caching
+        cached = None
+    if cached is not None and cached[0] == signature:
+        _, both, train_copy = cached
+        train_copy.set_weights(model.get_weights())
+        return both
+    inputs, outputs = graph_lib.inline(model)[:2]
     with _rng_preserved():
         train_copy = graph_lib.copy(model)
-        train_inputs = graph_lib.inline(train_copy)[0]
-        train_mode = keras.Model(train_inputs, _TrainingMode(train_copy)(train_inputs))
-    run_inference = probe_lib.run_function(inference, batches)
-    run_train = probe_lib.run_function(train_mode, batches)
+        train = _TrainingMode(train_copy)(inputs)
+        both = keras.Model(inputs, [keras.tree.flatten(outputs)[0], keras.tree.flatten(train)[0]])
+    try:
+        _BOTH_MODES[model] = (signature, both, train_copy)
+    except TypeError:
+        pass
+    return both
+
+
+def _compare(batches, inputs, run):
+    """Counts agreement and accuracy of the two modes over `batches`."""
     n = agree = correct_train = correct_inf = 0
     has_labels = True
     for index, (x, y) in enumerate(batches):
         batches_lib.check_batch(inputs, x, index)
         if batches_lib.num_examples(x) == 0:
             continue
-        pred_inf = np.asarray(ops.convert_to_numpy(run_inference(x)))
-        pred_train = np.asarray(ops.convert_to_numpy(run_train(x)))
+        pred_inf, pred_train = (np.asarray(ops.convert_to_numpy(p)) for p in run(x))
         c_inf, c_train = _classes(pred_inf), _classes(pred_train)
         n += c_inf.size
         agree += int(np.sum(c_inf == c_train))

@@ -10,6 +10,8 @@ from keras_vs import vocab
 from keras_vs.cli import PROG, CliError, Command
 from keras_vs.commands import common
 
+__all__ = ["COMMAND"]
+
 _SECTIONS = {
     vocab.DIRECT: "direct: dropout right before the BN (the paper's case a)",
     vocab.THROUGH_LINEAR: "through a conv/dense layer (the paper's case b)",

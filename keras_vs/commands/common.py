@@ -10,6 +10,21 @@ from absl import flags
 
 from keras_vs.cli import CliError
 
+__all__ = [
+    "check_output",
+    "define_data",
+    "define_json",
+    "define_output",
+    "define_unsafe",
+    "float_list",
+    "is_weights_file",
+    "load_data",
+    "load_model_file",
+    "one_line",
+    "quiet_tensorflow",
+    "save_model_file",
+]
+
 MODEL_EXTENSIONS = (".keras", ".h5", ".hdf5")
 WEIGHTS_EXTENSION = ".weights.h5"
 

@@ -9,6 +9,8 @@ from absl import flags
 from keras_vs.cli import PROG, CliError, Command
 from keras_vs.commands import common
 
+__all__ = ["COMMAND"]
+
 # Above this the BN statistics are worth re-estimating (networks trained
 # without dropout measure 1.00-1.07 in the paper).
 NOTABLE_SHIFT = 1.1
@@ -50,16 +52,21 @@ def _report(path, fv, result, inconsistency):
     return report
 
 
+def _check_plot(plot, path):
+    if not plot:
+        return
+    folder = os.path.dirname(os.path.abspath(plot))
+    if not os.path.isdir(folder):
+        raise CliError(f"The folder for --plot does not exist. Received: --plot={plot}")
+    if os.path.exists(plot) and os.path.realpath(plot) == os.path.realpath(path):
+        raise CliError(f"--plot is the input model. Received: --plot={plot}")
+
+
 def _run(args, fv):
     if len(args) != 1:
         raise CliError(f"'measure' takes one MODEL path (a .keras file). Received: {args}")
     path = args[0]
-    if fv.plot:
-        folder = os.path.dirname(os.path.abspath(fv.plot))
-        if not os.path.isdir(folder):
-            raise CliError(f"The folder for --plot does not exist. Received: --plot={fv.plot}")
-        if os.path.exists(fv.plot) and os.path.realpath(fv.plot) == os.path.realpath(path):
-            raise CliError(f"--plot is the input model. Received: --plot={fv.plot}")
+    _check_plot(fv.plot, path)
     data = common.load_data(fv)
     model = common.load_model_file(path, fv.unsafe)
     common.quiet_tensorflow()
@@ -84,6 +91,13 @@ def _run(args, fv):
     if fv.json:
         print(json.dumps(report, indent=2))
         return 0
+    _print_report(path, fv, result, inconsistency, report)
+    if fv.plot and len(result):
+        print(f"wrote {fv.plot}")
+    return 0
+
+
+def _print_report(path, fv, result, inconsistency, report):
     print(
         f"Variance shift of {path} on {fv.data} ({fv.split}, {result.num_examples} examples): "
         "max(real/moving, moving/real), 1 = none."
@@ -112,9 +126,6 @@ def _run(args, fv):
             f"Re-estimate them with {PROG} recalibrate {path} --data={fv.data} -o FIXED "
             f"(weights unchanged), or fix the dropouts ({PROG} rewrite) and fine-tune."
         )
-    if fv.plot and len(result):
-        print(f"wrote {fv.plot}")
-    return 0
 
 
 COMMAND = Command(

@@ -2,6 +2,8 @@
 
 import math
 
+__all__ = ["save_shift_figure", "shift_figure"]
+
 # Values spanning more than this factor get a logarithmic axis.
 LOG_SCALE_RATIO = 10.0
 # Up to this many BN layers are named on the x axis; beyond, integer indices.

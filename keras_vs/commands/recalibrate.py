@@ -8,6 +8,8 @@ from keras_vs import vocab
 from keras_vs.cli import CliError, Command
 from keras_vs.commands import common
 
+__all__ = ["COMMAND"]
+
 
 def _define_flags(fv):
     common.define_data(fv)

@@ -9,6 +9,8 @@ from keras_vs import vocab
 from keras_vs.cli import PROG, CliError, Command
 from keras_vs.commands import common
 
+__all__ = ["COMMAND"]
+
 
 def _define_flags(fv):
     flags.DEFINE_enum("policy", None, list(vocab.POLICIES), "How to fix each dropout that feeds a BN.",

@@ -7,6 +7,8 @@ from absl import flags
 from keras_vs.cli import CliError, Command
 from keras_vs.commands import common
 
+__all__ = ["COMMAND"]
+
 
 def _define_flags(fv):
     flags.DEFINE_list("rates", ["0.1", "0.3", "0.5", "0.7"], "Dropout rates to check.", flag_values=fv)

@@ -209,10 +209,15 @@ def test_finding_prints_one_readable_line():
 def test_the_model_is_not_modified():
     x = L.Input((4,))
     model = keras.Model(x, L.BatchNormalization()(L.Dropout(0.5)(x)))
-    before = [(layer.name, len(layer._inbound_nodes)) for layer in model.layers]
+    x = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
+    layers = [(layer.name, len(layer._inbound_nodes)) for layer in model.layers]
+    weights = [w.copy() for w in model.get_weights()]
+    expected = keras.ops.convert_to_numpy(model(x))
     kvs.find_disharmony(model)
-    assert [(layer.name, len(layer._inbound_nodes)) for layer in model.layers] == before
-    np.testing.assert_array_equal(model(np.ones((1, 4))), model(np.ones((1, 4))))
+    assert [(layer.name, len(layer._inbound_nodes)) for layer in model.layers] == layers
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x)), expected)
 
 
 class _Subclassed(keras.Model):

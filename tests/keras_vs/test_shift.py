@@ -341,6 +341,17 @@ def test_inconsistency_sees_training_mode_and_leaves_the_model_untouched():
     _assert_same_weights(before, _weights(model))
 
 
+def test_inconsistency_called_again_follows_the_models_new_weights():
+    # Without dropout or BN both modes agree exactly: any disagreement on the
+    # second call would come from a training-mode copy left with old weights.
+    model = keras.Sequential([keras.Input((4,)), layers.Dense(8, activation="relu"), layers.Dense(3)])
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(64, 4)).astype("float32")
+    assert shift.prediction_inconsistency(model, x, batch_size=16).disagreement == 0.0
+    model.set_weights([rng.normal(size=w.shape).astype("float32") * 3 for w in model.get_weights()])
+    assert shift.prediction_inconsistency(model, x, batch_size=16).disagreement == 0.0
+
+
 def test_inconsistency_rejects_multi_output_models():
     x = keras.Input((4,))
     model = keras.Model(x, [layers.Dense(2)(x), layers.Dense(2)(x)])
