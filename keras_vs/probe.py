@@ -83,32 +83,23 @@ def moments_row(x, axis):
 
 
 class _Recorder(keras.layers.Layer):
-    """Writes the moments row of its input into row ``index`` of a device buffer."""
+    """Writes a moments row (`moments_row`) into row ``index`` of a device buffer."""
 
-    def __init__(self, axis, capacity, **kwargs):
+    def __init__(self, capacity, **kwargs):
         super().__init__(dtype="float32", **kwargs)
-        self.axis = axis
         self.capacity = capacity
-        # Moments are taken over every position, masked ones included (BN
-        # skips them in training: a known simplification for padded
-        # sequences); the flag it returns carries no mask.
-        self.supports_masking = True
-
-    def compute_mask(self, inputs, mask=None):
-        return None
 
     def build(self, input_shape):
-        width = 3 * int(input_shape[self.axis]) + 1
         self.rows = self.add_weight(
-            shape=(self.capacity, width), initializer="zeros", trainable=False, name="rows"
+            shape=(self.capacity, int(input_shape[-1])), initializer="zeros",
+            trainable=False, name="rows",
         )
         self.index = self.add_weight(
             shape=(), initializer="zeros", dtype="int32", trainable=False, name="index"
         )
 
-    def call(self, x, mask=None):
+    def call(self, row):
         i = ops.cast(self.index.value, "int32")
-        row = moments_row(x, self.axis)
         self.rows.assign(ops.slice_update(self.rows.value, ops.stack([i, ops.zeros_like(i)]), row))
         self.index.assign(i + 1)
         return ops.zeros((1, 1), "float32")
@@ -117,22 +108,38 @@ class _Recorder(keras.layers.Layer):
         return (1, 1)
 
 
-def batch_norm_train(bn, x, mask=None):
-    """What BN computes in training, without updating its moving statistics."""
-    del mask  # the moments are taken over every position, as measuring does
+def _row_statistics(row, channels):
+    """Per-channel ``(mean, var)`` of the batch a moments row describes."""
+    count = row[0, 0]
+    mean = row[0, 1 : channels + 1] + row[0, channels + 1 : 2 * channels + 1]
+    var = ops.divide_no_nan(ops.maximum(row[0, 2 * channels + 1 :], 0.0), count)
+    return mean, var
+
+
+def batch_norm_train(bn, x, row=None):
+    """What BN computes in training, without updating its moving statistics.
+
+    Args:
+        bn: A BN-like layer (possibly wrapped).
+        x: Its input.
+        row: The batch's `moments_row` when already computed (the statistics
+            are then read from it rather than computed again).
+    """
     inner = graph_lib.unwrap(bn)
     rank = len(x.shape)
     axis = graph_lib.bn_axis(bn, rank)
-    reduce = [i for i in range(rank) if i != axis]
+    if row is None:
+        row = moments_row(x, axis)
+    # Moments are taken over every position, masked ones included, as
+    # measuring does (BN skips masked steps in training).
+    mean, var = _row_statistics(row, x.shape[axis])
     dtype = x.dtype
-    x32 = ops.cast(x, "float32")
-    mean, var = ops.moments(x32, axes=reduce, keepdims=True)
     shape = [1] * rank
     shape[axis] = x.shape[axis]
-    inv = ops.rsqrt(var + inner.epsilon)
+    inv = ops.rsqrt(ops.reshape(var, shape) + inner.epsilon)
     if inner.scale:
         inv = inv * ops.reshape(ops.cast(inner.gamma, "float32"), shape)
-    out = (x32 - mean) * inv
+    out = (ops.cast(x, "float32") - ops.reshape(mean, shape)) * inv
     if inner.center:
         out = out + ops.reshape(ops.cast(inner.beta, "float32"), shape)
     return ops.cast(out, dtype)
@@ -205,13 +212,14 @@ class Probe:
         axis = graph_lib.bn_axis(layer, rank)
         name = self._name(site)
         recorder = _Recorder(
-            axis, self.capacity * site.repeats, name=f"keras_vs_moments_{len(self._recorders)}"
+            self.capacity * site.repeats, name=f"keras_vs_moments_{len(self._recorders)}"
         )
+        row = moments_row(x, axis)
         # The probe's output depends on every recorder, so each one runs.
-        site.tap(name, recorder(x))
+        site.tap(name, recorder(row))
         self._recorders.append((name, recorder))
-        if self.mode == "precise":
-            return batch_norm_train(layer, x)
+        if self.mode == "precise":  # one set of moments for recording and normalising
+            return batch_norm_train(layer, x, row)
         if self.mode == "copies":
             copy = self.copies.get(name)
             if copy is None:
@@ -259,10 +267,10 @@ class Probe:
         mode = self.mode
 
         def call(inputs, training=None, mask=None, **kwargs):
-            axis = graph_lib.bn_axis(bn, len(inputs.shape))
-            merge(acc, name, np.asarray(ops.convert_to_numpy(moments_row(inputs, axis)), np.float64)[0])
+            row = moments_row(inputs, graph_lib.bn_axis(bn, len(inputs.shape)))
+            merge(acc, name, np.asarray(ops.convert_to_numpy(row), np.float64)[0])
             if mode == "precise":
-                return batch_norm_train(bn, inputs)
+                return batch_norm_train(bn, inputs, row)
             if mode == "copies":
                 return copy(inputs, training=False)
             return original(inputs, training=False, mask=mask, **kwargs)
