@@ -62,6 +62,7 @@ class _Body:
     stem_filters: int
 
     def __call__(self, inputs, plan):
+        """Returns the final feature map of ``inputs`` under the dropout ``plan``."""
         x = common.conv2d(inputs, self.stem_filters, 3, "stem_conv")
         for stage in range(1, 4):
             for layer in range(1, self.layers_per_stage + 1):

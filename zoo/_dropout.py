@@ -17,11 +17,16 @@ __all__ = ["DropoutPlan"]
 _ZOO_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def _in_zoo(filename):
+    """Whether ``filename`` is a module of the zoo package."""
+    return os.path.dirname(os.path.abspath(filename)) == _ZOO_DIR
+
+
 def _stacklevel_outside_zoo():
     """The ``stacklevel`` that points a warning at the first caller outside the zoo."""
     # Level 1 is the function that warns (our caller); count outwards from it.
     level, frame = 1, sys._getframe(1)
-    while frame is not None and _ZOO_DIR == os.path.dirname(os.path.abspath(frame.f_code.co_filename)):
+    while frame is not None and _in_zoo(frame.f_code.co_filename):
         level, frame = level + 1, frame.f_back
     return level
 
@@ -95,7 +100,8 @@ class DropoutPlan:
                 other dropout type, or a positive amount comes with
                 ``dropout_position="none"`` (it would be silently ignored).
         """
-        position = check_choice(builder, "dropout_position", dropout_position, vocab.DROPOUT_POSITIONS)
+        positions = vocab.DROPOUT_POSITIONS
+        position = check_choice(builder, "dropout_position", dropout_position, positions)
         dropout_type = check_choice(builder, "dropout_type", dropout_type, vocab.DROPOUT_TYPES)
         if dropout_type == "uout":
             plan = cls(position, dropout_type, beta=_uout_beta(builder, dropout_rate, beta))

@@ -90,6 +90,7 @@ class PreactBody:
     shortcut_input: str
 
     def __call__(self, inputs, plan):
+        """Returns the final feature map of ``inputs`` under the dropout ``plan``."""
         x = common.conv2d(inputs, 16, 3, "stem_conv")
         for stage, width in enumerate(self.widths, start=1):
             for block in range(1, self.blocks_per_stage + 1):

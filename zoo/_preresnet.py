@@ -60,8 +60,9 @@ def preresnet(
     bottleneck = block == "bottleneck"
     n = _checks.check_depth(builder, depth, 9 if bottleneck else 6, 2, hint=f" for block={block!r}")
     _checks.check_choice(builder, "shortcut_input", shortcut_input, SHORTCUT_INPUTS)
+    body = PreactBody(n, (16, 32, 64), bottleneck, shortcut_input)
     return common.network(
-        builder, PreactBody(n, (16, 32, 64), bottleneck, shortcut_input), name or f"preresnet-{depth}",
+        builder, body, name or f"preresnet-{depth}",
         num_classes=num_classes, input_shape=input_shape, include_top=include_top,
         classifier_activation=classifier_activation, dropout_rate=dropout_rate, beta=beta,
         dropout_position=dropout_position, dropout_type=dropout_type,

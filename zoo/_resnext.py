@@ -56,6 +56,7 @@ class _Body:
     widen_factor: int
 
     def __call__(self, inputs, plan):
+        """Returns the final feature map of ``inputs`` under the dropout ``plan``."""
         x = common.conv2d(inputs, 64, 3, "stem_conv")
         x = common.batch_norm(x, "stem_bn")
         x = common.relu(x, "stem_relu")
@@ -97,11 +98,11 @@ def resnext(
     blocks whose grouped 3x3 conv has ``cardinality * base_width * 2**s``
     channels and whose outputs have ``64 * widen_factor * 2**s`` channels
     (s = 0, 1, 2; 256/512/1024 for the reference widen factor 4; projection
-    shortcuts are conv1x1 plus BN), global average pooling and a dense classifier initialised as the reference (kernel
-    He-normal on fan-in, zero bias). The original architecture has no
-    dropout (the reference accepts a ``dropRate`` and ignores it). Here
-    ``dropout_position="after_conv"`` is the same place as ``"before_bn"``:
-    the block's last conv feeds its last BN before the add.
+    shortcuts are conv1x1 plus BN), global average pooling and a dense
+    classifier initialised as the reference (kernel He-normal on fan-in,
+    zero bias). The original architecture has no dropout (the reference
+    accepts a ``dropRate`` and ignores it). ``"after_conv"`` dropout is in
+    the same place as ``"before_bn"``: the last conv feeds the last BN.
 
     Args:
         depth: 9n + 2 (11, 20, 29, ...).
