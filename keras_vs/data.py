@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from keras_vs import optional
+from keras_vs import checks, optional
 
 __all__ = ["SPLITS", "TFDS_NAMES", "DatasetSpec", "load", "names", "spec", "tfds_dataset"]
 
@@ -189,12 +189,6 @@ def _npz(path):
 # TensorFlow Datasets
 
 
-def _check_positive_int(name, value):
-    """Raises a ValueError echoing ``name=value`` unless it is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"Expected {name} to be a positive integer. Received: {name}={value!r}")
-
-
 def _check_tfds_arguments(name, split, batch_size, seed, shuffle_buffer, take):
     """Validates `tfds_dataset`'s arguments; returns ``(tf, tfds)``."""
     if name not in TFDS_NAMES:
@@ -206,11 +200,11 @@ def _check_tfds_arguments(name, split, batch_size, seed, shuffle_buffer, take):
     tfds = optional.require("tensorflow_datasets", f"The TFDS data set {name!r}", f"name={name!r}")
     if split not in SPLITS:
         raise ValueError(f"Unknown split. Expected one of {SPLITS}. Received: split={split!r}")
-    _check_positive_int("batch_size", batch_size)
+    checks.integer("batch_size", batch_size)
     if shuffle_buffer is not None:
-        _check_positive_int("shuffle_buffer", shuffle_buffer)
+        checks.integer("shuffle_buffer", shuffle_buffer)
     if take is not None:
-        _check_positive_int("take", take)
+        checks.integer("take", take)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError(f"Expected seed to be an integer. Received: seed={seed!r}")
     return tf, tfds

@@ -249,21 +249,12 @@ class Probe:
 
     def _patched(self, acc):
         """Context: hidden BNs record their inputs into `acc` on the host."""
-        probe = self
-
-        class _Patches:
-            def __enter__(self):
-                for name, bn, copy in probe._patches:
-                    object.__setattr__(bn, "call", probe._patch(name, bn, copy, acc))
-
-            def __exit__(self, *exc):
-                for _, bn, _ in probe._patches:
-                    object.__delattr__(bn, "call")
-
-        return _Patches()
+        return graph_lib.calls_replaced(
+            [(bn, self._patch(name, bn, copy, acc)) for name, bn, copy in self._patches]
+        )
 
     def _patch(self, name, bn, copy, acc):
-        original = type(bn).call.__get__(bn)
+        original = graph_lib.own_call(bn)
         mode = self.mode
 
         def call(inputs, training=None, mask=None, **kwargs):

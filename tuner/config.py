@@ -16,6 +16,8 @@ Example:
 import dataclasses
 import numbers
 
+from keras_vs import checks
+
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_DATASET",
@@ -51,22 +53,8 @@ DEFAULT_DIRECTORY = "keras_vs_tune"  # parent folder of the search folders
 
 
 def check_int(name, value, minimum=1, allow_none=False):
-    """``value`` as an int, or a ValueError that names ``name``.
-
-    Args:
-        name: The argument's name, for the message.
-        value: The value received.
-        minimum: The smallest value allowed.
-        allow_none: Whether None is allowed (and returned).
-
-    Returns:
-        ``int(value)``, or None.
-    """
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"Expected {name} to be an integer >= {minimum}. Received: {name}={value!r}")
-    return int(value)
+    """``value`` as an int, or a ValueError that names ``name`` (`keras_vs.checks.integer`)."""
+    return checks.integer(name, value, minimum=minimum, allow_none=allow_none)
 
 
 def _check_rate(name, value):

@@ -35,6 +35,7 @@ import numbers
 import keras
 from keras import ops
 
+from keras_vs import graph as graph_lib
 from tuner.config import check_int
 
 __all__ = [
@@ -183,9 +184,7 @@ class TorchSGD(keras.optimizers.SGD):
                 gradient, ops.multiply(ops.cast(self.coupled_weight_decay, variable.dtype), variable)
             )
         if self.momentum != 0:
-            # Keras' optimizers find a variable's slot by this private method
-            # (as keras.optimizers.SGD does); Keras has no public mapping.
-            buffer = self.momentums[self._get_variable_index(variable)]
+            buffer = self.momentums[graph_lib.variable_slot(self, variable)]
             gradient = ops.add(ops.multiply(buffer, ops.cast(self.momentum, variable.dtype)), gradient)
             self.assign(buffer, gradient)
         self.assign_sub(variable, ops.multiply(gradient, learning_rate))

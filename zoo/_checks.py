@@ -3,6 +3,8 @@ argument and echoes the value ("Received: arg=value"), as Keras' own."""
 
 import numbers
 
+from keras_vs import checks
+
 __all__ = ["check_choice", "check_depth", "check_int", "check_real", "invalid"]
 
 
@@ -16,13 +18,10 @@ def invalid(builder, arg, value, expected):
 
 def check_int(builder, arg, value, minimum=1):
     """Returns ``value`` as ``int`` if it is an integer >= ``minimum``."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise invalid(builder, arg, value, f"an integer >= {minimum}")
-    return int(value)
+    try:
+        return checks.integer(arg, value, minimum=minimum)
+    except ValueError:
+        raise invalid(builder, arg, value, f"an integer >= {minimum}") from None
 
 
 def check_real(builder, arg, value, low, high, low_open=False, high_open=False, what=""):

@@ -19,7 +19,8 @@ Keras internals used here, and nowhere else in keras-vs:
 `Functional._nodes_by_depth`, `Node.arguments` (`fill_in`, `kwargs`),
 `Node.outputs`, `Node.operation`, `Sequential._functional`,
 `Functional._inputs_struct` / `_outputs_struct`, `Layer._flatten_layers`,
-`KerasTensor._keras_history` and `KerasTensor` identity.
+`KerasTensor._keras_history`, `KerasTensor` identity, a layer's `call`
+replaced on the instance (`calls_replaced`) and `Optimizer._get_variable_index`.
 
 Example:
 
@@ -30,7 +31,7 @@ Example:
 True
 """
 
-from keras_vs.graph.inline import Site, inline
+from keras_vs.graph.inline import Site, calls_replaced, inline, own_call
 from keras_vs.graph.kinds import (
     BN_CLASSES,
     DROPOUT_CLASSES,
@@ -48,7 +49,7 @@ from keras_vs.graph.kinds import (
 )
 from keras_vs.graph.model_graph import Edge, ModelGraph, View, output_layer, signature, walk
 from keras_vs.graph.rebuild import Action, NewLayer, clone_layer, copy, rebuild
-from keras_vs.graph.state import compile_like, copy_state
+from keras_vs.graph.state import compile_like, copy_state, variable_slot
 
 __all__ = [
     "BN_CLASSES",
@@ -61,6 +62,7 @@ __all__ = [
     "Site",
     "View",
     "bn_axis",
+    "calls_replaced",
     "clone_layer",
     "compile_like",
     "copy",
@@ -73,9 +75,11 @@ __all__ = [
     "is_dropout_like",
     "noise_rate",
     "output_layer",
+    "own_call",
     "producer_name",
     "rebuild",
     "signature",
     "sublayer",
     "unwrap",
+    "variable_slot",
 ]

@@ -14,6 +14,7 @@ Example:
 True
 """
 
+import contextlib
 import dataclasses
 
 import keras
@@ -21,7 +22,7 @@ import keras
 from keras_vs.graph.kinds import GraphError, _describe, _first_line
 from keras_vs.graph.model_graph import ModelGraph, check_sequential_chains, clone_input
 
-__all__ = ["Site", "inline"]
+__all__ = ["Site", "calls_replaced", "inline", "own_call"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,3 +169,31 @@ def inline(model, hook=None):
         taps,
         inliner.flat,
     )
+
+
+@contextlib.contextmanager
+def calls_replaced(replacements):
+    """Context: each ``(layer, call)`` pair's layer runs `call` instead of its own.
+
+    This reaches layers inside custom layers, where no graph edit can; the
+    layers are restored on exit, also after an error.
+
+    Args:
+        replacements: ``(layer, call)`` pairs; `call` takes the arguments of
+            the layer's ``call``.
+    """
+    done = []
+    try:
+        for layer, call in replacements:
+            # An instance attribute shadows the class's `call` for this layer only.
+            object.__setattr__(layer, "call", call)
+            done.append(layer)
+        yield
+    finally:
+        for layer in done:
+            object.__delattr__(layer, "call")
+
+
+def own_call(layer):
+    """The layer's class `call`, bound to it (even while `calls_replaced` is active)."""
+    return type(layer).call.__get__(layer)

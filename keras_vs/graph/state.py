@@ -21,7 +21,7 @@ import keras
 
 from keras_vs.graph.kinds import GraphError, _describe
 
-__all__ = ["compile_like", "copy_state"]
+__all__ = ["compile_like", "copy_state", "variable_slot"]
 
 
 def copy_state(old, new):
@@ -98,3 +98,12 @@ def compile_like(new, old):
         return False
     new.compile_from_config(config)
     return True
+
+
+def variable_slot(optimizer, variable):
+    """Index of `variable` in the optimizer's per-variable slot lists (momentums, ...).
+
+    Keras' own optimizers find slots by this private method; Keras has no
+    public mapping, so custom optimizers (`tuner.recipe.TorchSGD`) ask here.
+    """
+    return optimizer._get_variable_index(variable)

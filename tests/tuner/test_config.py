@@ -36,7 +36,7 @@ def test_rates_are_floats_and_records_are_frozen():
 @pytest.mark.parametrize(
     "make,match",
     [
-        (lambda: TrainingConfig(epochs=0), "Expected epochs to be an integer >= 1. Received: epochs=0"),
+        (lambda: TrainingConfig(epochs=0), "Expected epochs to be a positive integer. Received: epochs=0"),
         (lambda: TrainingConfig(batch_size=True), "batch_size=True"),
         (lambda: TrainingConfig(learning_rate=-1.0), "learning_rate=-1.0"),
         (lambda: TrainingConfig(weight_decay=float("nan")), "weight_decay=nan"),
