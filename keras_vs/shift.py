@@ -243,6 +243,13 @@ class _TrainingMode(keras.layers.Layer):
     def call(self, x):
         return self.inner(x, training=True)
 
+    def compute_output_spec(self, x):
+        # The copy's own output spec, without tracing it: Keras' lookup layers
+        # cannot be traced on JAX, though they run eagerly there.
+        return keras.tree.map_structure(
+            lambda t: keras.KerasTensor(t.shape, dtype=t.dtype), self.inner.outputs
+        )
+
 
 def _classes(pred):
     pred = np.asarray(pred)

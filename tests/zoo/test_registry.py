@@ -21,6 +21,10 @@ SHAPE = (8, 8, 3)
 # Small configs trained under XLA on every position and type; the others get
 # one combination each (an XLA compilation costs ~10 s per model here).
 MATRIX = ("wrn-10-1", "densenet-bc-22-4")
+# DenseNet's 9 variants took two minutes to compile jointly: it trains every
+# position once, the two dropout types taking turns (wrn-10-1 has them all).
+ALTERNATING = [(p, zoo.DROPOUT_TYPES[i % 2]) for i, p in enumerate(zoo.POSITIONS)]
+COMBOS_OF = {"wrn-10-1": COMBOS, "densenet-bc-22-4": ALTERNATING}
 
 
 def trainable_count(model):
@@ -228,11 +232,11 @@ def _joint_model(models):
 @pytest.mark.slow
 @pytest.mark.tf_only
 @pytest.mark.parametrize("name", MATRIX)
-def test_every_position_and_type_trains_under_xla(name):
+def test_every_position_trains_under_xla(name):
     keras.utils.set_random_seed(0)
     models = [
         small_model(name, position, dropout_type, name=f"{position}-{dropout_type}")
-        for position, dropout_type in COMBOS
+        for position, dropout_type in COMBOS_OF[name]
     ]
     before = [keras.ops.convert_to_numpy(m.trainable_weights[0]) for m in models]
     joint = _joint_model(models)
