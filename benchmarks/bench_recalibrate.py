@@ -10,7 +10,7 @@ one warm-up run (the first call of each compiles its function), and prints
 each ratio to predict with the peak resident memory each method added
 (sampled every 2 ms) over the memory before it.
 
-    python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--smoke]
+    python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--no_passes] [--smoke]
 """
 
 import argparse
@@ -75,6 +75,9 @@ def main():
     parser.add_argument(
         "--smoke", action="store_true", help="1 repeat, 32 examples, no warm-up, no passes"
     )
+    parser.add_argument(
+        "--no_passes", action="store_true", help="skip exact by passes (the slowest row)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.repeats, args.examples = 1, 32
@@ -112,7 +115,7 @@ def main():
         f"BN layers={n_bn} examples={args.examples} batch={bs} repeats={args.repeats} "
         f"(median after one warm-up run; peak = resident memory added)"
     )
-    if args.smoke:  # seconds, not minutes: the test suite runs this
+    if args.smoke or args.no_passes:  # seconds, not minutes: the test suite runs this
         del runs["recalibrate exact (passes)"]
     results = {name: timed(fn, args.repeats, not args.smoke) for name, fn in runs.items()}
     base = results["predict"][0]

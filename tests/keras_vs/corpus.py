@@ -13,8 +13,7 @@ hidden inside a custom layer), so the tools always have something to find.
 
 Flags:
     has_bn: the model holds BatchNormalization layers (possibly hidden).
-    needs_tf: runs on the TensorFlow backend only (string inputs,
-        TextVectorization; five keras-hub backbones too slow on JAX for CI).
+    needs_tf: needs the TensorFlow backend (string inputs, TextVectorization).
     requires: modules the builder needs beyond Keras (``HUB``: keras-hub, which
         pulls in TensorFlow; ``TF_LAYERS``: Keras' lookup layers); skipped where
         one is not installed.
@@ -24,6 +23,8 @@ Flags:
     classifier: a single-output softmax classifier over ``num_classes``.
     slow: takes several seconds per tool.
     keras_fails_on_jax: tools Keras itself cannot run on the model on JAX.
+    slow_on_jax: big graphs that JAX runs eagerly op by op (tens of seconds a
+        tool); marked `slow_on_jax`, which CI's JAX runs deselect.
     finds: dropouts that feed a BN and must be reported by find_disharmony;
         ``"a|b"`` accepts either name (``b`` often the custom layer hiding ``a``).
 """
@@ -57,6 +58,7 @@ class Entry:
     slow: bool = False
     # Tools Keras itself cannot run on this model on JAX (not keras-vs' doing).
     keras_fails_on_jax: tuple = ()
+    slow_on_jax: bool = False
     description: str = ""
 
     def sample(self, n=16, seed=0):
@@ -281,7 +283,8 @@ def app_densenet():
     return _wrap_app(base)
 
 
-@register("app_efficientnet", images(SMALL), finds=("block4b_drop", "block6b_drop"))
+@register("app_efficientnet", images(SMALL), finds=("block4b_drop", "block6b_drop"),
+          slow_on_jax=True)
 def app_efficientnet():
     """The EfficientNet family as it is, with its top (width 0.25, depth 0.5):
     its drop-connect Dropouts feed the next block's BN through a conv, its top
@@ -297,7 +300,8 @@ def app_efficientnet():
               name="efficientnet_small")
 
 
-@register("app_efficientnet_v2", images(SMALL), finds=("block4b_drop", "block6d_drop"))
+@register("app_efficientnet_v2", images(SMALL), finds=("block4b_drop", "block6d_drop"),
+          slow_on_jax=True)
 def app_efficientnet_v2():
     """The EfficientNetV2 family (B0 block table at width 0.25, depth 0.5) as it
     is, with its top; drop-connect Dropouts inside."""
@@ -314,7 +318,7 @@ def app_efficientnet_v2():
               input_shape=SMALL, classes=NUM_CLASSES, name="efficientnetv2_small")
 
 
-@register("app_nasnet", images(SMALL))
+@register("app_nasnet", images(SMALL), slow_on_jax=True)
 def app_nasnet():
     """The NASNet family (generic builder: one cell per stage, 96 penultimate
     filters) under a Dropout -> BN head."""
@@ -325,19 +329,19 @@ def app_nasnet():
     return _wrap_app(base)
 
 
-@register("app_xception", images(XCEPTION), slow=True)
+@register("app_xception", images(XCEPTION), slow=True, slow_on_jax=True)
 def app_xception():
     """Xception at its minimum 71x71 under a Dropout -> BN head."""
     return _app(keras.applications.Xception, XCEPTION)
 
 
-@register("app_inception_v3", images(INCEPTION), slow=True)
+@register("app_inception_v3", images(INCEPTION), slow=True, slow_on_jax=True)
 def app_inception_v3():
     """InceptionV3 at its minimum 75x75 under a Dropout -> BN head."""
     return _app(keras.applications.InceptionV3, INCEPTION)
 
 
-@register("app_inception_resnet_v2", images(INCEPTION), slow=True)
+@register("app_inception_resnet_v2", images(INCEPTION), slow=True, slow_on_jax=True)
 def app_inception_resnet_v2():
     """The InceptionResNetV2 family at 75x75: its stem, reduction blocks and
     scaled-residual blocks (CustomScaleLayer), one of each block type instead
@@ -384,9 +388,9 @@ def app_inception_resnet_v2():
 
 HUB = ("keras_hub",)
 # On JAX these backbones run eagerly in 20-70 s per tool (every tool passed on
-# JAX, 2026-11-27): CI runs them on TensorFlow only, and keras-hub on JAX
-# through ResNet, CSPNet and ViT, to keep `.ci/run` under its time limit.
-HUB_TF_IN_CI = dict(needs_tf=True)
+# JAX, 2026-11-27): CI's JAX runs skip them (marker `slow_on_jax`) and cover
+# keras-hub through ResNet, CSPNet and ViT, to keep `.ci/run` under its limit.
+HUB_SLOW_ON_JAX = dict(slow_on_jax=True)
 # Keras' lookup, hashing and text layers need TensorFlow installed, on every backend.
 TF_LAYERS = ("tensorflow",)
 
@@ -409,7 +413,7 @@ def hub_resnet():
     return wrap_backbone(backbone, SMALL, name="hub_resnet")
 
 
-@register("hub_densenet", images(SMALL), requires=HUB, **HUB_TF_IN_CI)
+@register("hub_densenet", images(SMALL), requires=HUB, **HUB_SLOW_ON_JAX)
 def hub_densenet():
     """keras-hub DenseNetBackbone under a head."""
     backbone = _hub().DenseNetBackbone(
@@ -418,7 +422,7 @@ def hub_densenet():
     return wrap_backbone(backbone, SMALL, name="hub_densenet")
 
 
-@register("hub_mobilenet", images(SMALL), requires=HUB, **HUB_TF_IN_CI)
+@register("hub_mobilenet", images(SMALL), requires=HUB, **HUB_SLOW_ON_JAX)
 def hub_mobilenet():
     """keras-hub MobileNetBackbone: its BNs sit inside custom block layers."""
     backbone = _hub().MobileNetBackbone(
@@ -434,7 +438,7 @@ def hub_mobilenet():
 
 
 @register("hub_efficientnet", images(SMALL), finds=("block2b_drop", "head_dropout"), requires=HUB,
-          **HUB_TF_IN_CI)
+          **HUB_SLOW_ON_JAX)
 def hub_efficientnet():
     """keras-hub EfficientNetBackbone, v1 blocks: drop-connect Dropouts before
     the next block's conv -> BN, in the graph."""
@@ -450,7 +454,7 @@ def hub_efficientnet():
 
 
 @register("hub_efficientnet_v2", images(SMALL), finds=("block2b_drop|block2b_", "head_dropout"),
-          requires=HUB, **HUB_TF_IN_CI)
+          requires=HUB, **HUB_SLOW_ON_JAX)
 def hub_efficientnet_v2():
     """keras-hub EfficientNetBackbone, fused/unfused V2 blocks: BN and dropout
     hidden inside custom FusedMBConvBlock/MBConvBlock layers."""
@@ -476,7 +480,7 @@ def hub_cspnet():
     return wrap_backbone(backbone, SMALL, name="hub_cspnet")
 
 
-@register("hub_xception", images(SMALL), requires=HUB, **HUB_TF_IN_CI)
+@register("hub_xception", images(SMALL), requires=HUB, **HUB_SLOW_ON_JAX)
 def hub_xception():
     """keras-hub XceptionBackbone under a head."""
     backbone = _hub().XceptionBackbone(

@@ -363,6 +363,8 @@ def _params():
             marks.append(pytest.mark.slow)
         if entry.needs_tf:
             marks.append(pytest.mark.tf_only)
+        if entry.slow_on_jax:
+            marks.append(pytest.mark.slow_on_jax)
         if entry.requires:
             marks.append(pytest.mark.requires(*entry.requires))
         for tool in TOOLS:
