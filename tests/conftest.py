@@ -1,6 +1,7 @@
 """Shared test set-up: quiet TensorFlow, backend-dependent skips, hypothesis profiles."""
 
 import os
+import re
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -52,6 +53,28 @@ def pytest_collection_modifyitems(config, items):
         if "tf_only" in item.keywords:
             item.add_marker(pytest.mark.skip(reason=reason))
 
+
+
+# The corpus tests of one model share the model, built once per worker
+# (tests/keras_vs/test_corpus.py caches it): under xdist they go to one worker
+# as a group, the way `--dist loadgroup` would (its grouping does not work
+# with pytest 9: it renames `item._nodeid`, which pytest 9 no longer reads).
+_CORPUS_TEST = re.compile(r"test_corpus\.py::test_tool\[(.+?)-(?:find|plan|rewrite|save|measure|"
+                          r"inconsistency|recalibrate|fit)\b")
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneWorkerPerCorpusModel(LoadScopeScheduling):
+        """Every test its own unit of work, except one unit per corpus model."""
+
+        def _split_scope(self, nodeid):
+            match = _CORPUS_TEST.search(nodeid)
+            return f"corpus:{match.group(1)}" if match else nodeid
+
+    return OneWorkerPerCorpusModel(config, log)
 
 
 @pytest.fixture
