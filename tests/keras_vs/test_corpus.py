@@ -326,19 +326,20 @@ def check_fit(b):
     keras.utils.set_random_seed(1)
     model = corpus.build(b.entry.name, seed=1)
     y = _targets(model, b.x)
-    # The callback is under test, not tracing: TensorFlow runs the step eagerly
-    # (tracing costs ~10 s per model). JAX compiles every eager (op, shape) and
-    # the backward pass has many: a jitted step is 4x faster (MobileNetV3Small:
-    # 20 s against 86 s). Keras' eager fit cannot take NumPy string arrays:
-    # string models trace.
-    eager = keras.backend.backend() != "jax" and not any(
-        str(t.dtype) == "string" for t in model.inputs)
+    # The callback is under test, not tracing: the step runs eagerly (tracing
+    # costs ~10 s per model on TensorFlow). JAX compiles every eager (op, shape)
+    # and a backward pass has many: for big graphs one jitted step is cheaper
+    # (MobileNetV3Small: 20 s against 86 s eagerly). Keras' eager fit cannot
+    # take NumPy string arrays: string models trace.
+    strings = any(str(t.dtype) == "string" for t in model.inputs)
+    big = len(list(model._flatten_layers(include_self=False, recursive=True))) > 50
+    eager = not strings and not (keras.backend.backend() == "jax" and big)
     model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", run_eagerly=eager)
     callback, err = _attempt(model, lambda: kvs.VarianceShiftCallback(b.x, probe_size=N))
     if err is not None:
         return
     x = b.x
-    if not eager:  # Keras' fit takes strings as tf.string tensors, not NumPy objects
+    if strings:  # Keras' fit takes strings as tf.string tensors, not NumPy objects
         import tensorflow as tf
 
         x = keras.tree.map_structure(
