@@ -1,14 +1,16 @@
 """The forward-pass remedies against one model.predict pass, side by side.
 
 On MobileNetV2 (alpha 0.35, 32x32, 52 BN layers) with random inputs, times
-one `model.predict` pass, `recalibrate_bn(method="precise")` (one pass),
-the same writing into the model (``inplace=True``, no copy returned),
-`recalibrate_bn(method="exact")` with the activations cached (data fits the
-memory budget) and by passes (`memory_budget=0`), `measure_variance_shift`
-and `prediction_inconsistency`, each the median of `--repeats` runs after
-one warm-up run (the first call of each compiles its function), and prints
-each ratio to predict with the peak resident memory each method added
-(sampled every 2 ms) over the memory before it.
+one `model.predict` pass; `recalibrate_bn(method="precise")` (one pass)
+returning a new model (the default) and writing into the model
+(``inplace=True``); `recalibrate_bn(method="exact")` with the activations
+cached (the data fits the memory budget), both ways, and by passes
+(`memory_budget=0`); the copy a call without ``inplace`` adds
+(`keras_vs.graph.copy`) next to Keras' own copy (`clone_model` and
+`set_weights`); `measure_variance_shift` and `prediction_inconsistency`.
+Each is the median of `--repeats` runs after one warm-up run (the first call
+of each compiles its function); it prints each ratio to predict and the peak
+resident memory each added (sampled every 2 ms) over the memory before it.
 
     python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--no_passes] [--smoke]
 """
@@ -102,8 +104,16 @@ def main():
         "recalibrate exact (cached)": lambda: kvs.recalibrate_bn(
             model, x, batch_size=bs, method="exact"
         ),
+        "recalibrate exact inplace": lambda: kvs.recalibrate_bn(
+            target, x, batch_size=bs, method="exact", inplace=True
+        ),
         "recalibrate exact (passes)": lambda: kvs.recalibrate_bn(
             model, x, batch_size=bs, method="exact", memory_budget=0
+        ),
+        # What a call without inplace adds, next to Keras' own copy of a model.
+        "copy: keras_vs.graph.copy": lambda: graph.copy(model),
+        "copy: clone_model+set_weights": lambda: keras.models.clone_model(model).set_weights(
+            model.get_weights()
         ),
         "measure_variance_shift": lambda: kvs.measure_variance_shift(model, x, batch_size=bs),
         "prediction_inconsistency": lambda: kvs.prediction_inconsistency(
@@ -121,7 +131,7 @@ def main():
     base = results["predict"][0]
     for name, (median, peak, times) in results.items():
         print(
-            f"{name:<30} median {median:7.3f} s  ratio to predict {median / base:6.2f}  "
+            f"{name:<31} median {median:7.3f} s  ratio to predict {median / base:6.2f}  "
             f"peak +{peak / 2**20:7.1f} MiB  {['%.3f' % t for t in times]}"
         )
 

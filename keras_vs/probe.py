@@ -69,6 +69,7 @@ def moments_row(x, axis):
     """
     x = ops.cast(x, "float32")
     rank = len(x.shape)
+    axis = axis % rank
     reduce = [i for i in range(rank) if i != axis]
     channels = x.shape[axis]
     count = ops.cast(ops.size(x) // channels, "float32")
@@ -161,6 +162,8 @@ class Probe:
             reached (kept for callers; BNs inside custom layers are reached
             by patching their call while measuring, which runs eagerly).
         inputs: The model's flat symbolic inputs.
+        sources: ``(name, symbolic moments row)`` for every BN call site the
+            graph reaches: what its recorder stores.
     """
 
     def __init__(self, model, mode="inference", capacity=DEFAULT_CAPACITY):
@@ -177,6 +180,7 @@ class Probe:
         self._patches = []  # (name, BN inside a custom layer, its copy or None)
         self.extras = {}  # what callers derive from the probe once (exact's stages)
         self._pairs = []  # (original, copy) for mode "copies"
+        self.sources = []
         inputs, outputs, taps, self.flat = graph_lib.inline(model, self._hook)
         self.inputs = keras.tree.flatten(inputs)
         self.names = list(self.bns)
@@ -215,6 +219,7 @@ class Probe:
             self.capacity * site.repeats, name=f"keras_vs_moments_{len(self._recorders)}"
         )
         row = moments_row(x, axis)
+        self.sources.append((name, row))
         # The probe's output depends on every recorder, so each one runs.
         site.tap(name, recorder(row))
         self._recorders.append((name, recorder))

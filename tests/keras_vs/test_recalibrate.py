@@ -89,6 +89,32 @@ def test_exact_cached_and_by_passes_give_the_same_statistics():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_exact_in_several_chunks_equals_one_chunk(monkeypatch):
+    model = _mlp()
+    x = np.random.default_rng(4).normal(size=(45, 5)).astype("float32")
+    one = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
+    monkeypatch.setattr(recalibrate, "_CHUNK_BYTES", 24 * 3 * 4)  # ~3 examples a chunk: 1 batch
+    many = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
+    for name in ("bn1", "bn2"):
+        for attr in ("moving_mean", "moving_variance"):
+            a = keras.ops.convert_to_numpy(getattr(one.get_layer(name), attr))
+            b = keras.ops.convert_to_numpy(getattr(many.get_layer(name), attr))
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "sizes,per_example,expected",
+    [
+        ([10, 10, 10, 5], 1, [(0, 4)]),  # all fit in one chunk
+        ([10, 10, 10, 5], None, [(0, 1), (1, 2), (2, 3), (3, 4)]),  # unknown shape: per batch
+        ([4, 4, 4], recalibrate._CHUNK_BYTES // 8, [(0, 2), (2, 3)]),  # 8 examples a chunk
+        ([4], 2 * recalibrate._CHUNK_BYTES, [(0, 1)]),  # one batch over the limit still runs
+    ],
+)
+def test_chunks_group_consecutive_batches_under_the_byte_limit(sizes, per_example, expected):
+    assert recalibrate._chunks(sizes, per_example) == expected
+
+
 def test_only_bn_statistics_change_and_the_input_model_is_untouched():
     model = _mlp()
     before = [np.array(w) for w in model.get_weights()]
