@@ -227,7 +227,7 @@ def _needed_nodes(view, sources):
     return [n for n in view.nodes if id(n) in needed]
 
 
-def _stage_model(view, stage, nodes, sources, s):
+def _stage_model(stage, nodes, sources, s):
     """The sub-model computing stage `s` from cached tensors.
 
     Returns:
@@ -315,7 +315,7 @@ def _exact_staged(probe, batches, budget):
     stats = {}
     for s in range(last + 1):
         if s not in built:
-            built[s] = _stage_model(view, stage, nodes, sources, s)
+            built[s] = _stage_model(stage, nodes, sources, s)
         model, inputs, outs = built[s]
         if model is None:
             continue
