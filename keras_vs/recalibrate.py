@@ -274,6 +274,8 @@ def _per_example_bytes(nodes):
     largest = 0
     for node in nodes:
         for t in node.outputs:
+            if not t.shape or t.shape[0] is not None:  # not per example (moments rows)
+                continue
             dims = tuple(t.shape[1:])
             if any(d is None for d in dims):
                 return None

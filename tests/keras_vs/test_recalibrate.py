@@ -93,8 +93,13 @@ def test_exact_in_several_chunks_equals_one_chunk(monkeypatch):
     model = _mlp()
     x = np.random.default_rng(4).normal(size=(45, 5)).astype("float32")
     one = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
-    monkeypatch.setattr(recalibrate, "_CHUNK_BYTES", 24 * 3 * 4)  # ~3 examples a chunk: 1 batch
+    # 24 bytes per example (6 float32 channels): 3 examples fit, so each
+    # batch of 10 is a chunk of its own.
+    monkeypatch.setattr(recalibrate, "_CHUNK_BYTES", 24 * 3)
+    seen, chunks = [], recalibrate._chunks
+    monkeypatch.setattr(recalibrate, "_chunks", lambda *a: seen.append(chunks(*a)) or seen[-1])
     many = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
+    assert seen == [[(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]]
     for name in ("bn1", "bn2"):
         for attr in ("moving_mean", "moving_variance"):
             a = keras.ops.convert_to_numpy(getattr(one.get_layer(name), attr))
