@@ -235,7 +235,7 @@ def _stage_model(stage, nodes, sources, s):
         moments rows of the BNs recorded in stage `s` (for the whole chunk the
         model is called on) and the tensors later stages read.
     """
-    later = {id(t) for n in nodes if stage[id(n)] > s for t in n.arguments.keras_tensors}
+    later = _read_after(nodes, stage, s)
     mine = [n for n in nodes if stage[id(n)] == s]
     outs = {id(row): row for _, row, at in sources if at == s}
     outs.update((id(t), t) for n in mine for t in n.outputs if id(t) in later)
@@ -344,8 +344,13 @@ def _exact_staged(probe, batches, budget):
 
 def _drop_spent(cache, nodes, stage, s):
     """Frees cached tensors that no stage after `s` reads; returns bytes freed."""
-    needed = {id(t) for n in nodes if stage[id(n)] > s for t in n.arguments.keras_tensors}
+    needed = _read_after(nodes, stage, s)
     freed = 0
     for key in [k for k in cache if k not in needed]:
         freed += sum(np.asarray(a).nbytes for a in cache.pop(key))
     return freed
+
+
+def _read_after(nodes, stage, s):
+    """Ids of the tensors that nodes of stages after `s` read."""
+    return {id(t) for n in nodes if stage[id(n)] > s for t in n.arguments.keras_tensors}

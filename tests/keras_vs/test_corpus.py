@@ -384,6 +384,8 @@ def _params():
 def test_corpus_table():
     assert len(corpus.REGISTRY) >= 30
     for entry in corpus.REGISTRY.values():
+        # Test ids are "model-tool": tests/conftest.py groups them by the part before "-".
+        assert entry.name.isidentifier(), entry.name
         assert entry.has_bn or not entry.finds
         assert not entry.mc_dropout or entry.mc_layers
         # keras-hub and TensorFlow are missing in the JAX venv without TF
