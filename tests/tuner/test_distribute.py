@@ -68,7 +68,8 @@ def test_strategies_need_tensorflow_or_jax_on_other_backends():
 # -- JAX: keras.distribution.DataParallel over the local devices -------------
 
 # Two host devices for JAX: XLA_FLAGS must be set before jax is imported, so
-# these checks run in a fresh interpreter.
+# these checks run in a fresh interpreter (keeping the flags conftest set).
+_TWO_HOST_DEVICES = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2".strip()
 JAX_DEVICES_SCRIPT = textwrap.dedent(
     """
     import json
@@ -111,7 +112,7 @@ def jax_two_devices():
     pytest.importorskip("jax")
     done = subprocess.run(
         [sys.executable, "-c", JAX_DEVICES_SCRIPT],
-        env=_env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+        env=_env(KERAS_BACKEND="jax", XLA_FLAGS=_TWO_HOST_DEVICES),
         capture_output=True, text=True, timeout=180,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -311,7 +312,7 @@ def test_trials_train_data_parallel_on_two_jax_host_devices(tmp_path):
         pytest.skip("runs in the KERAS_BACKEND=jax steps (the search itself is always on JAX)")
     done = subprocess.run(
         [sys.executable, "-c", DATA_PARALLEL_SCRIPT, str(tmp_path)],
-        env=_env(KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+        env=_env(KERAS_BACKEND="jax", XLA_FLAGS=_TWO_HOST_DEVICES),
         capture_output=True, text=True, timeout=400,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
