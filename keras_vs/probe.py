@@ -1,13 +1,15 @@
 """Per-channel moments of every BN input, accumulated on the device in one pass.
 
 A `Probe` is the user's model inlined by `keras_vs.graph.inline` (the
-original layers are called, nothing is re-instantiated) with a recorder next
-to every BN call. Each recorder writes one row of per-batch moments
-``[count, shift_1..C, offset_1..C, M2_1..C]`` into a device buffer inside the
-compiled function; the host reads the buffers once per `capacity` batches
-and merges the rows in float64 with the parallel (Chan et al.) formula, which
-gives the exact pooled mean and variance over all batches. The probe is
-compiled once and reused for every pass over the data.
+original layers are called, nothing is re-instantiated) that computes, next
+to every BN call, one row of per-batch moments
+``[count, shift_1..C, offset_1..C, M2_1..C]``. One recorder writes the rows of
+all BNs, side by side, as one row of a device buffer inside the compiled
+function (one small write per batch, whatever the depth); the host reads the
+buffer once per `capacity` batches and pools each BN's rows in float64 with
+the parallel (Chan et al.) formula, which gives the exact pooled mean and
+variance over all batches. The probe is compiled once and reused for every
+pass over the data.
 
 Modes (what the BNs do while their inputs are recorded):
     ``"inference"``: the BNs normalise with their moving statistics (measuring).
@@ -26,10 +28,12 @@ from keras import ops
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
 
-__all__ = ["MODES", "Probe", "finish", "merge", "probe_for", "run_function"]
+__all__ = ["MODES", "Probe", "finish", "merge", "pooled", "probe_for", "run_function"]
 
 MODES = ("inference", "precise", "copies")
 DEFAULT_CAPACITY = 256
+# ...or fewer, so that the device buffer stays below this many bytes.
+BUFFER_BYTES = 16 * 2**20
 # Up to this many batches a probe runs eagerly: tracing and compiling a big
 # graph costs more than it saves on so little data.
 EAGER_BATCHES = 2
@@ -63,9 +67,14 @@ def moments_row(x, axis):
     """``[[count, shift, offset, M2]]`` of one batch along every axis but `axis`.
 
     The batch mean is ``shift + offset`` (kept apart so the host can add them
-    in float64) and ``M2`` the sum of squared deviations from it, by the
-    corrected two-pass formula, which stays accurate in float32 even when the
-    mean is large next to the standard deviation.
+    in float64): ``shift`` is the batch mean at the first position of every
+    non-batch axis (the full batch mean for 2-D inputs), and the mean and
+    ``M2`` (sum of squared deviations) of the data less ``shift`` come from
+    `keras.ops.moments`, whose two-pass variance is what BN computes in
+    training. Shifting first keeps float32 accurate when the mean is large
+    next to the standard deviation (|mean|/std of 1e6 is tested); computing
+    the shift reads only a slice of the data, and on TF the variance is one
+    fused pass.
     """
     x = ops.cast(x, "float32")
     rank = len(x.shape)
@@ -73,18 +82,25 @@ def moments_row(x, axis):
     reduce = [i for i in range(rank) if i != axis]
     channels = x.shape[axis]
     count = ops.cast(ops.size(x) // channels, "float32")
+    corner, corner_axis = x, axis
+    for i in reversed(reduce):
+        if i > 0 and x.shape[i]:  # a static, non-empty axis: index 0 exists
+            corner = ops.take(corner, 0, axis=i)
+            corner_axis -= i < axis
+    corner_reduce = [i for i in range(len(corner.shape)) if i != corner_axis]
+    corner_count = ops.cast(ops.size(corner) // channels, "float32")
+    shift = ops.divide_no_nan(ops.sum(corner, axis=corner_reduce), corner_count)
     shape = [1] * rank
     shape[axis] = channels
-    first = ops.divide_no_nan(ops.sum(x, axis=reduce), count)
-    d = x - ops.reshape(first, shape)
-    d_sum = ops.sum(d, axis=reduce)
-    offset = ops.divide_no_nan(d_sum, count)
-    m2 = ops.sum(ops.square(d), axis=reduce) - offset * d_sum
-    return ops.expand_dims(ops.concatenate([ops.reshape(count, (1,)), first, offset, m2]), 0)
+    offset, var = ops.moments(x - ops.reshape(shift, shape), reduce)
+    empty = count <= 0  # ops.moments of nothing is NaN
+    offset = ops.where(empty, 0.0, offset)
+    m2 = ops.where(empty, 0.0, var * count)
+    return ops.expand_dims(ops.concatenate([ops.reshape(count, (1,)), shift, offset, m2]), 0)
 
 
 class _Recorder(keras.layers.Layer):
-    """Writes a moments row (`moments_row`) into row ``index`` of a device buffer."""
+    """Writes a row (every BN's `moments_row`, side by side) into row ``index`` of a device buffer."""
 
     def __init__(self, capacity, **kwargs):
         super().__init__(dtype="float32", **kwargs)
@@ -134,16 +150,13 @@ def batch_norm_train(bn, x, row=None):
     # Moments are taken over every position, masked ones included, as
     # measuring does (BN skips masked steps in training).
     mean, var = _row_statistics(row, x.shape[axis])
-    dtype = x.dtype
-    shape = [1] * rank
-    shape[axis] = x.shape[axis]
-    inv = ops.rsqrt(ops.reshape(var, shape) + inner.epsilon)
-    if inner.scale:
-        inv = inv * ops.reshape(ops.cast(inner.gamma, "float32"), shape)
-    out = (ops.cast(x, "float32") - ops.reshape(mean, shape)) * inv
-    if inner.center:
-        out = out + ops.reshape(ops.cast(inner.beta, "float32"), shape)
-    return ops.cast(out, dtype)
+    out = ops.batch_normalization(
+        ops.cast(x, "float32"), mean, var, axis,
+        offset=ops.cast(inner.beta, "float32") if inner.center else None,
+        scale=ops.cast(inner.gamma, "float32") if inner.scale else None,
+        epsilon=inner.epsilon,
+    )
+    return ops.cast(out, x.dtype)
 
 
 class Probe:
@@ -152,7 +165,8 @@ class Probe:
     Args:
         model: A built Functional or Sequential model (nested models allowed).
         mode: One of `MODES`.
-        capacity: Batches buffered on the device between two host reads.
+        capacity: Most batches buffered on the device between two host
+            reads (fewer for very wide models: see `BUFFER_BYTES`).
 
     Attributes:
         names: BN names (``outer/inner/bn`` in nested models), shallow to deep.
@@ -176,7 +190,8 @@ class Probe:
         self.mode = mode
         self.capacity = int(capacity)
         self.bns, self.copies, self.hidden = {}, {}, {}
-        self._recorders = []  # (name, recorder)
+        self._recorder = None
+        self._segments = []  # (name, first column, channels) of each row in the buffer
         self._patches = []  # (name, BN inside a custom layer, its copy or None)
         self.extras = {}  # what callers derive from the probe once (exact's stages)
         self._pairs = []  # (original, copy) for mode "copies"
@@ -185,14 +200,24 @@ class Probe:
         self.inputs = keras.tree.flatten(inputs)
         self.names = list(self.bns)
         self.model = None
-        flags = [t for _, t in taps]
+        flags = [self._record(taps)] if taps else []
         if self._patches:  # hidden BNs run inside the model's own outputs
             self.model = keras.Model(inputs, flags + keras.tree.flatten(outputs))
         elif flags:
-            out = flags[0] if len(flags) == 1 else keras.layers.Add(dtype="float32")(flags)
-            self.model = keras.Model(inputs, out)
+            self.model = keras.Model(inputs, flags[0])
         self.resync()
         self._pending = 0
+
+    def _record(self, taps):
+        """One recorder for every tapped row: a single write per batch."""
+        width = 0
+        for name, row in taps:  # a BN in a nested model called twice: two rows
+            self._segments.append((name, width, (row.shape[-1] - 1) // 3))
+            width += row.shape[-1]
+        self.capacity = max(1, min(self.capacity, BUFFER_BYTES // (4 * width)))
+        self._recorder = _Recorder(self.capacity, name="keras_vs_moments")
+        rows = [row for _, row in taps]
+        return self._recorder(rows[0] if len(rows) == 1 else ops.concatenate(rows, axis=1))
 
     @property
     def patched(self):
@@ -215,14 +240,9 @@ class Probe:
         rank = len(x.shape)
         axis = graph_lib.bn_axis(layer, rank)
         name = self._name(site)
-        recorder = _Recorder(
-            self.capacity * site.repeats, name=f"keras_vs_moments_{len(self._recorders)}"
-        )
         row = moments_row(x, axis)
         self.sources.append((name, row))
-        # The probe's output depends on every recorder, so each one runs.
-        site.tap(name, recorder(row))
-        self._recorders.append((name, recorder))
+        site.tap(name, row)  # recorded with the others by `_record`
         if self.mode == "precise":  # one set of moments for recording and normalising
             return batch_norm_train(layer, x, row)
         if self.mode == "copies":
@@ -332,9 +352,9 @@ class Probe:
         return run_function(self.model, batches, compiled)
 
     def reset(self):
-        """Empties the device buffers."""
-        for _, recorder in self._recorders:
-            recorder.index.assign(0)
+        """Empties the device buffer."""
+        if self._recorder is not None:
+            self._recorder.index.assign(0)
         self._pending = 0
 
     def recorded(self, acc):
@@ -345,19 +365,14 @@ class Probe:
 
     def flush(self, acc):
         """Merges the buffered rows into `acc` (``name -> (n, mean, M2)``)."""
-        if self._pending:
-            for name, recorder in self._recorders:
-                written = int(ops.convert_to_numpy(recorder.index))
-                if not written:
-                    continue
-                rows = np.asarray(ops.convert_to_numpy(recorder.rows), dtype=np.float64)
-                for row in rows[:written]:
-                    merge(acc, name, row)
+        if self._pending and self._recorder is not None:
+            # Every run writes one row (a failed run raises, and the next
+            # `moments` starts with `reset`), so the host knows the count.
+            rows = self._recorder.rows.value[: self._pending]
+            rows = np.asarray(ops.convert_to_numpy(rows), dtype=np.float64)
+            for name, start, c in self._segments:
+                merge(acc, name, pooled(rows[:, start : start + 3 * c + 1]))
         self.reset()
-
-    def recorders(self):
-        """``(name, recorder layer)`` for every BN call site."""
-        return list(self._recorders)
 
 
 def run_function(model, batches, compiled=None):
@@ -389,6 +404,19 @@ def run_function(model, batches, compiled=None):
 def finish(acc):
     """``name -> (count, mean, var)`` from merged ``(n, mean, M2)``."""
     return {key: (n, mean, m2 / n) for key, (n, mean, m2) in acc.items()}
+
+
+def pooled(rows):
+    """One moments row for the union of the batches `rows` (2-D) describe."""
+    n = rows[:, :1]
+    total = n.sum()
+    c = (rows.shape[1] - 1) // 3
+    if total <= 0:
+        return np.zeros(rows.shape[1])
+    means = rows[:, 1 : c + 1] + rows[:, c + 1 : 2 * c + 1]
+    mean = (n * means).sum(0) / total
+    m2 = np.maximum(rows[:, 2 * c + 1 :], 0.0).sum(0) + (n * (means - mean) ** 2).sum(0)
+    return np.concatenate([[total], mean, np.zeros(c), m2])
 
 
 def merge(acc, key, row):
