@@ -8,9 +8,10 @@ cached (the data fits the memory budget), both ways, and by passes
 (`memory_budget=0`); the copy a call without ``inplace`` adds
 (`keras_vs.graph.copy`) next to Keras' own copy (`clone_model` and
 `set_weights`); `measure_variance_shift` and `prediction_inconsistency`.
-Each is the median of `--repeats` runs after one warm-up run (the first call
-of each compiles its function); it prints each ratio to predict and the peak
-resident memory each added (sampled every 2 ms) over the memory before it.
+Each is the median of `--repeats` runs, taken round-robin over the rows,
+after one warm-up run of each (the first call compiles its function); it
+prints each ratio to predict and the peak resident memory each added
+(sampled every 2 ms) over the memory before it.
 
     python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--no_passes] [--smoke]
 """
@@ -56,17 +57,25 @@ class PeakMemory:
         self.added = self.peak - self.base
 
 
-def timed(fn, repeats, warm_up=True):
+def timed(runs, repeats, warm_up=True):
+    """``name -> (median s, peak bytes, times)``, the repeats taken round-robin.
+
+    Round-robin (every row once, then again) rather than row after row, so
+    that a slow spell of the machine lands on every row alike.
+    """
     if warm_up:
-        fn()  # compiles
-    times, peaks = [], []
+        for fn in runs.values():
+            fn()  # compiles
+    times = {name: [] for name in runs}
+    peaks = {name: [] for name in runs}
     for _ in range(repeats):
-        with PeakMemory() as mem:
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        peaks.append(mem.added)
-    return statistics.median(times), max(peaks), times
+        for name, fn in runs.items():
+            with PeakMemory() as mem:
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+            peaks[name].append(mem.added)
+    return {name: (statistics.median(times[name]), max(peaks[name]), times[name]) for name in runs}
 
 
 def main():
@@ -123,11 +132,11 @@ def main():
     print(
         f"backend={keras.backend.backend()} model=MobileNetV2(alpha=0.35, 32x32) "
         f"BN layers={n_bn} examples={args.examples} batch={bs} repeats={args.repeats} "
-        f"(median after one warm-up run; peak = resident memory added)"
+        f"(median of round-robin repeats after one warm-up run; peak = resident memory added)"
     )
     if args.smoke or args.no_passes:  # seconds, not minutes: the test suite runs this
         del runs["recalibrate exact (passes)"]
-    results = {name: timed(fn, args.repeats, not args.smoke) for name, fn in runs.items()}
+    results = timed(runs, args.repeats, not args.smoke)
     base = results["predict"][0]
     for name, (median, peak, times) in results.items():
         print(

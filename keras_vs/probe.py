@@ -55,9 +55,7 @@ def probe_for(model, mode="inference"):
         return Probe(model, mode)
     cached = entry.get(mode)
     if cached is not None and cached[0] == signature:
-        probe = cached[1]
-        probe.resync()
-        return probe
+        return cached[1]  # mode "copies": the caller resyncs what it reads
     probe = Probe(model, mode)
     entry[mode] = (signature, probe)
     return probe
@@ -224,10 +222,17 @@ class Probe:
         """Whether some BNs sit inside custom layers (reached by patching)."""
         return bool(self._patches)
 
-    def resync(self):
-        """Copies the original BNs' current state into the copies (mode "copies")."""
+    def resync(self, statistics=True):
+        """Copies the original BNs' current state into the copies (mode "copies").
+
+        Args:
+            statistics: Also the moving mean and variance; False when the
+                caller sets every copy's statistics itself.
+        """
         for old, new in self._pairs:
-            graph_lib.copy_state(old, new)
+            inner = graph_lib.unwrap(old)
+            skip = () if statistics else (inner.moving_mean, inner.moving_variance)
+            graph_lib.copy_state(old, new, skip=skip)
 
     def _hook(self, site, args, kwargs):
         layer = site.layer

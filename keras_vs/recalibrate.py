@@ -151,6 +151,7 @@ def _write(model, stats, inplace):
 
 
 def _exact_passes(probe, batches):
+    probe.resync()
     used = {
         n: (_value(graph_lib.unwrap(c).moving_mean), _value(graph_lib.unwrap(c).moving_variance))
         for n, c in probe.copies.items()
@@ -227,7 +228,7 @@ def _needed_nodes(view, sources):
     return [n for n in view.nodes if id(n) in needed]
 
 
-def _stage_model(stage, nodes, sources, s):
+def _stage_model(stage, nodes, sources, last_read, s):
     """The sub-model computing stage `s` from cached tensors.
 
     Returns:
@@ -235,10 +236,9 @@ def _stage_model(stage, nodes, sources, s):
         moments rows of the BNs recorded in stage `s` (for the whole chunk the
         model is called on) and the tensors later stages read.
     """
-    later = _read_after(nodes, stage, s)
     mine = [n for n in nodes if stage[id(n)] == s]
     outs = {id(row): row for _, row, at in sources if at == s}
-    outs.update((id(t), t) for n in mine for t in n.outputs if id(t) in later)
+    outs.update((id(t), t) for n in mine for t in n.outputs if last_read.get(id(t), -1) > s)
     outs = list(outs.values())
     if not outs:
         return None, [], []
@@ -290,11 +290,19 @@ def _per_example_bytes(nodes):
 def _exact_staged(probe, batches, budget):
     if not probe.flat or probe.patched:  # BNs the stages cannot see: use passes
         return None
+    probe.resync(statistics=False)  # every copy's statistics are set below
     if "stages" not in probe.extras:
         view, stage, sources, last = _stages(probe)
         nodes = _needed_nodes(view, sources)
-        probe.extras["stages"] = (view, stage, sources, last, nodes, {})
-    view, stage, sources, last, nodes, built = probe.extras["stages"]
+        probe.extras["stages"] = (view, stage, sources, last, nodes, _last_reads(nodes, stage), {})
+    view, stage, sources, last, nodes, last_read, built = probe.extras["stages"]
+    levels = {}
+    for name, _, at in sources:
+        levels.setdefault(name, set()).add(at)
+    if any(len(at) > 1 for at in levels.values()):
+        # A BN called at two depths normalises its own later input: only
+        # passes (to a fixed point) pool both calls.
+        return None
     raw = {id(t): [] for t in view.inputs}
     sizes, used = [], 0
     for index, (x, _) in enumerate(batches):
@@ -317,7 +325,7 @@ def _exact_staged(probe, batches, budget):
     stats = {}
     for s in range(last + 1):
         if s not in built:
-            built[s] = _stage_model(stage, nodes, sources, s)
+            built[s] = _stage_model(stage, nodes, sources, last_read, s)
         model, inputs, outs = built[s]
         if model is None:
             continue
@@ -327,7 +335,8 @@ def _exact_staged(probe, batches, budget):
             # Compiled once per stage and reused by every chunk and call.
             result = model.predict_on_batch([cache[id(t)][c] for t in inputs])
             for t, value in zip(outs, keras.tree.flatten(result)):
-                value = np.asarray(keras.ops.convert_to_numpy(value))
+                if not isinstance(value, np.ndarray):  # predict_on_batch gives NumPy
+                    value = np.asarray(keras.ops.convert_to_numpy(value))
                 if id(t) in rows:
                     probe_lib.merge(acc, rows[id(t)], value[0].astype(np.float64))
                 else:
@@ -338,19 +347,22 @@ def _exact_staged(probe, batches, budget):
         new = {n: (m, v) for n, (_, m, v) in probe_lib.finish(acc).items()}
         probe.set_statistics(new)
         stats.update(new)
-        used -= _drop_spent(cache, nodes, stage, s)
+        used -= _drop_spent(cache, last_read, s)
     return stats
 
 
-def _drop_spent(cache, nodes, stage, s):
+def _drop_spent(cache, last_read, s):
     """Frees cached tensors that no stage after `s` reads; returns bytes freed."""
-    needed = _read_after(nodes, stage, s)
     freed = 0
-    for key in [k for k in cache if k not in needed]:
+    for key in [k for k in cache if last_read.get(k, -1) <= s]:
         freed += sum(np.asarray(a).nbytes for a in cache.pop(key))
     return freed
 
 
-def _read_after(nodes, stage, s):
-    """Ids of the tensors that nodes of stages after `s` read."""
-    return {id(t) for n in nodes if stage[id(n)] > s for t in n.arguments.keras_tensors}
+def _last_reads(nodes, stage):
+    """``id(tensor) -> the last stage whose nodes read it``."""
+    last = {}
+    for n in nodes:
+        for t in n.arguments.keras_tensors:
+            last[id(t)] = max(last.get(id(t), -1), stage[id(n)])
+    return last

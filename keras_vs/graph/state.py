@@ -24,8 +24,14 @@ from keras_vs.graph.kinds import GraphError, _describe
 __all__ = ["compile_like", "copy_state", "variable_slot"]
 
 
-def copy_state(old, new):
-    """Copies a layer's variables and non-variable state into its built copy."""
+def copy_state(old, new, skip=()):
+    """Copies a layer's variables and non-variable state into its built copy.
+
+    Args:
+        old: The layer.
+        new: Its built copy.
+        skip: Variables of `old` to leave as they are in `new`.
+    """
     old_w, new_w = old.weights, new.weights
     if len(old_w) != len(new_w) or any(
         tuple(a.shape) != tuple(b.shape) for a, b in zip(old_w, new_w)
@@ -38,6 +44,8 @@ def copy_state(old, new):
         )
     copy_buffers = keras.backend.backend() == "jax"
     for a, b in zip(old_w, new_w):
+        if any(a is v for v in skip):
+            continue
         value = a.value
         if copy_buffers:
             # JAX variables adopt the assigned array itself; training

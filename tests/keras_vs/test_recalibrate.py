@@ -89,6 +89,41 @@ def test_exact_cached_and_by_passes_give_the_same_statistics():
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_a_bn_called_at_two_depths_gets_the_fixed_point_of_passes():
+    # Stages would keep only the deeper call's moments; exact falls back to passes.
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4,))
+    bn = layers.BatchNormalization(name="bn")
+    model = keras.Model(x, bn(layers.Dense(4, name="d")(bn(x))))
+    data = np.random.default_rng(0).normal(3.0, 2.0, (64, 4)).astype("float32")
+    cached = recalibrate.recalibrate_bn(model, data, batch_size=16, method="exact")
+    passes = recalibrate.recalibrate_bn(model, data, batch_size=16, method="exact", memory_budget=0)
+    for attr in ("moving_mean", "moving_variance"):
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(getattr(cached.get_layer("bn"), attr)),
+            keras.ops.convert_to_numpy(getattr(passes.get_layer("bn"), attr)),
+        )
+
+
+@pytest.mark.parametrize("memory_budget", [recalibrate.DEFAULT_MEMORY_BUDGET, 0])
+def test_a_second_call_sees_weights_changed_since_the_first(memory_budget):
+    model = _mlp()
+    x = np.random.default_rng(8).normal(size=(30, 5)).astype("float32")
+    recalibrate.recalibrate_bn(model, x, method="exact", memory_budget=memory_budget)
+    model.get_layer("bn1").gamma.assign(np.full(6, 3.0, "float32"))  # upstream of bn2
+    model.get_layer("bn1").moving_mean.assign(np.full(6, 7.0, "float32"))
+    again = recalibrate.recalibrate_bn(model, x, method="exact", memory_budget=memory_budget)
+    fresh = keras.models.clone_model(model)
+    fresh.set_weights(model.get_weights())
+    expected = recalibrate.recalibrate_bn(fresh, x, method="exact", memory_budget=memory_budget)
+    for attr in ("moving_mean", "moving_variance"):
+        np.testing.assert_allclose(
+            keras.ops.convert_to_numpy(getattr(again.get_layer("bn2"), attr)),
+            keras.ops.convert_to_numpy(getattr(expected.get_layer("bn2"), attr)),
+            rtol=1e-6, atol=1e-7,
+        )
+
+
 def test_exact_in_several_chunks_equals_one_chunk(monkeypatch):
     model = _mlp()
     x = np.random.default_rng(4).normal(size=(45, 5)).astype("float32")
