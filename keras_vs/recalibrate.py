@@ -12,9 +12,10 @@ Two methods (`keras_vs.vocab.RECALIBRATION_METHODS`):
     the BN sees at inference after the fix. Computed stage by stage on cached
     activations when they fit `memory_budget` (one stage per level of BN
     depth, each compiled once and run over the data in a few large chunks,
-    its BN moments pooled per chunk); otherwise by repeated passes (one per
-    level of BN depth, plus one to confirm, moments pooled per batch). The
-    two agree to float32 rounding.
+    its BN moments pooled per chunk); otherwise, and for a BN called at two
+    depths (its statistics are then a fixed point), by repeated passes (one
+    per level of BN depth, plus one to confirm, moments pooled per batch).
+    The two agree to float32 rounding.
 
 They differ only in what the upstream BNs do: per-batch statistics
 (precise) or the final population statistics (exact). With large, i.i.d.
