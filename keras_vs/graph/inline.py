@@ -33,8 +33,6 @@ class Site:
         name: Qualified name of the operation (``outer/inner/bn``).
         layer: The operation (the original instance).
         node: Its node in the original graph.
-        repeats: How many times this call runs per forward pass of the root
-            model (more than 1 inside a nested model called several times).
         tap: ``tap(key, tensor)`` adds `tensor` to the taps returned by
             `inline` under `key`.
     """
@@ -42,7 +40,6 @@ class Site:
     name: str
     layer: object
     node: object
-    repeats: int
     tap: object
 
 
@@ -67,15 +64,7 @@ class _Inliner:
         self.graph = graph
         self.hook = hook or _call
         self.flat = _unique_names(graph)
-        self._repeats = {}
         self._wrapped = {}
-
-    def times(self, view):
-        """Calls of `view` per forward pass of the root."""
-        if id(view) not in self._repeats:
-            calls = view.calls
-            self._repeats[id(view)] = sum(self.times(pv) for pv, _ in calls) if calls else 1
-        return self._repeats[id(view)]
 
     def nested(self, child):
         """`child` as a model of its own that returns its outputs, then its taps."""
@@ -122,7 +111,6 @@ class _Inliner:
             view.qualname(node.operation),
             node.operation,
             node,
-            self.times(view),
             lambda key, tensor: taps.append((key, tensor)),
         )
         try:
