@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU numbers of RESULTS.md in one short run (JAX): the remedies against a
+# predict pass, the callback's epoch end, and zoo training against PyTorch.
+# Each benchmark runs in its own process under a timeout; its output goes to
+# $OUT/<name>.txt (default: gpu-out/). On a machine without Keras, put the
+# wheels in .whl/ first (../shared/ENVIRONMENT.md, "The GPU machine").
+#
+#     bash benchmarks/gpu.sh            # bash benchmarks/gpu.sh --smoke: seconds, any machine
+set -u
+smoke=${1:-}
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-out}
+mkdir -p "$out"
+if [ -d .whl ] && ! python3 -c "import keras" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --target /tmp/keras-site .whl/*.whl
+  export PYTHONPATH=/tmp/keras-site
+fi
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD"
+export KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false TF_CPP_MIN_LOG_LEVEL=2
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || echo "no nvidia-smi"
+  python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
+} 2>&1 | tee "$out/device.txt"
+status=0
+run() {  # name, seconds, command...
+  local name=$1 limit=$2
+  shift 2
+  echo "=== $name: $*"
+  timeout "$limit" "$@" $smoke >"$out/$name.txt" 2>"$out/$name.err" || { echo "($name exited $?)"; status=1; }
+  grep -v "^\(WARNING\|I0000\|E0000\|W0000\)" "$out/$name.txt"
+}
+run recalibrate 200 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_passes
+run callback 120 python3 benchmarks/bench_callback.py --repeats=2 --epochs=4
+run torch 150 python3 benchmarks/bench_torch.py
+exit $status
