@@ -122,7 +122,9 @@ def main(argv=None):
         args.model, args.batch, args.steps, args.repeats = "wrn-10-1", 8, 2, 1
     match = re.fullmatch(r"wrn-(\d+)-(\d+)", args.model)
     if not match:
-        raise SystemExit(f"Expected a zoo Wide ResNet name like wrn-28-10. Received: --model={args.model}")
+        raise SystemExit(
+            f"Expected a zoo Wide ResNet name like wrn-28-10. Received: --model={args.model}"
+        )
     depth, widen = map(int, match.groups())
 
     import keras
@@ -138,7 +140,8 @@ def main(argv=None):
     # Trainable parameters, as PyTorch (and the reference's "Total params") count them.
     print(f"trainable parameters: keras-vs zoo {k_params:,}, PyTorch {t_params:,}"
           f" ({'equal' if k_params == t_params else 'DIFFERENT'})")
-    print(f"warm-up (first step, compile included): keras-vs {k_warm:.1f} s, PyTorch {t_warm:.1f} s")
+    print(f"warm-up (first step, compile included): keras-vs {k_warm:.1f} s, "
+          f"PyTorch {t_warm:.1f} s")
     rates = {"keras": [], "torch": []}
     for _ in range(args.repeats):  # alternate: both see the same load
         rates["keras"].append(k_run())

@@ -98,7 +98,7 @@ def moments_row(x, axis):
 
 
 class _Recorder(keras.layers.Layer):
-    """Writes a row (every BN's `moments_row`, side by side) into row ``index`` of a device buffer."""
+    """Writes one row (every BN's `moments_row`, side by side) at ``index`` of a device buffer."""
 
     def __init__(self, capacity, **kwargs):
         super().__init__(dtype="float32", **kwargs)
