@@ -217,6 +217,20 @@ def _stages(probe):
     return view, stage, sources, last
 
 
+def _stage_plan(probe):
+    """What exact by stages derives from the probe once; None if it cannot be staged."""
+    view, stage, sources, last = _stages(probe)
+    levels = {}
+    for name, _, at in sources:
+        levels.setdefault(name, set()).add(at)
+    if any(len(at) > 1 for at in levels.values()):
+        # A BN called at two depths normalises its own later input: only
+        # passes (to a fixed point) pool both calls.
+        return None
+    nodes = _needed_nodes(view, sources)
+    return view, stage, sources, last, nodes, _last_reads(nodes, stage), {}
+
+
 def _needed_nodes(view, sources):
     """The nodes the moments rows depend on (not the probe's recorders)."""
     producer = {id(t): n for n in view.nodes for t in n.outputs}
@@ -291,19 +305,12 @@ def _per_example_bytes(nodes):
 def _exact_staged(probe, batches, budget):
     if not probe.flat or probe.patched:  # BNs the stages cannot see: use passes
         return None
-    probe.resync(statistics=False)  # every copy's statistics are set below
     if "stages" not in probe.extras:
-        view, stage, sources, last = _stages(probe)
-        nodes = _needed_nodes(view, sources)
-        probe.extras["stages"] = (view, stage, sources, last, nodes, _last_reads(nodes, stage), {})
-    view, stage, sources, last, nodes, last_read, built = probe.extras["stages"]
-    levels = {}
-    for name, _, at in sources:
-        levels.setdefault(name, set()).add(at)
-    if any(len(at) > 1 for at in levels.values()):
-        # A BN called at two depths normalises its own later input: only
-        # passes (to a fixed point) pool both calls.
+        probe.extras["stages"] = _stage_plan(probe)
+    if probe.extras["stages"] is None:
         return None
+    view, stage, sources, last, nodes, last_read, built = probe.extras["stages"]
+    probe.resync(statistics=False)  # every copy's statistics are set below
     raw = {id(t): [] for t in view.inputs}
     sizes, used = [], 0
     for index, (x, _) in enumerate(batches):
