@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU numbers of RESULTS.md in one short run (JAX): the remedies against a
-# predict pass, the callback's epoch end, and zoo training against PyTorch.
+# predict pass, the callback's epoch end, and zoo training against PyTorch
+# (the paper's WRN-28-10, PreResNet-110, ResNeXt-29 8x64d, DenseNet-BC-100).
 # Each benchmark runs in its own process under a timeout; its output goes to
 # $OUT/<name>.txt (default: gpu-out/). On a machine without Keras, put the
 # wheels in .whl/ first (../shared/ENVIRONMENT.md, "The GPU machine").
@@ -30,5 +31,6 @@ run() {  # name, seconds, command...
 }
 run recalibrate 200 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_passes
 run callback 120 python3 benchmarks/bench_callback.py --repeats=2 --epochs=4
-run torch 150 python3 benchmarks/bench_torch.py
+# The paper's four networks, one block each, in one process (--smoke: wrn-10-1 only).
+run torch 300 python3 benchmarks/bench_torch.py --model=wrn-28-10,preresnet-110,resnext-29-8x64d,densenet-bc-100-12
 exit $status
