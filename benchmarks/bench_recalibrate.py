@@ -84,7 +84,8 @@ def main():
     parser.add_argument("--examples", type=int, default=1024)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument(
-        "--smoke", action="store_true", help="1 repeat, 32 examples, no warm-up, no passes"
+        "--smoke", action="store_true",
+        help="a small WRN, 1 repeat, 32 examples, no warm-up, no passes",
     )
     parser.add_argument(
         "--no_passes", action="store_true", help="skip exact by passes (the slowest row)"
@@ -93,11 +94,17 @@ def main():
     if args.smoke:
         args.repeats, args.examples = 1, 32
     keras.utils.set_random_seed(0)
-    model = keras.applications.MobileNetV2(
-        input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10
-    )
+    if args.smoke:  # every row runs, in seconds: the zoo's smallest WRN (7 BNs), 8x8
+        import zoo
+
+        name, model = "wrn-10-1 (8x8, smoke)", zoo.get("wrn-10-1", input_shape=(8, 8, 3))
+    else:
+        name = "MobileNetV2(alpha=0.35, 32x32)"
+        model = keras.applications.MobileNetV2(
+            input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10
+        )
     rng = np.random.default_rng(0)
-    x = rng.uniform(-1, 1, size=(args.examples, 32, 32, 3)).astype("float32")
+    x = rng.uniform(-1, 1, size=(args.examples, *model.input_shape[1:])).astype("float32")
     y = rng.integers(0, 10, size=args.examples)
     target = graph.copy(model)  # written in place by one row
     n_bn = sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
@@ -130,7 +137,7 @@ def main():
         ),
     }
     print(
-        f"backend={keras.backend.backend()} model=MobileNetV2(alpha=0.35, 32x32) "
+        f"backend={keras.backend.backend()} model={name} "
         f"BN layers={n_bn} examples={args.examples} batch={bs} repeats={args.repeats} "
         f"(median of round-robin repeats after one warm-up run; peak = resident memory added)"
     )

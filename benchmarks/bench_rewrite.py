@@ -26,10 +26,10 @@ POLICIES = ("after_bn", "head", "uout", "remove")
 
 
 def build(name, smoke):
-    if smoke:
-        base = keras.applications.MobileNetV2(
-            input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=3
-        )
+    if smoke:  # seconds: the zoo's smallest WRN (7 BNs, so one dropout), 8x8
+        import zoo
+
+        base = zoo.get("wrn-10-1", input_shape=(8, 8, 3))
     elif name == "resnet50":
         base = keras.applications.ResNet50(input_shape=(64, 64, 3), weights=None, classes=10)
     else:
@@ -71,13 +71,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=["resnet50", "mobilenetv2"], default="resnet50")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--smoke", action="store_true", help="small MobileNetV2, 1 repeat")
+    parser.add_argument("--smoke", action="store_true", help="a small WRN, 1 repeat")
     args = parser.parse_args()
     repeats = 1 if args.smoke else args.repeats
     model = build(args.model, args.smoke)
     n_drop = sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
     print(
-        f"backend={keras.backend.backend()} model={'mobilenetv2-smoke' if args.smoke else args.model} "
+        f"backend={keras.backend.backend()} "
+        f"model={'wrn-10-1-smoke' if args.smoke else args.model} "
         f"layers={len(model.layers)} dropouts={n_drop} "
         f"findings={len(kvs.find_disharmony(model))} repeats={repeats}"
     )
