@@ -192,6 +192,7 @@ class Probe:
         self._segments = []  # (name, first column, channels) of each row in the buffer
         self._patches = []  # (name, BN inside a custom layer, its copy or None)
         self.extras = {}  # what callers derive from the probe once (exact's stages)
+        self._jitted = None  # JAX: the compiled run, built on first use
         self._pairs = []  # (original, copy) for mode "copies"
         self.sources = []
         inputs, outputs, taps, self.flat = graph_lib.inline(model, self._hook)
@@ -353,8 +354,18 @@ class Probe:
         return finish(acc)
 
     def runner(self, batches, compiled=None):
-        """``run(x)``: one batch through the probe, compiled or eager."""
-        return run_function(self.model, batches, compiled)
+        """``run(x)``: one batch through the probe, compiled or eager.
+
+        On JAX the compiled run is one jitted program that writes back only
+        the recorder's buffer (`state_writer`): Keras' ``predict_on_batch``
+        writes back every variable and copies the outputs to the host after
+        each batch, which on a GPU cost more than the pass itself.
+        """
+        if keras.backend.backend() != "jax" or not _compiles(self.model, batches, compiled):
+            return run_function(self.model, batches, compiled)
+        if self._jitted is None:
+            self._jitted = state_writer(self.model, self._recorder.variables)
+        return self._jitted
 
     def reset(self):
         """Empties the device buffer."""
@@ -388,10 +399,7 @@ def run_function(model, batches, compiled=None):
         batches: The `keras_vs.batches.Batches` it will run on.
         compiled: True, False, or None to decide from the number of batches.
     """
-    if compiled is None:
-        n = batches.num_batches
-        compiled = n is None or n > EAGER_BATCHES
-    if any(str(t.dtype) == "string" for t in model.inputs):
+    if _has_strings(model):
         # NumPy string arrays (dtype object) reach lookup layers as tf.string
         # tensors only; strings exist on the TensorFlow backend alone.
         import tensorflow as tf
@@ -401,9 +409,66 @@ def run_function(model, batches, compiled=None):
             return tf.convert_to_tensor(a.astype(str)) if a.dtype.kind in "OSU" else a
 
         return lambda x: model(keras.tree.map_structure(as_tensor, x), training=False)
-    if compiled:
+    if _compiles(model, batches, compiled):
         return model.predict_on_batch
     return lambda x: model(x, training=False)
+
+
+def _has_strings(model):
+    return any(str(t.dtype) == "string" for t in model.inputs)
+
+
+def _compiles(model, batches, compiled):
+    """Whether `run_function` runs `model` compiled."""
+    if _has_strings(model):
+        return False
+    if compiled is None:
+        n = batches.num_batches
+        return n is None or n > EAGER_BATCHES
+    return bool(compiled)
+
+
+def state_writer(model, written):
+    """JAX: ``run(x)``, `model` in inference mode as one jitted program.
+
+    Only the variables in `written` are written back after a batch (their
+    buffers donated to the program), and nothing is copied to the host, so
+    batches queue on the device without a sync; every other variable is read.
+
+    Args:
+        model: A built model whose inference call updates only `written`.
+        written: The non-trainable variables the call updates.
+    """
+    import jax
+
+    ids = {id(v) for v in written}
+    programs = {}  # which variables are trainable -> (written slots, jitted step)
+
+    def program(trainable, non_trainable):
+        key = tuple(map(id, trainable))
+        if key not in programs:  # rebuilt only if the user changes `trainable` flags
+            slots = [i for i, v in enumerate(non_trainable) if id(v) in ids]
+
+            def step(trainable_values, other_values, kept_values, x):
+                values = list(other_values)
+                for i, value in zip(slots, kept_values):  # ascending: back in place
+                    values.insert(i, value)
+                _, new = model.stateless_call(trainable_values, values, x, training=False)
+                return [new[i] for i in slots]
+
+            programs[key] = slots, jax.jit(step, donate_argnums=2)
+        return programs[key]
+
+    def run(x):
+        trainable, non_trainable = model.trainable_variables, model.non_trainable_variables
+        slots, step = program(trainable, non_trainable)
+        kept = [non_trainable[i] for i in slots]
+        others = [v.value for v in non_trainable if id(v) not in ids]
+        new = step([v.value for v in trainable], others, [v.value for v in kept], x)
+        for variable, value in zip(kept, new):
+            variable.assign(value)
+
+    return run
 
 
 def finish(acc):

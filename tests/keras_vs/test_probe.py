@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from keras_vs import probe
+from keras_vs.batches import Batches
 
 
 @pytest.mark.parametrize("shape,axis", [((12, 3), -1), ((12, 4, 5, 3), -1), ((12, 3, 4, 5), 1)])
@@ -31,3 +32,30 @@ def test_pooled_rows_are_the_moments_of_the_union_of_their_batches():
     assert row[0] == len(union)
     np.testing.assert_allclose(row[1:5] + row[5:9], union.mean(0), rtol=1e-6)
     np.testing.assert_allclose(row[9:], ((union - union.mean(0)) ** 2).sum(0), rtol=1e-5)
+
+
+def _two_bn_model():
+    x = keras.Input((4, 4, 3))
+    h = keras.layers.BatchNormalization(name="bn1")(keras.layers.Conv2D(5, 3, padding="same")(x))
+    h = keras.layers.Dense(6)(keras.layers.Flatten()(keras.layers.Dropout(0.5)(h)))
+    return keras.Model(x, keras.layers.BatchNormalization(name="bn2")(h))
+
+
+@pytest.mark.parametrize("mode", probe.MODES)
+def test_compiled_pass_gives_the_eager_moments_and_writes_no_model_variable(mode):
+    # Compiled, a probe runs as Keras' predict_on_batch, or on JAX as its own
+    # jitted program writing back the recorder alone (probe.state_writer).
+    keras.utils.set_random_seed(0)
+    model = _two_bn_model()
+    before = [np.array(keras.ops.convert_to_numpy(v)) for v in model.variables]
+    tap = probe.Probe(model, mode, capacity=2)  # 4 batches: two buffer reads
+    x = np.random.default_rng(2).normal(1.0, 2.0, (10, 4, 4, 3)).astype("float32")
+    compiled = tap.moments(Batches(x, None, 3), compiled=True)
+    eager = tap.moments(Batches(x, None, 3), compiled=False)
+    assert list(compiled) == ["bn1", "bn2"] and tap.num_examples == 10
+    for name, (n, mean, var) in eager.items():
+        assert compiled[name][0] == n
+        np.testing.assert_allclose(compiled[name][1], mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(compiled[name][2], var, rtol=1e-5)
+    for old, new in zip(before, model.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), old)
