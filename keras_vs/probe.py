@@ -361,7 +361,8 @@ class Probe:
         writes back every variable and copies the outputs to the host after
         each batch, which on a GPU cost more than the pass itself.
         """
-        if keras.backend.backend() != "jax" or not _compiles(self.model, batches, compiled):
+        if (keras.backend.backend() != "jax" or not _compiles(self.model, batches, compiled)
+                or not graph_lib.supports_jit(self.model)):  # as predict_on_batch decides
             return run_function(self.model, batches, compiled)
         if self._jitted is None:
             self._jitted = state_writer(self.model, self._recorder.variables)
@@ -428,16 +429,20 @@ def _compiles(model, batches, compiled):
     return bool(compiled)
 
 
-def state_writer(model, written):
-    """JAX: ``run(x)``, `model` in inference mode as one jitted program.
+def state_writer(model, written, training=False):
+    """JAX: ``run(x)``, one call of `model` as one jitted program.
 
     Only the variables in `written` are written back after a batch (their
     buffers donated to the program), and nothing is copied to the host, so
     batches queue on the device without a sync; every other variable is read.
 
     Args:
-        model: A built model whose inference call updates only `written`.
+        model: A built model whose call updates only `written`.
         written: The non-trainable variables the call updates.
+        training: The call's ``training`` flag.
+
+    Example (JAX): ``state_writer(model, model.non_trainable_variables, True)(x)``
+    updates every BN's moving statistics from ``x`` as one compiled program.
     """
     import jax
 
@@ -453,7 +458,7 @@ def state_writer(model, written):
                 values = list(other_values)
                 for i, value in zip(slots, kept_values):  # ascending: back in place
                     values.insert(i, value)
-                _, new = model.stateless_call(trainable_values, values, x, training=False)
+                _, new = model.stateless_call(trainable_values, values, x, training=training)
                 return [new[i] for i in slots]
 
             programs[key] = slots, jax.jit(step, donate_argnums=2)

@@ -45,6 +45,7 @@ from keras_vs.graph.kinds import (
     noise_rate,
     producer_name,
     sublayer,
+    supports_jit,
     unwrap,
 )
 from keras_vs.graph.model_graph import Edge, ModelGraph, View, output_layer, signature, walk
@@ -80,6 +81,7 @@ __all__ = [
     "rebuild",
     "signature",
     "sublayer",
+    "supports_jit",
     "unwrap",
     "variable_slot",
 ]

@@ -121,6 +121,12 @@ def sublayer(layer, name):
     )
 
 
+def supports_jit(model):
+    """Whether every layer of `model`, nested ones included, runs inside a jitted
+    program (Keras' own test: lookup tables and other TF-backed preprocessing do not)."""
+    return all(getattr(layer, "supports_jit", True) for layer in model._flatten_layers())
+
+
 def forced_training(node):
     """Whether the call was made with ``training=True`` (e.g. MC dropout)."""
     return node.arguments.kwargs.get("training") is True

@@ -38,6 +38,8 @@ import numpy as np
 from keras import layers as L
 from keras import ops
 
+from keras_vs import graph, probe
+
 NUM_CLASSES = 10
 PACKAGE = "keras_vs_corpus"
 
@@ -116,28 +118,15 @@ def calibrate_bn_statistics(model, x):
     try:
         for bn in bns:
             bn.momentum = 0.0
-        if keras.backend.backend() == "jax":
-            _jitted_training_pass(model, x)
+        if keras.backend.backend() == "jax" and graph.supports_jit(model):
+            # Eagerly, JAX compiles every (op, shape) it meets, ~0.05-0.1 s each
+            # here: 38 s for MobileNetV3Small's training-mode pass, 3 s as one program.
+            probe.state_writer(model, model.non_trainable_variables, training=True)(x)
         else:
             model(x, training=True)
     finally:
         for bn, momentum in zip(bns, momenta):
             bn.momentum = momentum
-
-
-def _jitted_training_pass(model, x):
-    # Eagerly, JAX compiles every (op, shape) it meets, ~0.05-0.1 s each here:
-    # 38 s for MobileNetV3Small's training-mode pass, 3 s as one program.
-    import jax
-
-    @jax.jit
-    def step(trainable, non_trainable, x):
-        return model.stateless_call(trainable, non_trainable, x, training=True)[1]
-
-    values = step([v.value for v in model.trainable_variables],
-                  [v.value for v in model.non_trainable_variables], x)
-    for variable, value in zip(model.non_trainable_variables, values):
-        variable.assign(value)
 
 
 def num_bn_layers(model):
