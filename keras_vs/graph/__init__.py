@@ -4,7 +4,8 @@ Everything else in keras-vs sees a model through this package:
 
 - `kinds`: what counts as dropout-like and BN-like (`is_dropout_like`,
   `is_bn_like`, wrappers such as `TimeDistributed` included), layers hidden
-  in custom layers (`hidden`), `GraphError`.
+  in custom layers (`hidden`), whether Keras would jit a model
+  (`supports_jit`), `GraphError`.
 - `model_graph`: a model and the models nested in it as `View`s whose edges
   ("tensor T as read by node N") are the unit of analysis and rewriting;
   forward `walk`s across model boundaries.
@@ -20,7 +21,8 @@ Keras internals used here, and nowhere else in keras-vs:
 `Node.outputs`, `Node.operation`, `Sequential._functional`,
 `Functional._inputs_struct` / `_outputs_struct`, `Layer._flatten_layers`,
 `KerasTensor._keras_history`, `KerasTensor` identity, a layer's `call`
-replaced on the instance (`calls_replaced`) and `Optimizer._get_variable_index`.
+replaced on the instance (`calls_replaced`), `Optimizer._get_variable_index`
+and `keras.src.trainers.trainer.model_supports_jit` (`supports_jit`).
 
 Example:
 

@@ -122,9 +122,12 @@ def sublayer(layer, name):
 
 
 def supports_jit(model):
-    """Whether every layer of `model`, nested ones included, runs inside a jitted
-    program (Keras' own test: lookup tables and other TF-backed preprocessing do not)."""
-    return all(getattr(layer, "supports_jit", True) for layer in model._flatten_layers())
+    """Whether Keras would compile `model`'s calls (its ``jit_compile="auto"``):
+    not when a layer, nested ones included, is TF-backed preprocessing such as
+    a lookup table."""
+    from keras.src.trainers.trainer import model_supports_jit
+
+    return model_supports_jit(model)
 
 
 def forced_training(node):
