@@ -13,6 +13,8 @@ after one warm-up run of each (the first call compiles its function); it
 prints each ratio to predict and the peak resident memory each added
 (sampled every 2 ms) over the memory before it.
 
+`--model` takes a zoo name instead (e.g. ``wrn-16-4``, 32x32).
+
     python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--no_passes] [--smoke]
 """
 
@@ -84,6 +86,9 @@ def main():
     parser.add_argument("--examples", type=int, default=1024)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument(
+        "--model", default="mobilenetv2", help="mobilenetv2, or a zoo name (32x32 inputs)"
+    )
+    parser.add_argument(
         "--smoke", action="store_true",
         help="a small WRN, 1 repeat, 32 examples, no warm-up, no passes",
     )
@@ -98,6 +103,10 @@ def main():
         import zoo
 
         name, model = "wrn-10-1 (8x8, smoke)", zoo.get("wrn-10-1", input_shape=(8, 8, 3))
+    elif args.model != "mobilenetv2":
+        import zoo
+
+        name, model = f"{args.model} (32x32)", zoo.get(args.model, input_shape=(32, 32, 3))
     else:
         name = "MobileNetV2(alpha=0.35, 32x32)"
         model = keras.applications.MobileNetV2(

@@ -29,8 +29,11 @@ run() {  # name, seconds, command...
   timeout "$limit" "$@" $smoke >"$out/$name.txt" 2>"$out/$name.err" || { echo "($name exited $?)"; status=1; }
   grep -v "^\(WARNING\|I0000\|E0000\|W0000\)" "$out/$name.txt"
 }
-run recalibrate 200 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_passes
-run callback 120 python3 benchmarks/bench_callback.py --repeats=2 --epochs=4
+run recalibrate 150 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_passes
+# The issue's own case (WRN-16-4, 2,048 images: recalibrate_bn was 401x a predict).
+run recalibrate-wrn 100 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_passes \
+  --model=wrn-16-4 --examples=2048
+run callback 90 python3 benchmarks/bench_callback.py --repeats=2 --epochs=4
 # The paper's four networks, one block each, in one process (--smoke: wrn-10-1 only).
-run torch 300 python3 benchmarks/bench_torch.py --model=wrn-28-10,preresnet-110,resnext-29-8x64d,densenet-bc-100-12
+run torch 240 python3 benchmarks/bench_torch.py --model=wrn-28-10,preresnet-110,resnext-29-8x64d,densenet-bc-100-12
 exit $status

@@ -157,6 +157,26 @@ def batch_norm_train(bn, x, row=None):
     return ops.cast(out, x.dtype)
 
 
+class _TrainingNorm(keras.layers.Layer):
+    """`batch_norm_train` of a BN as a layer of the probe.
+
+    As a Functional op node, ``batch_norm_train`` would hold gamma and beta
+    as the constants they were when the probe was built: stale once the
+    model trains on, and on JAX deleted once ``predict`` donates them. As a
+    layer owning the BN it reads them at every call.
+    """
+
+    def __init__(self, bn, **kwargs):
+        super().__init__(**kwargs)
+        self.bn = bn
+
+    def call(self, x, row):
+        return batch_norm_train(self.bn, x, row)
+
+    def compute_output_spec(self, x, row):
+        return keras.KerasTensor(x.shape, dtype=x.dtype)
+
+
 class Probe:
     """A compiled tap of ``model`` that yields the moments of every BN input.
 
@@ -250,7 +270,7 @@ class Probe:
         self.sources.append((name, row))
         site.tap(name, row)  # recorded with the others by `_record`
         if self.mode == "precise":  # one set of moments for recording and normalising
-            return batch_norm_train(layer, x, row)
+            return _TrainingNorm(layer)(x, row)
         if self.mode == "copies":
             copy = self.copies.get(name)
             if copy is None:
@@ -430,16 +450,21 @@ def _compiles(model, batches, compiled):
 
 
 def state_writer(model, written, training=False):
-    """JAX: ``run(x)``, one call of `model` as one jitted program.
+    """JAX: ``run(x) -> outputs``, one call of `model` as one jitted program.
 
     Only the variables in `written` are written back after a batch (their
     buffers donated to the program), and nothing is copied to the host, so
     batches queue on the device without a sync; every other variable is read.
+    The outputs stay on the device.
 
     Args:
-        model: A built model whose call updates only `written`.
+        model: A built model whose call updates only `written` (none: a
+            jitted forward pass).
         written: The non-trainable variables the call updates.
         training: The call's ``training`` flag.
+
+    Returns:
+        ``run(x)``, returning the model's outputs as device arrays.
 
     Example (JAX): ``state_writer(model, model.non_trainable_variables, True)(x)``
     updates every BN's moving statistics from ``x`` as one compiled program.
@@ -458,8 +483,8 @@ def state_writer(model, written, training=False):
                 values = list(other_values)
                 for i, value in zip(slots, kept_values):  # ascending: back in place
                     values.insert(i, value)
-                _, new = model.stateless_call(trainable_values, values, x, training=training)
-                return [new[i] for i in slots]
+                outputs, new = model.stateless_call(trainable_values, values, x, training=training)
+                return outputs, [new[i] for i in slots]
 
             programs[key] = slots, jax.jit(step, donate_argnums=2)
         return programs[key]
@@ -469,9 +494,10 @@ def state_writer(model, written, training=False):
         slots, step = program(trainable, non_trainable)
         kept = [non_trainable[i] for i in slots]
         others = [v.value for v in non_trainable if id(v) not in ids]
-        new = step([v.value for v in trainable], others, [v.value for v in kept], x)
+        outputs, new = step([v.value for v in trainable], others, [v.value for v in kept], x)
         for variable, value in zip(kept, new):
             variable.assign(value)
+        return outputs
 
     return run
 

@@ -34,7 +34,8 @@ from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "recalibrate_bn"]
 
-#: Bytes of cached activations the "exact" method may hold on the host.
+#: Bytes of cached activations the "exact" method may hold (on the host; on
+#: JAX on the device that runs it).
 DEFAULT_MEMORY_BUDGET = 2 * 1024**3
 # Relative change below which a recalibration pass counts as a fixed point.
 _RTOL = 1e-5
@@ -75,8 +76,9 @@ def recalibrate_bn(
             fresh optimizer state). If True the model's own BN statistics are
             overwritten and the model is returned.
         method: ``"precise"`` (default) or ``"exact"``.
-        memory_budget: Bytes of activations ``"exact"`` may cache; above it,
-            it falls back to one pass per BN level.
+        memory_budget: Bytes of activations ``"exact"`` may cache (in host
+            memory; on JAX in the device's, where it runs its stages); above
+            it, it falls back to one pass per BN level.
 
     Returns:
         The recalibrated model.
@@ -310,6 +312,9 @@ def _exact_staged(probe, batches, budget):
     if probe.extras["stages"] is None:
         return None
     view, stage, sources, last, nodes, last_read, built = probe.extras["stages"]
+    # JAX: each stage one jitted program, its activations left on the device
+    # (predict_on_batch writes back every variable and copies to the host).
+    jitted = keras.backend.backend() == "jax" and graph_lib.supports_jit(probe.model)
     probe.resync(statistics=False)  # every copy's statistics are set below
     raw = {id(t): [] for t in view.inputs}
     sizes, used = [], 0
@@ -327,26 +332,30 @@ def _exact_staged(probe, batches, budget):
     if not sizes:
         raise ValueError("The data set is empty: no examples reached the model. Received: no examples")
     chunks = _chunks(sizes, _per_example_bytes(nodes))
-    cache = {key: [arrays[a] if b == a + 1 else np.concatenate(arrays[a:b]) for a, b in chunks]
+    place = keras.ops.convert_to_tensor if jitted else (lambda a: a)
+    cache = {key: [place(arrays[a] if b == a + 1 else np.concatenate(arrays[a:b])) for a, b in chunks]
              for key, arrays in raw.items()}
     del raw
     stats = {}
     for s in range(last + 1):
         if s not in built:
-            built[s] = _stage_model(stage, nodes, sources, last_read, s)
-        model, inputs, outs = built[s]
-        if model is None:
+            model, inputs, outs = _stage_model(stage, nodes, sources, last_read, s)
+            # Compiled once per stage and reused by every chunk and call.
+            run = None if model is None else (
+                probe_lib.state_writer(model, []) if jitted else model.predict_on_batch
+            )
+            built[s] = run, inputs, outs
+        run, inputs, outs = built[s]
+        if run is None:
             continue
         rows = {id(row): name for name, row, at in sources if at == s}
         acc = {}
         for c in range(len(chunks)):
-            # Compiled once per stage and reused by every chunk and call.
-            result = model.predict_on_batch([cache[id(t)][c] for t in inputs])
+            result = run([cache[id(t)][c] for t in inputs])
             for t, value in zip(outs, keras.tree.flatten(result)):
-                if not isinstance(value, np.ndarray):  # predict_on_batch gives NumPy
-                    value = np.asarray(keras.ops.convert_to_numpy(value))
                 if id(t) in rows:
-                    probe_lib.merge(acc, rows[id(t)], value[0].astype(np.float64))
+                    row = np.asarray(keras.ops.convert_to_numpy(value[0]), dtype=np.float64)
+                    probe_lib.merge(acc, rows[id(t)], row)
                 else:
                     cache.setdefault(id(t), []).append(value)
                     used += value.nbytes
@@ -363,7 +372,7 @@ def _drop_spent(cache, last_read, s):
     """Frees cached tensors that no stage after `s` reads; returns bytes freed."""
     freed = 0
     for key in [k for k in cache if last_read.get(k, -1) <= s]:
-        freed += sum(np.asarray(a).nbytes for a in cache.pop(key))
+        freed += sum(a.nbytes for a in cache.pop(key))
     return freed
 
 
