@@ -67,6 +67,14 @@ def pytest_collection_modifyitems(config, items):
 # as a group, the way `--dist loadgroup` would (its grouping does not work
 # with pytest 9: it renames `item._nodeid`, which pytest 9 no longer reads).
 _CORPUS_TEST = re.compile(r"test_corpus\.py::test_tool\[([^-\]]+)-")  # [model-tool]
+# Modules whose tests share a module-scoped fixture that takes seconds (a
+# trained CNN, a simulation, a study): one worker each, so the fixture is
+# made once rather than once per worker.
+_ONE_WORKER_MODULES = (
+    "tests/keras_vs/test_cli_recalibrate.py",
+    "tests/experiments/test_theory.py",
+    "tests/experiments/test_study.py",
+)
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent without it
@@ -74,11 +82,15 @@ def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
     class OneWorkerPerCorpusModel(LoadScopeScheduling):
-        """Every test its own unit of work, except one unit per corpus model."""
+        """Every test its own unit of work, except one unit per corpus model
+        and one per module of `_ONE_WORKER_MODULES`."""
 
         def _split_scope(self, nodeid):
             match = _CORPUS_TEST.search(nodeid)
-            return f"corpus:{match.group(1)}" if match else nodeid
+            if match:
+                return f"corpus:{match.group(1)}"
+            module = nodeid.split("::", 1)[0]
+            return module if module in _ONE_WORKER_MODULES else nodeid
 
     return OneWorkerPerCorpusModel(config, log)
 
