@@ -169,6 +169,7 @@ class _TrainingNorm(keras.layers.Layer):
     def __init__(self, bn, **kwargs):
         super().__init__(**kwargs)
         self.bn = bn
+        self.supports_masking = True  # the mask passes on, as through the BN
 
     def call(self, x, row):
         return batch_norm_train(self.bn, x, row)

@@ -1,5 +1,7 @@
 """recalibrate_bn's two methods checked against NumPy, and its guarantees."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -226,3 +228,27 @@ def test_repeated_calls_reuse_one_compiled_probe():
         2 * keras.ops.convert_to_numpy(recalibrate.recalibrate_bn(model, x).get_layer("bn1").moving_mean),
         rtol=1e-4, atol=1e-5,
     )
+
+
+def test_precise_keeps_the_mask_for_the_layers_after_a_bn():
+    # Embedding(mask_zero) -> BN -> LSTM -> BN: the LSTM skips the padded
+    # steps, and the probe's batch-statistics normalisation passes the mask on
+    # as the BN does (Keras warns when a layer drops one).
+    keras.utils.set_random_seed(0)
+    tokens = keras.Input((6,), dtype="int32")
+    emb = layers.Embedding(9, 4, mask_zero=True, name="emb")
+    bn1 = layers.BatchNormalization(name="bn1")
+    lstm = layers.LSTM(3, name="lstm")
+    model = keras.Model(tokens, layers.BatchNormalization(name="bn2")(lstm(bn1(emb(tokens)))))
+    x = np.random.default_rng(0).integers(1, 9, (16, 6)).astype("int32")
+    x[:, 4:] = 0  # padding
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*mask.*")
+        fixed = recalibrate.recalibrate_bn(model, x, batch_size=16)
+    e = emb(x)
+    mean, var = keras.ops.moments(e, axes=(0, 1))
+    normed = (e - mean) / keras.ops.sqrt(var + bn1.epsilon) * bn1.gamma + bn1.beta
+    out = keras.ops.convert_to_numpy(lstm(normed, mask=emb.compute_mask(x)))
+    bn2 = fixed.get_layer("bn2")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn2.moving_mean), out.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn2.moving_variance), out.var(0), rtol=1e-4, atol=1e-5)
