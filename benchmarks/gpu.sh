@@ -7,6 +7,7 @@
 # wheels in .whl/ first (../shared/ENVIRONMENT.md, "The GPU machine").
 #
 #     bash benchmarks/gpu.sh            # bash benchmarks/gpu.sh --smoke: seconds, any machine
+#     ONLY="recalibrate callback" bash benchmarks/gpu.sh   # some of them
 set -u
 smoke=${1:-}
 cd "$(dirname "$0")/.."
@@ -25,6 +26,7 @@ status=0
 run() {  # name, seconds, command...
   local name=$1 limit=$2
   shift 2
+  case " ${ONLY:-$name} " in *" $name "*) ;; *) return 0 ;; esac  # ONLY="callback torch": those only
   echo "=== $name: $*"
   timeout "$limit" "$@" $smoke >"$out/$name.txt" 2>"$out/$name.err" || { echo "($name exited $?)"; status=1; }
   grep -v "^\(WARNING\|I0000\|E0000\|W0000\)" "$out/$name.txt"

@@ -155,10 +155,9 @@ def _write(model, stats, inplace):
 
 def _exact_passes(probe, batches):
     probe.resync()
-    used = {
-        n: (_value(graph_lib.unwrap(c).moving_mean), _value(graph_lib.unwrap(c).moving_variance))
-        for n, c in probe.copies.items()
-    }
+    bns = {n: graph_lib.unwrap(c) for n, c in probe.copies.items()}
+    values = probe_lib.host_values([v for bn in bns.values() for v in (bn.moving_mean, bn.moving_variance)])
+    used = {n: (values[2 * i], values[2 * i + 1]) for i, n in enumerate(bns)}
     new = used
     for _ in range(len(probe.names)):
         moments = probe.moments(batches)
@@ -168,10 +167,6 @@ def _exact_passes(probe, batches):
             break
         used = new
     return new
-
-
-def _value(v):
-    return np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float64)
 
 
 def _close(a, b, epsilon):
@@ -349,18 +344,22 @@ def _exact_staged(probe, batches, budget):
         if run is None:
             continue
         rows = {id(row): name for name, row, at in sources if at == s}
-        acc = {}
+        moments = []  # (name, moments row): read after the stage's last call, so that
+        # the calls queue on the device rather than each waiting for the one before
+        call = run.bound() if jitted else run  # the statistics are set for this stage
         for c in range(len(chunks)):
-            result = run([cache[id(t)][c] for t in inputs])
+            result = call([cache[id(t)][c] for t in inputs])
             for t, value in zip(outs, keras.tree.flatten(result)):
                 if id(t) in rows:
-                    row = np.asarray(keras.ops.convert_to_numpy(value[0]), dtype=np.float64)
-                    probe_lib.merge(acc, rows[id(t)], row)
+                    moments.append((rows[id(t)], value[0]))
                 else:
                     cache.setdefault(id(t), []).append(value)
                     used += value.nbytes
             if used > budget:
                 return None
+        acc = {}
+        for name, row in moments:  # the first read waits for every chunk's call
+            probe_lib.merge(acc, name, np.asarray(keras.ops.convert_to_numpy(row), dtype=np.float64))
         new = {n: (m, v) for n, (_, m, v) in probe_lib.finish(acc).items()}
         probe.set_statistics(new)
         stats.update(new)
