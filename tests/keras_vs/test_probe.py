@@ -59,3 +59,21 @@ def test_compiled_pass_gives_the_eager_moments_and_writes_no_model_variable(mode
         np.testing.assert_allclose(compiled[name][2], var, rtol=1e-5)
     for old, new in zip(before, model.variables):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), old)
+
+
+@pytest.mark.parametrize("mode", probe.MODES)
+def test_a_compiled_pass_reads_the_weights_as_they_are_when_it_starts(mode):
+    # The jitted pass on JAX reads the model's variables once per pass.
+    keras.utils.set_random_seed(0)
+    model = _two_bn_model()
+    tap = probe.Probe(model, mode)
+    x = np.random.default_rng(3).normal(1.0, 2.0, (10, 4, 4, 3)).astype("float32")
+    tap.moments(Batches(x, None, 3), compiled=True)
+    conv = model.layers[1]
+    conv.kernel.assign(keras.ops.convert_to_numpy(conv.kernel) * 3.0)
+    model.get_layer("bn1").gamma.assign(np.full(5, 2.0, "float32"))
+    compiled = tap.moments(Batches(x, None, 3), compiled=True)
+    eager = tap.moments(Batches(x, None, 3), compiled=False)
+    for name, (_, mean, var) in eager.items():
+        np.testing.assert_allclose(compiled[name][1], mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(compiled[name][2], var, rtol=1e-5)
