@@ -4,8 +4,9 @@ On MobileNetV2 (alpha 0.35, 32x32, 52 BN layers) with random inputs, times
 one `model.predict` pass; `recalibrate_bn(method="precise")` (one pass)
 returning a new model (the default) and writing into the model
 (``inplace=True``); `recalibrate_bn(method="exact")` with the activations
-cached (the data fits the memory budget), both ways, and by passes
-(`memory_budget=0`); the copy a call without ``inplace`` adds
+cached (the data fits the memory budget), both ways, and recomputed
+(`memory_budget=0`: the same stages, one pass over the data each; the same
+statistics to the bit); the copy a call without ``inplace`` adds
 (`keras_vs.graph.copy`) next to Keras' own copy (`clone_model` and
 `set_weights`); `measure_variance_shift` and `prediction_inconsistency`.
 Each is the median of `--repeats` runs, taken round-robin over the rows,
@@ -93,7 +94,7 @@ def main():
         help="a small WRN, 1 repeat, 32 examples, no warm-up, no passes",
     )
     parser.add_argument(
-        "--no_passes", action="store_true", help="skip exact by passes (the slowest row)"
+        "--no_passes", action="store_true", help="skip exact recomputed (memory_budget=0, the slowest row)"
     )
     args = parser.parse_args()
     if args.smoke:
@@ -132,7 +133,7 @@ def main():
         "recalibrate exact inplace": lambda: kvs.recalibrate_bn(
             target, x, batch_size=bs, method="exact", inplace=True
         ),
-        "recalibrate exact (passes)": lambda: kvs.recalibrate_bn(
+        "recalibrate exact (recomputed)": lambda: kvs.recalibrate_bn(
             model, x, batch_size=bs, method="exact", memory_budget=0
         ),
         # What a call without inplace adds, next to Keras' own copy of a model.
@@ -151,7 +152,7 @@ def main():
         f"(median of round-robin repeats after one warm-up run; peak = resident memory added)"
     )
     if args.smoke or args.no_passes:  # seconds, not minutes: the test suite runs this
-        del runs["recalibrate exact (passes)"]
+        del runs["recalibrate exact (recomputed)"]
     results = timed(runs, args.repeats, not args.smoke)
     base = results["predict"][0]
     for name, (median, peak, times) in results.items():

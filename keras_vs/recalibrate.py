@@ -9,19 +9,25 @@ Two methods (`keras_vs.vocab.RECALIBRATION_METHODS`):
     moments of its input. Cost: one forward pass, whatever the depth.
 ``"exact"``: each BN's statistics are those of its input when every BN
     upstream of it already uses its re-estimated statistics, i.e. exactly what
-    the BN sees at inference after the fix. Computed stage by stage on cached
-    activations when they fit `memory_budget` (one stage per level of BN
-    depth, each compiled once and run over the data in a few large chunks,
-    its BN moments pooled per chunk); otherwise, and for a BN called at two
-    depths (its statistics are then a fixed point), by repeated passes (one
-    per level of BN depth, plus one to confirm, moments pooled per batch).
-    The two agree to float32 rounding.
+    the BN sees at inference after the fix. Computed stage by stage (one
+    stage per level of BN depth, each compiled once and run over the data in
+    a few large chunks, its BN moments pooled per chunk) on activations
+    cached while they fit `memory_budget`; beyond it a stage's inputs are
+    recomputed from the data by the same compiled stages on the same chunks,
+    so the statistics are bit-identical whatever the budget, and only the
+    time changes (about one pass in all when cached, one per stage when
+    not). A BN called at two depths (its statistics are then a fixed point)
+    or hidden in a custom layer is calibrated by repeated passes of the whole
+    probe instead (one per level of BN depth, plus one to confirm, moments
+    pooled per batch), which agree with the stages to float32 rounding.
 
 They differ only in what the upstream BNs do: per-batch statistics
 (precise) or the final population statistics (exact). With large, i.i.d.
 batches the two agree closely; with small batches exact matches inference
 better.
 """
+
+import dataclasses
 
 import keras
 import numpy as np
@@ -78,7 +84,8 @@ def recalibrate_bn(
         method: ``"precise"`` (default) or ``"exact"``.
         memory_budget: Bytes of activations ``"exact"`` may cache (in host
             memory; on JAX in the device's, where it runs its stages); above
-            it, it falls back to one pass per BN level.
+            it, what does not fit is recomputed (one pass over the data per
+            BN level from there on) and the result is the same to the bit.
 
     Returns:
         The recalibrated model.
@@ -122,10 +129,15 @@ def _check_arguments(method, memory_budget):
 
 
 def _exact(probe, batches, memory_budget, data):
-    """Exact statistics: staged on cached activations, else one pass per BN level."""
-    stats = _exact_staged(probe, batches, memory_budget)
-    if stats is not None:
-        return stats
+    """Exact statistics: by stages where the probe splits into them, else by passes."""
+    plan = _plan_for(probe)
+    if plan is None:
+        _require_reiterable(batches, data)
+        return _exact_passes(probe, batches)
+    return _exact_staged(probe, plan, batches, memory_budget, data)
+
+
+def _require_reiterable(batches, data):
     if not batches.reiterable:
         raise ValueError(
             "recalibrate_bn(method='exact') needs to pass over the data several "
@@ -134,7 +146,6 @@ def _exact(probe, batches, memory_budget, data):
             "method='precise'. Received: a one-shot iterator of type "
             f"{type(data).__name__}"
         )
-    return _exact_passes(probe, batches)
 
 
 def _write(model, stats, inplace):
@@ -188,6 +199,46 @@ def _close(a, b, epsilon):
 _CHUNK_BYTES = 128 * 2**20
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What exact by stages derives from a probe once (kept in ``probe.extras``).
+
+    Attributes:
+        inputs: The probe's flat symbolic inputs.
+        nodes: The nodes the moments rows depend on, in graph order.
+        stage: ``id(node) -> stage``.
+        sources: ``(name, moments row of the BN input, stage)`` per BN call.
+        last: The last stage that records moments (-1: none).
+        last_read: ``id(tensor) -> the last stage that reads it``.
+        per_example: Bytes per example of the largest activation (None if
+            a shape is unknown).
+        built: ``stage -> (run or None, its inputs, its outputs)``, filled
+            as stages first run (each compiled once, reused by every call).
+    """
+
+    inputs: list
+    nodes: list
+    stage: dict
+    sources: list
+    last: int
+    last_read: dict
+    per_example: object
+    built: dict = dataclasses.field(default_factory=dict)
+
+    def rows(self, s):
+        """``id(moments row) -> BN name`` for the BNs stage `s` records."""
+        return {id(row): name for name, row, at in self.sources if at == s}
+
+
+def _plan_for(probe):
+    """The probe's stage plan, made once per probe; None if it cannot be staged."""
+    if not probe.flat or probe.patched:  # BNs the stages cannot see
+        return None
+    if "stages" not in probe.extras:
+        probe.extras["stages"] = _stage_plan(probe)
+    return probe.extras["stages"]
+
+
 def _stages(probe):
     """Splits the probe's flat graph at BN copies into stages.
 
@@ -215,7 +266,6 @@ def _stages(probe):
 
 
 def _stage_plan(probe):
-    """What exact by stages derives from the probe once; None if it cannot be staged."""
     view, stage, sources, last = _stages(probe)
     levels = {}
     for name, _, at in sources:
@@ -225,7 +275,8 @@ def _stage_plan(probe):
         # passes (to a fixed point) pool both calls.
         return None
     nodes = _needed_nodes(view, sources)
-    return view, stage, sources, last, nodes, _last_reads(nodes, stage), {}
+    return _Plan(list(view.inputs), nodes, stage, sources, last, _last_reads(nodes, stage),
+                 _per_example_bytes(nodes))
 
 
 def _needed_nodes(view, sources):
@@ -269,16 +320,22 @@ def _stage_model(stage, nodes, sources, last_read, s):
     return keras.Model(inputs, outs), inputs, outs
 
 
-def _chunks(sizes, per_example):
-    """``[(first batch, end batch)]``: consecutive batches, one chunk each call."""
-    chunks, start, total = [], 0, 0
-    for i, size in enumerate(sizes):
-        if i > start and (per_example is None or (total + size) * per_example > _CHUNK_BYTES):
-            chunks.append((start, i))
-            start, total = i, 0
+def _chunked(sized, per_example):
+    """Groups consecutive ``(size, item)`` pairs into chunks: lists of items.
+
+    A chunk holds as many examples as fit `_CHUNK_BYTES` of the largest
+    activation (a batch over it is a chunk of its own); one batch per chunk
+    when the size of an activation is unknown (`per_example` None).
+    """
+    group, total = [], 0
+    for size, item in sized:
+        if group and (per_example is None or (total + size) * per_example > _CHUNK_BYTES):
+            yield group
+            group, total = [], 0
+        group.append(item)
         total += size
-    chunks.append((start, len(sizes)))
-    return chunks
+    if group:
+        yield group
 
 
 def _per_example_bytes(nodes):
@@ -299,79 +356,128 @@ def _per_example_bytes(nodes):
     return largest
 
 
-def _exact_staged(probe, batches, budget):
-    if not probe.flat or probe.patched:  # BNs the stages cannot see: use passes
-        return None
-    if "stages" not in probe.extras:
-        probe.extras["stages"] = _stage_plan(probe)
-    if probe.extras["stages"] is None:
-        return None
-    view, stage, sources, last, nodes, last_read, built = probe.extras["stages"]
+def _exact_staged(probe, plan, batches, budget, data):
+    """Exact statistics stage by stage, on cached activations while they fit `budget`.
+
+    Stage `s` runs on every chunk once the statistics of the BNs it uses are
+    set. Activations are cached while they fit; from the stage where they no
+    longer do, each stage's inputs are recomputed from the data by the same
+    compiled stages on the same chunks, so the result is bit-identical
+    whatever the budget, only slower (one pass over the data per stage).
+    """
     # JAX: each stage one jitted program, its activations left on the device
     # (predict_on_batch writes back every variable and copies to the host).
     jitted = keras.backend.backend() == "jax" and graph_lib.supports_jit(probe.model)
-    probe.resync(statistics=False)  # every copy's statistics are set below
-    raw = {id(t): [] for t in view.inputs}
-    sizes, used = [], 0
-    for index, (x, _) in enumerate(batches):
-        batches_lib.check_batch(probe.inputs, x, index)
-        size = batches_lib.num_examples(x)
-        if size == 0:
-            continue
-        sizes.append(size)
-        for t, a in zip(view.inputs, keras.tree.flatten(x)):
-            raw[id(t)].append(np.asarray(a))
-            used += raw[id(t)][-1].nbytes
-        if used > budget:
-            return None
-    if not sizes:
-        raise ValueError("The data set is empty: no examples reached the model. Received: no examples")
-    chunks = _chunks(sizes, _per_example_bytes(nodes))
     place = keras.ops.convert_to_tensor if jitted else (lambda a: a)
-    cache = {key: [place(arrays[a] if b == a + 1 else np.concatenate(arrays[a:b])) for a, b in chunks]
-             for key, arrays in raw.items()}
-    del raw
-    stats = {}
-    for s in range(last + 1):
-        if s not in built:
-            model, inputs, outs = _stage_model(stage, nodes, sources, last_read, s)
-            # Compiled once per stage and reused by every chunk and call.
-            run = None if model is None else (
-                probe_lib.state_writer(model, []) if jitted else model.predict_on_batch
-            )
-            built[s] = run, inputs, outs
-        run, inputs, outs = built[s]
-        if run is None:
-            continue
-        rows = {id(row): name for name, row, at in sources if at == s}
-        moments = []  # (name, moments row): read after the stage's last call, so that
-        # the calls queue on the device rather than each waiting for the one before
-        call = run.bound() if jitted else run  # the statistics are set for this stage
-        for c in range(len(chunks)):
-            result = call([cache[id(t)][c] for t in inputs])
-            for t, value in zip(outs, keras.tree.flatten(result)):
-                if id(t) in rows:
-                    moments.append((rows[id(t)], value[0]))
-                else:
-                    cache.setdefault(id(t), []).append(value)
-                    used += value.nbytes
+    probe.resync(statistics=False)  # every copy's statistics are set below
+    stats, s = {}, 0
+    cache, used = [], 0
+    for chunk in _read_chunks(probe, plan, batches, place):
+        cache.append(chunk)
+        used += sum(a.nbytes for a in chunk.values())
+        if used > budget:
+            cache = None
+            break
+    while cache is not None and s <= plan.last:
+        call, moments = _bind(plan, s, jitted), []
+        for chunk in cache if call else ():
+            found, added = _call_stage(plan, s, call, chunk)
+            moments += found
+            used += added
             if used > budget:
-                return None
-        acc = {}
-        for name, row in moments:  # the first read waits for every chunk's call
-            probe_lib.merge(acc, name, np.asarray(keras.ops.convert_to_numpy(row), dtype=np.float64))
-        new = {n: (m, v) for n, (_, m, v) in probe_lib.finish(acc).items()}
-        probe.set_statistics(new)
-        stats.update(new)
-        used -= _drop_spent(cache, last_read, s)
+                cache = None
+                break
+        else:
+            stats.update(_set_pooled(probe, moments))
+            used -= _drop_spent(cache, plan.last_read, s)
+            s += 1
+    if s <= plan.last:
+        _require_reiterable(batches, data)
+    for level in range(s, plan.last + 1):  # recomputed: one pass over the data each
+        calls = [_bind(plan, t, jitted) for t in range(level + 1)]
+        if not calls[level]:
+            continue
+        moments = []
+        for chunk in _read_chunks(probe, plan, batches, place):
+            for t, call in enumerate(calls[:level]):
+                if call:
+                    _call_stage(plan, t, call, chunk)
+                    _drop_spent([chunk], plan.last_read, t)
+            moments += _call_stage(plan, level, calls[level], chunk)[0]
+        stats.update(_set_pooled(probe, moments))
     return stats
 
 
-def _drop_spent(cache, last_read, s):
-    """Frees cached tensors that no stage after `s` reads; returns bytes freed."""
+def _read_chunks(probe, plan, batches, place):
+    """Yields the data in chunks of consecutive batches: ``{id(input): array}``."""
+
+    def sized():
+        for index, (x, _) in enumerate(batches):
+            batches_lib.check_batch(probe.inputs, x, index)
+            size = batches_lib.num_examples(x)
+            if size:
+                yield size, [np.asarray(a) for a in keras.tree.flatten(x)]
+
+    empty = True
+    for group in _chunked(sized(), plan.per_example):
+        empty = False
+        yield {
+            id(t): place(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+            for t, arrays in zip(plan.inputs, zip(*group))
+        }
+    if empty:
+        raise ValueError("The data set is empty: no examples reached the model. Received: no examples")
+
+
+def _bind(plan, s, jitted):
+    """Stage `s`'s call with the statistics set now (None: the stage computes nothing)."""
+    if s not in plan.built:
+        model, inputs, outs = _stage_model(plan.stage, plan.nodes, plan.sources, plan.last_read, s)
+        run = None if model is None else (
+            probe_lib.state_writer(model, []) if jitted else model.predict_on_batch
+        )
+        plan.built[s] = run, inputs, outs
+    run = plan.built[s][0]
+    return run.bound() if jitted and run is not None else run
+
+
+def _call_stage(plan, s, call, chunk):
+    """Runs stage `s` on one chunk, adding the tensors later stages read to it.
+
+    Returns:
+        ``([(BN name, moments row)], bytes added to the chunk)``; the rows
+        stay where the stage left them (on JAX, the device) so that calls
+        queue without waiting for each other.
+    """
+    _, inputs, outs = plan.built[s]
+    rows = plan.rows(s)
+    result = call([chunk[id(t)] for t in inputs])
+    found, added = [], 0
+    for t, value in zip(outs, keras.tree.flatten(result)):
+        if id(t) in rows:
+            found.append((rows[id(t)], value[0]))
+        else:
+            chunk[id(t)] = value
+            added += value.nbytes
+    return found, added
+
+
+def _set_pooled(probe, moments):
+    """Pools ``[(name, moments row)]`` per BN, sets the copies to it and returns it."""
+    acc = {}
+    for name, row in moments:  # the first read waits for every chunk's call
+        probe_lib.merge(acc, name, np.asarray(keras.ops.convert_to_numpy(row), dtype=np.float64))
+    new = {n: (m, v) for n, (_, m, v) in probe_lib.finish(acc).items()}
+    probe.set_statistics(new)
+    return new
+
+
+def _drop_spent(chunks, last_read, s):
+    """Frees the cached tensors no stage after `s` reads; returns bytes freed."""
     freed = 0
-    for key in [k for k in cache if last_read.get(k, -1) <= s]:
-        freed += sum(a.nbytes for a in cache.pop(key))
+    for chunk in chunks:
+        for key in [k for k in chunk if last_read.get(k, -1) <= s]:
+            freed += chunk.pop(key).nbytes
     return freed
 
 

@@ -10,19 +10,20 @@ from keras import layers
 from keras_vs import recalibrate
 
 
-def _mlp(seed=0):
-    """Dense-BN-ReLU-Dense-BN with non-trivial weights and statistics."""
+def _mlp(seed=0, widths=(6, 4)):
+    """Dense-BN-ReLU-...-Dense-BN with non-trivial weights and statistics."""
     keras.utils.set_random_seed(seed)
     x = keras.Input((5,))
-    h = layers.Dense(6, name="d1")(x)
-    h = layers.BatchNormalization(epsilon=1e-3, name="bn1")(h)
-    h = layers.ReLU()(h)
-    h = layers.Dense(4, name="d2")(h)
-    h = layers.BatchNormalization(epsilon=1e-3, name="bn2")(h)
+    h = x
+    for i, width in enumerate(widths, 1):
+        if i > 1:
+            h = layers.ReLU()(h)
+        h = layers.Dense(width, name=f"d{i}")(h)
+        h = layers.BatchNormalization(epsilon=1e-3, name=f"bn{i}")(h)
     model = keras.Model(x, h)
     rng = np.random.default_rng(seed)
-    for bn in ("bn1", "bn2"):
-        layer = model.get_layer(bn)
+    for i in range(1, len(widths) + 1):
+        layer = model.get_layer(f"bn{i}")
         c = layer.gamma.shape[0]
         layer.gamma.assign(rng.uniform(0.5, 2.0, c).astype("float32"))
         layer.beta.assign(rng.normal(size=c).astype("float32"))
@@ -79,15 +80,51 @@ def test_precise_and_exact_agree_on_the_first_bn_and_differ_after_it():
     assert not np.allclose(var(precise, "bn2"), var(exact, "bn2"), rtol=1e-3)
 
 
-def test_exact_cached_and_by_passes_give_the_same_statistics():
+def _bn_arrays(model, names=("bn1", "bn2")):
+    return [keras.ops.convert_to_numpy(getattr(model.get_layer(n), a))
+            for n in names for a in ("moving_mean", "moving_variance")]
+
+
+# _mlp(widths=(6, 12, 3)) on 45 examples caches the input (900 bytes), then
+# d1's output (1,080; the input is freed after stage 0), then d2's (2,160).
+_BUDGETS = {  # memory_budget -> passes over the data (the first one caches)
+    0: 4,  # nothing fits: the first read stops, then one pass per stage
+    1_000: 4,  # the input fits, stage 0's output does not
+    2_000: 3,  # stages 0 and 1 cached, stage 2 recomputed
+    recalibrate.DEFAULT_MEMORY_BUDGET: 1,
+}
+
+
+@pytest.mark.parametrize("budget", sorted(_BUDGETS))
+def test_exact_is_bit_identical_whatever_the_memory_budget(budget):
+    model = _mlp(widths=(6, 12, 3))
+    x = np.random.default_rng(3).normal(size=(45, 5)).astype("float32")
+    loose = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=2**40)
+    tight = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=budget)
+    names = ("bn1", "bn2", "bn3")
+    for a, b in zip(_bn_arrays(loose, names), _bn_arrays(tight, names), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("budget", sorted(_BUDGETS))
+def test_exact_recomputes_from_the_stage_where_the_budget_runs_out(budget, monkeypatch):
+    model = _mlp(widths=(6, 12, 3))
+    x = np.random.default_rng(3).normal(size=(45, 5)).astype("float32")
+    reads, read = [], recalibrate._read_chunks
+    monkeypatch.setattr(recalibrate, "_read_chunks", lambda *a: reads.append(1) or read(*a))
+    monkeypatch.setattr(recalibrate, "_exact_passes", None)  # never the whole-probe passes
+    recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=budget)
+    assert len(reads) == _BUDGETS[budget]
+
+
+def test_exact_by_stages_and_by_whole_probe_passes_agree_to_rounding():
     model = _mlp()
     x = np.random.default_rng(3).normal(size=(45, 5)).astype("float32")
-    cached = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
-    passes = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=0)
+    staged = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=0)
+    probe = recalibrate.probe_lib.probe_for(model, "copies")
+    stats = recalibrate._exact_passes(probe, recalibrate.Batches(x, None, 10))
     for name in ("bn1", "bn2"):
-        for attr in ("moving_mean", "moving_variance"):
-            a = keras.ops.convert_to_numpy(getattr(cached.get_layer(name), attr))
-            b = keras.ops.convert_to_numpy(getattr(passes.get_layer(name), attr))
+        for a, b in zip(_bn_arrays(staged, [name]), stats[name], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
@@ -140,10 +177,10 @@ def test_exact_in_several_chunks_equals_one_chunk(monkeypatch):
     # 24 bytes per example (6 float32 channels): 3 examples fit, so each
     # batch of 10 is a chunk of its own.
     monkeypatch.setattr(recalibrate, "_CHUNK_BYTES", 24 * 3)
-    seen, chunks = [], recalibrate._chunks
-    monkeypatch.setattr(recalibrate, "_chunks", lambda *a: seen.append(chunks(*a)) or seen[-1])
+    seen, chunked = [], recalibrate._chunked
+    monkeypatch.setattr(recalibrate, "_chunked", lambda *a: seen.append(list(chunked(*a))) or seen[-1])
     many = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
-    assert seen == [[(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]]
+    assert [len(group) for group in seen[0]] == [1, 1, 1, 1, 1]
     for name in ("bn1", "bn2"):
         for attr in ("moving_mean", "moving_variance"):
             a = keras.ops.convert_to_numpy(getattr(one.get_layer(name), attr))
@@ -161,7 +198,8 @@ def test_exact_in_several_chunks_equals_one_chunk(monkeypatch):
     ],
 )
 def test_chunks_group_consecutive_batches_under_the_byte_limit(sizes, per_example, expected):
-    assert recalibrate._chunks(sizes, per_example) == expected
+    groups = recalibrate._chunked(zip(sizes, range(len(sizes))), per_example)
+    assert list(groups) == [list(range(a, b)) for a, b in expected]
 
 
 def test_only_bn_statistics_change_and_the_input_model_is_untouched():
