@@ -160,6 +160,17 @@ def main():
             f"{name:<31} median {median:7.3f} s  ratio to predict {median / base:6.2f}  "
             f"peak +{peak / 2**20:7.1f} MiB  {['%.3f' % t for t in times]}"
         )
+    if "recalibrate exact (recomputed)" in runs:
+        cached, recomputed = (
+            _statistics(runs[f"recalibrate exact ({how})"]()) for how in ("cached", "recomputed")
+        )
+        same = sum(np.array_equal(a, b) for a, b in zip(cached, recomputed, strict=True))
+        print(f"exact cached vs recomputed: {same} of {len(cached)} statistics arrays bit-identical")
+
+
+def _statistics(model):
+    names = ("moving_mean", "moving_variance")
+    return [keras.ops.convert_to_numpy(v) for v in model.weights if v.path.endswith(names)]
 
 
 if __name__ == "__main__":

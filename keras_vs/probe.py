@@ -290,10 +290,13 @@ class Probe:
         copy = None
         if self.mode == "copies":
             copy = graph_lib.clone_layer(bn)
-            inner = graph_lib.unwrap(bn)
-            axis = inner.axis[0] if isinstance(inner.axis, (list, tuple)) else inner.axis
-            channels = int(inner.moving_mean.shape[0])
-            shape = [None, channels] if axis == -1 else [None] * axis + [channels]
+            # Built for the input the BN was built for: BN checks the rank.
+            shape = (bn.get_build_config() or {}).get("input_shape")
+            if shape is None:
+                inner = graph_lib.unwrap(bn)
+                axis = inner.axis[0] if isinstance(inner.axis, (list, tuple)) else inner.axis
+                channels = int(inner.moving_mean.shape[0])
+                shape = [None, channels] if axis == -1 else [None] * axis + [channels]
             copy.build(tuple(shape))
             self.copies[name] = copy
             self._pairs.append((bn, copy))

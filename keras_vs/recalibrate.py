@@ -110,7 +110,7 @@ def recalibrate_bn(
         stats = {n: (moments[n][1], moments[n][2]) for n in probe.names}
     else:
         stats = _exact(probe, batches, memory_budget, data)
-    return _write(model, stats, inplace)
+    return _write(model, probe, stats, inplace)
 
 
 def _check_arguments(method, memory_budget):
@@ -148,17 +148,15 @@ def _require_reiterable(batches, data):
         )
 
 
-def _write(model, stats, inplace):
+def _write(model, probe, stats, inplace):
     target = model if inplace else graph_lib.copy(model)
     if not inplace:
         graph_lib.compile_like(target, model)
-    layers = {view.qualname(layer): layer for view, layer in graph_lib.ModelGraph(target).all_layers()}
+    # By place, not by name: a copy may rename a layer rebuilt from its config.
+    pairs = [] if inplace else graph_lib.layer_pairs(model, target)
+    counterpart = {id(old): new for old, new in pairs}
     for name, (mean, var) in stats.items():
-        if name in layers:
-            bn = graph_lib.unwrap(layers[name])
-        else:  # inside a custom layer: "custom/bn"
-            where = next(w for w in sorted(layers, key=len, reverse=True) if name.startswith(w + "/"))
-            bn = graph_lib.unwrap(graph_lib.sublayer(layers[where], name[len(where) + 1 :]))
+        bn = graph_lib.unwrap(counterpart.get(id(probe.bns[name]), probe.bns[name]))
         bn.moving_mean.assign(np.asarray(mean).astype(bn.moving_mean.dtype))
         bn.moving_variance.assign(np.asarray(var).astype(bn.moving_variance.dtype))
     return target

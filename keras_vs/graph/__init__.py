@@ -46,11 +46,18 @@ from keras_vs.graph.kinds import (
     is_dropout_like,
     noise_rate,
     producer_name,
-    sublayer,
     supports_jit,
     unwrap,
 )
-from keras_vs.graph.model_graph import Edge, ModelGraph, View, output_layer, signature, walk
+from keras_vs.graph.model_graph import (
+    Edge,
+    ModelGraph,
+    View,
+    layer_pairs,
+    output_layer,
+    signature,
+    walk,
+)
 from keras_vs.graph.rebuild import Action, NewLayer, clone_layer, copy, rebuild
 from keras_vs.graph.state import compile_like, copy_state, variable_slot
 
@@ -76,13 +83,13 @@ __all__ = [
     "inline",
     "is_bn_like",
     "is_dropout_like",
+    "layer_pairs",
     "noise_rate",
     "output_layer",
     "own_call",
     "producer_name",
     "rebuild",
     "signature",
-    "sublayer",
     "supports_jit",
     "unwrap",
     "variable_slot",

@@ -27,7 +27,6 @@ __all__ = [
     "is_dropout_like",
     "noise_rate",
     "producer_name",
-    "sublayer",
     "unwrap",
 ]
 
@@ -109,16 +108,6 @@ def producer_name(tensor, default=None):
     """Name of the operation that produced a symbolic tensor (`default` if none)."""
     history = getattr(tensor, "_keras_history", None)
     return history.operation.name if history is not None else default
-
-
-def sublayer(layer, name):
-    """The sub-layer called `name` inside a custom layer."""
-    for sub in layer._flatten_layers(include_self=False, recursive=True):
-        if sub.name == name:
-            return sub
-    raise GraphError(
-        f"Layer {layer.name!r} has no sub-layer {name!r}. Received: layer={_describe(layer)}"
-    )
 
 
 def supports_jit(model):

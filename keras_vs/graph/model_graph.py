@@ -27,6 +27,7 @@ __all__ = [
     "View",
     "check_sequential_chains",
     "clone_input",
+    "layer_pairs",
     "node_inputs",
     "output_layer",
     "signature",
@@ -197,6 +198,47 @@ class ModelGraph:
             for layer in view.fn.operations:
                 names.add(layer.name)
         return names
+
+
+def layer_pairs(old, new):
+    """Pairs every layer of model `old` (nested ones included) with its place in `new`.
+
+    Pairs by place in the graph, then inside a layer without a graph by the
+    order Keras tracks its sub-layers, never by name: a layer rebuilt from
+    its config may take another name (keras-hub's ``DepthwiseConvBlock``
+    appends ``"_0"`` to its own).
+
+    Args:
+        old: A Functional or Sequential model.
+        new: Its copy (`keras_vs.graph.copy`), or any model of the same structure.
+
+    Returns:
+        A list of ``(layer of old, layer of new)``.
+
+    Example:
+
+    >>> pairs = layer_pairs(model, copy(model))
+    """
+    olds, news = list(ModelGraph(old).all_layers()), list(ModelGraph(new).all_layers())
+    pairs = [(a, b) for (_, a), (_, b) in zip(olds, news)] if len(olds) == len(news) else None
+    for a, b in list(pairs or ()):
+        if isinstance(a, keras.layers.Layer) and not has_graph(a) and type(a) is type(b):
+            subs_a, subs_b = (list(x._flatten_layers(include_self=False, recursive=True)) for x in (a, b))
+            if len(subs_a) != len(subs_b):
+                pairs = None
+                break
+            pairs += zip(subs_a, subs_b)
+    if pairs is None or not all(_same_kind(a, b) for a, b in pairs):
+        raise GraphError(
+            f"Model {new.name!r} is not a copy of {old.name!r}: their layers differ in "
+            f"number or type. Received: model={_describe(new)}"
+        )
+    return pairs
+
+
+def _same_kind(a, b):
+    # A Functional subclass (a keras-hub backbone) is copied as a Functional.
+    return type(a) is type(b) or (has_graph(a) and has_graph(b))
 
 
 # ---------------------------------------------------------------------------

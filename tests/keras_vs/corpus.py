@@ -61,6 +61,9 @@ class Entry:
     # Tools Keras itself cannot run on this model on JAX (not keras-vs' doing).
     keras_fails_on_jax: tuple = ()
     slow_on_jax: bool = False
+    # Why a tool may refuse this model with a ValueError naming a layer
+    # (empty: no tool may; a refusal would be a keras-vs bug hidden).
+    refuses: str = ""
     description: str = ""
 
     def sample(self, n=16, seed=0):
@@ -497,7 +500,9 @@ def hub_xception():
     return wrap_backbone(backbone, SMALL, name="hub_xception")
 
 
-@register("hub_vit", images(SMALL), requires=HUB)
+@register("hub_vit", images(SMALL), requires=HUB,
+          refuses="keras-hub's ViTPatchingAndEmbedding cannot be rebuilt from its own get_config(), "
+                  "so a tool that returns a new model raises GraphError naming it")
 def hub_vit():
     """keras-hub ViTBackbone (LayerNorm only, dropout inside custom encoder
     layers); its class token goes through a Dropout -> BN head."""

@@ -110,18 +110,23 @@ def _names_a_layer(message, model, include_model=False):
 # Allowed ValueErrors are recorded as the test's user properties
 # ("allowed_error"), which --junitxml writes out.
 _RECORD = [None]
+_REFUSES = [""]  # the running entry's `refuses`
 
 
 def _attempt(model, fn, model_is_culprit=False):
     """Runs ``fn()``; a ValueError is allowed when it names a layer of ``model``
-    (the model's own name counts only where the model as a whole is at fault,
-    e.g. several outputs for prediction_inconsistency)."""
+    and the corpus entry says why it refuses (``refuses``), or names the model
+    where the model as a whole is at fault (e.g. several outputs for
+    prediction_inconsistency)."""
     try:
         return fn(), None
     except ValueError as e:
         message = str(e)
         assert _names_a_layer(message, model, model_is_culprit), (
             f"{type(e).__name__} names no layer of the model: {message}"
+        )
+        assert model_is_culprit or _REFUSES[0], (
+            f"{type(e).__name__} on a model whose corpus entry declares no refusal: {message}"
         )
         if _RECORD[0] is not None:
             _RECORD[0].append(
@@ -410,6 +415,7 @@ def test_tool(name, tool, tmp_path, request):
     _RECORD[0] = request.node.user_properties
     kind, _, policy = tool.partition(":")
     entry = corpus.REGISTRY[name]
+    _REFUSES[0] = entry.refuses
     if keras.backend.backend() == "jax" and kind in entry.keras_fails_on_jax:
         pytest.skip(f"Keras' own {kind} cannot run {name} on JAX")
     b = _built(name)

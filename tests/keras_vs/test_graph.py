@@ -222,3 +222,49 @@ def test_sharing_rebuilds_a_layer_without_config():
     model = keras.Model(x, _NoConfig(object(), name="odd")(x))
     new = graph.rebuild(ModelGraph(model), {}, share_weights=True)
     assert new.get_layer("odd") is model.get_layer("odd")
+
+
+class _Renames(L.Layer):
+    """Holds a BN; rebuilt from its config it takes another name, as
+    keras-hub's DepthwiseConvBlock does (it appends "_0" to its own)."""
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=None if name is None else f"{name}_0", **kwargs)
+        self.bn = L.BatchNormalization(name="inner_bn")
+
+    def call(self, x, training=None):
+        return self.bn(x, training=training)
+
+
+class _Backbone(keras.Model):
+    """A Functional subclass, as keras-hub backbones are (copied as Functional)."""
+
+    def __init__(self, **kwargs):
+        x = L.Input((4,))
+        super().__init__(x, L.Dense(4, name="bb_fc")(x), **kwargs)
+
+
+def _renaming_model():
+    x = L.Input((4,))
+    h = _Backbone(name="backbone")(x)
+    return _randomize(keras.Model(x, _Renames(name="blk")(L.ReLU(name="relu")(h)), name="m"))
+
+
+def test_layer_pairs_pair_a_copy_by_place_not_by_name():
+    model = _renaming_model()
+    model(X)  # builds the custom layer's BN
+    copy = graph.copy(model)
+    pairs = graph.layer_pairs(model, copy)
+    blk, inner = model.layers[-1], model.layers[-1].bn
+    paired = {id(a): b for a, b in pairs}
+    assert paired[id(blk)].name != blk.name  # the copy renamed it; still found
+    assert paired[id(inner)] is copy.layers[-1].bn
+    assert isinstance(paired[id(model.get_layer("backbone"))], keras.Model)
+    for a, b in pairs:
+        for u, v in zip(a.weights, b.weights, strict=True):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(u), keras.ops.convert_to_numpy(v))
+
+
+def test_layer_pairs_reject_a_model_that_is_not_a_copy():
+    with pytest.raises(GraphError, match="Model 'outer' is not a copy of 'm'.*Received: model="):
+        graph.layer_pairs(_renaming_model(), _nested())

@@ -290,3 +290,31 @@ def test_precise_keeps_the_mask_for_the_layers_after_a_bn():
     bn2 = fixed.get_layer("bn2")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn2.moving_mean), out.mean(0), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn2.moving_variance), out.var(0), rtol=1e-4, atol=1e-5)
+
+
+class _RenamedBlock(layers.Layer):
+    """A custom layer holding a BN on 4-D inputs, renamed when rebuilt from
+    its config (keras-hub's DepthwiseConvBlock appends "_0" to its name)."""
+
+    def __init__(self, name=None, **kwargs):
+        super().__init__(name=None if name is None else f"{name}_0", **kwargs)
+        self.bn = layers.BatchNormalization(name="inner_bn")
+
+    def call(self, x, training=None):
+        return self.bn(x, training=training)
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+def test_a_bn_hidden_in_a_custom_layer_that_a_copy_renames_is_recalibrated(method):
+    x = keras.Input((4, 4, 3))
+    model = keras.Model(x, layers.GlobalAveragePooling2D()(_RenamedBlock(name="blk")(x)))
+    data = np.random.default_rng(5).normal(2.0, 3.0, (24, 4, 4, 3)).astype("float32")
+    model(data[:2])  # builds the hidden BN on 4-D inputs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # keras-vs warns that the BN is hidden
+        new = recalibrate.recalibrate_bn(model, data, batch_size=8, method=method)
+    bn = new.layers[1].bn
+    assert new.layers[1].name != model.layers[1].name  # the copy renamed the block
+    mean, var = (keras.ops.convert_to_numpy(v) for v in (bn.moving_mean, bn.moving_variance))
+    np.testing.assert_allclose(mean, data.mean((0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(var, data.var((0, 1, 2)), rtol=1e-4)
