@@ -13,11 +13,12 @@ import keras
 from keras_vs import graph as graph_lib
 from keras_vs import vocab
 
-__all__ = ["DIRECT", "OPAQUE", "THROUGH_LINEAR", "Finding", "find_disharmony"]
+__all__ = ["DIRECT", "OPAQUE", "RECURRENT", "THROUGH_LINEAR", "Finding", "find_disharmony"]
 
 DIRECT = vocab.DIRECT
 THROUGH_LINEAR = vocab.THROUGH_LINEAR
 OPAQUE = vocab.OPAQUE
+RECURRENT = vocab.RECURRENT
 
 #: The one definition lives in the graph core (wrappers included).
 DROPOUT_LIKE = graph_lib.DROPOUT_CLASSES
@@ -76,11 +77,14 @@ class Finding:
             ``"through_linear"`` (with several paths, ``"direct"`` wins) or
             ``"opaque"``: the dropout or the BN sits inside a custom layer,
             which keras-vs cannot look into or rewrite (the names then read
-            ``custom_layer/inner_name``).
+            ``custom_layer/inner_name``), or ``"recurrent"``: the source is
+            a recurrent layer (LSTM, GRU, ...) with ``dropout`` or
+            ``recurrent_dropout`` in its cells, which every rewrite keeps.
         path: Layer names from the dropout to the BN, both included (a
             shortest path of that kind).
         rate: The dropout rate (`keras_vs.Uout`: its beta; GaussianNoise:
-            its stddev).
+            its stddev; a recurrent layer: its input ``dropout``, the
+            ``recurrent_dropout`` is in `note`).
         note: Why the pair needs a second look, e.g. an MC-dropout call
             (``training=True``), which every rewrite leaves in place.
     """
@@ -182,11 +186,21 @@ def dropout_calls(graph, include_forced=False):
         include_forced: Also return calls made with ``training=True`` (MC
             dropout), which rewrites leave in place.
     """
+    return _calls(graph, is_dropout_like, dropout_rate, include_forced)
+
+
+def recurrent_calls(graph):
+    """Every call of a recurrent layer with dropout in its cells (rate: its ``dropout``)."""
+    return _calls(graph, graph_lib.is_recurrent_dropout,
+                  lambda layer: graph_lib.recurrent_dropout(layer)[0], True)
+
+
+def _calls(graph, select, rate_of, include_forced):
     calls = []
     for view in graph.views:
         for node in view.nodes:
             layer = node.operation
-            if not is_dropout_like(layer) or view.children.get(id(node)):
+            if not select(layer) or view.children.get(id(node)):
                 continue
             if graph_lib.forced_training(node) and not include_forced:
                 continue
@@ -196,7 +210,7 @@ def dropout_calls(graph, include_forced=False):
                 for e in view.out_edges(t):
                     reaches, outputs = reach([e], first=(name,))
                     edges.append(EdgeReport(e, reaches, outputs))
-            calls.append(DropoutCall(view, node, layer, name, dropout_rate(layer), edges))
+            calls.append(DropoutCall(view, node, layer, name, rate_of(layer), edges))
     return calls
 
 
@@ -206,22 +220,33 @@ _MC_NOTE = (
 )
 
 
-def findings_from_calls(graph, calls):
+def _recurrent_note(layer):
+    dropout, recurrent = graph_lib.recurrent_dropout(layer)
+    return (f"{type(graph_lib.unwrap(layer)).__name__}: dropout={dropout:g} on its inputs, "
+            f"recurrent_dropout={recurrent:g} on its state")
+
+
+def findings_from_calls(graph, calls, kind=None):
+    """One `Finding` per (source, BN) pair of `calls`; `kind` overrides the path's kind."""
     by_pair = {}
     for call in calls:
-        note = _MC_NOTE if graph_lib.forced_training(call.node) else ""
+        notes = [_recurrent_note(call.layer)] if kind == vocab.RECURRENT else []
+        if graph_lib.forced_training(call.node):
+            notes.append(_MC_NOTE)
+        note = "; ".join(notes)
         reached = sorted(
             (r for report in call.edges for r in report.reaches.values()),
             key=lambda r: graph.order(r.view, r.node),
         )
         for r in reached:
             k = (call.name, r.name)
-            old = by_pair.get(k)
-            if old is None or (old.kind == THROUGH_LINEAR and r.kind == DIRECT) or (
-                old.kind == r.kind and len(r.path) < len(old.path)
+            old, old_kind = by_pair.get(k, (None, None))
+            if old is None or (old_kind == THROUGH_LINEAR and r.kind == DIRECT) or (
+                old_kind == r.kind and len(r.path) < len(old.path)
             ):
-                by_pair[k] = Finding(call.name, r.name, r.kind, r.path, call.rate, note)
-    return list(by_pair.values())
+                finding = Finding(call.name, r.name, kind or r.kind, r.path, call.rate, note)
+                by_pair[k] = (finding, r.kind)  # the path's own kind decides the best path
+    return [finding for finding, _ in by_pair.values()]
 
 
 _OPAQUE_NOTE = "inside custom layer {layer!r}: keras-vs cannot see or rewrite it"
@@ -278,14 +303,17 @@ def find_disharmony(model):
     dropouts and any other layer except BN and the normalizations that use
     batch statistics at inference (LayerNormalization, ...), and into nested
     Functional and Sequential models. Dropout-like: Dropout,
-    SpatialDropout1D/2D/3D, GaussianDropout, AlphaDropout, `keras_vs.Uout`.
+    SpatialDropout1D/2D/3D, GaussianDropout, AlphaDropout, `keras_vs.Uout`;
+    recurrent layers (LSTM, GRU, SimpleRNN, ConvLSTM*, RNN, Bidirectional)
+    with ``dropout`` or ``recurrent_dropout`` > 0 are found too, with kind
+    ``"recurrent"``.
 
     Args:
         model: A Functional or Sequential `keras.Model` (built).
 
     Returns:
-        A list of `Finding`, in graph order of the dropouts, one per
-        (dropout, BN) pair.
+        A list of `Finding`, one per (dropout, BN) pair: dropout-like layers
+        in graph order, then opaque pairs, then recurrent ones.
 
     Example:
 
@@ -297,4 +325,5 @@ def find_disharmony(model):
     """
     graph = graph_lib.ModelGraph(model)
     found = findings_from_calls(graph, dropout_calls(graph, include_forced=True))
-    return found + opaque_findings(graph)
+    recurrent = findings_from_calls(graph, recurrent_calls(graph), kind=RECURRENT)
+    return found + opaque_findings(graph) + recurrent

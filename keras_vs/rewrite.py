@@ -42,12 +42,16 @@ def _kept_pairs(model, policy, changes):
     for finding in analysis.find_disharmony(model):
         if finding.dropout in changed or finding.dropout in reported:
             continue
-        entry = kept.setdefault(finding.dropout, {"feeds": [], "kinds": set(), "rate": finding.rate})
+        entry = kept.setdefault(finding.dropout, {"feeds": [], "kinds": set(), "rate": finding.rate,
+                                                  "note": finding.note})
         entry["feeds"].append(f"{finding.bn} ({finding.kind})")
         entry["kinds"].add(finding.kind)
     out = []
     for dropout, entry in kept.items():
-        if policy == vocab.AFTER_BN and entry["kinds"] == {analysis.THROUGH_LINEAR}:
+        if entry["kinds"] == {vocab.RECURRENT}:
+            note = (f"policy {policy!r} keeps recurrent layers as they are ({entry['note']}); "
+                    "set the layer's dropout and recurrent_dropout to change it")
+        elif policy == vocab.AFTER_BN and entry["kinds"] == {analysis.THROUGH_LINEAR}:
             note = ("after_bn moves only dropouts that feed a BN directly; through a conv/dense "
                     "layer the shift is usually smaller (the paper's case b): policy head, uout or "
                     "remove changes it")

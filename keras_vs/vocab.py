@@ -23,6 +23,7 @@ __all__ = [
     "ORACLES",
     "POLICIES",
     "RECALIBRATION_METHODS",
+    "RECURRENT",
     "REMOVE",
     "STRATEGIES",
     "THROUGH_LINEAR",
@@ -33,7 +34,10 @@ __all__ = [
 DIRECT = "direct"  # no conv/dense on the path: the paper's case (a)
 THROUGH_LINEAR = "through_linear"  # one or more conv/dense: case (b)
 OPAQUE = "opaque"  # hidden inside a custom layer keras-vs cannot look into
-FINDING_KINDS = (DIRECT, THROUGH_LINEAR, OPAQUE)
+# dropout= / recurrent_dropout= inside a recurrent layer's cells (LSTM, GRU, ...):
+# the layer is the source; rewrites keep it.
+RECURRENT = "recurrent"
+FINDING_KINDS = (DIRECT, THROUGH_LINEAR, OPAQUE, RECURRENT)
 
 # Rewrite policies for a model one already has.
 AFTER_BN = "after_bn"

@@ -16,6 +16,8 @@ _SECTIONS = {
     vocab.DIRECT: "direct: dropout right before the BN (the paper's case a)",
     vocab.THROUGH_LINEAR: "through a conv/dense layer (the paper's case b)",
     vocab.OPAQUE: "inside a layer keras-vs cannot look into",
+    vocab.RECURRENT: "inside a recurrent layer's cells (its dropout and recurrent_dropout; "
+                     "rewrites keep it)",
 }
 
 
@@ -94,19 +96,28 @@ def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-def _table(rows, with_d):
-    header = ["#", "dropout", "bn", "rate"] + (["d·cos²θ"] if with_d else []) + ["predicted", "path"]
-    body = [
-        [str(r["index"]), r["dropout"], r["bn"], f"{r['rate']:g}"]
-        + ([_fmt(r["d_cos2"], ".2f")] if with_d else [])
-        + [_fmt(r["predicted_shift"], ".3f"), " -> ".join(r["path"])]
-        for r in rows
-    ]
+def _table(rows, kind):
+    """The lines of one section: through-linear pairs add d·cos²θ; recurrent
+    layers show their two rates instead of a prediction."""
+    if kind == vocab.RECURRENT:
+        header = ["#", "layer", "bn", "dropout", "recurrent_dropout", "path"]
+        body = [[str(r["index"]), r["dropout"], r["bn"], f"{r['rate']:g}",
+                 _fmt(r["recurrent_dropout"], "g"), " -> ".join(r["path"])] for r in rows]
+    else:
+        with_d = kind == vocab.THROUGH_LINEAR
+        header = ["#", "dropout", "bn", "rate"] + (["d·cos²θ"] if with_d else []) + ["predicted", "path"]
+        body = [
+            [str(r["index"]), r["dropout"], r["bn"], f"{r['rate']:g}"]
+            + ([_fmt(r["d_cos2"], ".2f")] if with_d else [])
+            + [_fmt(r["predicted_shift"], ".3f"), " -> ".join(r["path"])]
+            for r in rows
+        ]
     widths = [max(len(line[c]) for line in body + [header]) for c in range(len(header) - 1)]
     lines = []
     for line in [header] + body:
         cells = [
-            cell.rjust(w) if c in (0, 3) or header[c] in ("d·cos²θ", "predicted") else cell.ljust(w)
+            cell.rjust(w) if c in (0, 3) or header[c] in ("d·cos²θ", "predicted", "recurrent_dropout")
+            else cell.ljust(w)
             for c, (cell, w) in enumerate(zip(line, widths))
         ]
         lines.append("    " + "  ".join(cells + [line[-1]]))
@@ -119,6 +130,7 @@ def _run(args, fv):
     path = args[0]
     model = common.load_model_file(path, fv.unsafe)
     from keras_vs import analysis
+    from keras_vs import graph as graph_lib
 
     try:
         findings = analysis.find_disharmony(model)
@@ -127,8 +139,12 @@ def _run(args, fv):
     rows = []
     for i, f in enumerate(findings, start=1):
         predicted, d_cos2 = predict(model, f, fv.rho)
+        recurrent = None
+        if f.kind == vocab.RECURRENT:
+            recurrent = graph_lib.recurrent_dropout(_layer(model, f.dropout))[1]
         rows.append({"index": i, "dropout": f.dropout, "bn": f.bn, "kind": f.kind, "rate": f.rate,
-                     "path": list(f.path), "predicted_shift": predicted, "d_cos2": d_cos2})
+                     "path": list(f.path), "predicted_shift": predicted, "d_cos2": d_cos2,
+                     "recurrent_dropout": recurrent, "note": f.note})
     if fv.json:
         print(json.dumps({"model": path, "rho": fv.rho, "findings": rows}, indent=2))
         return 0
@@ -146,9 +162,12 @@ def _run(args, fv):
     for kind in kinds:
         print()
         print(f"  {_SECTIONS.get(kind, kind)}:")
-        for line in _table([r for r in rows if r["kind"] == kind], kind == vocab.THROUGH_LINEAR):
+        for line in _table([r for r in rows if r["kind"] == kind], kind):
             print(line)
     print()
+    if vocab.RECURRENT in counts:
+        print("Recurrent layers: every rewrite policy keeps them; set their dropout and "
+              "recurrent_dropout to change them.")
     print(f"Fix it: {PROG} rewrite {path} --policy={'|'.join(vocab.POLICIES)} -o OUT "
           "(after_bn moves direct pairs only),")
     print(f"    or keep the layers and re-estimate the BN statistics: {PROG} recalibrate {path} "

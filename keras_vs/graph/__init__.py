@@ -3,7 +3,8 @@
 Everything else in keras-vs sees a model through this package:
 
 - `kinds`: what counts as dropout-like and BN-like (`is_dropout_like`,
-  `is_bn_like`, wrappers such as `TimeDistributed` included), layers hidden
+  `is_bn_like`, wrappers such as `TimeDistributed` included), recurrent
+  layers with dropout in their cells (`is_recurrent_dropout`), layers hidden
   in custom layers (`hidden`), whether Keras would jit a model
   (`supports_jit`), `GraphError`.
 - `model_graph`: a model and the models nested in it as `View`s whose edges
@@ -37,6 +38,7 @@ from keras_vs.graph.inline import Site, calls_replaced, inline, own_call
 from keras_vs.graph.kinds import (
     BN_CLASSES,
     DROPOUT_CLASSES,
+    RECURRENT_CLASSES,
     GraphError,
     bn_axis,
     forced_training,
@@ -44,8 +46,10 @@ from keras_vs.graph.kinds import (
     hidden,
     is_bn_like,
     is_dropout_like,
+    is_recurrent_dropout,
     noise_rate,
     producer_name,
+    recurrent_dropout,
     supports_jit,
     unwrap,
 )
@@ -64,6 +68,7 @@ from keras_vs.graph.state import compile_like, copy_state, variable_slot
 __all__ = [
     "BN_CLASSES",
     "DROPOUT_CLASSES",
+    "RECURRENT_CLASSES",
     "Action",
     "Edge",
     "GraphError",
@@ -83,12 +88,14 @@ __all__ = [
     "inline",
     "is_bn_like",
     "is_dropout_like",
+    "is_recurrent_dropout",
     "layer_pairs",
     "noise_rate",
     "output_layer",
     "own_call",
     "producer_name",
     "rebuild",
+    "recurrent_dropout",
     "signature",
     "supports_jit",
     "unwrap",

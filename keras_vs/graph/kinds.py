@@ -19,14 +19,17 @@ __all__ = [
     "BN_CLASSES",
     "DROPOUT_CLASSES",
     "GraphError",
+    "RECURRENT_CLASSES",
     "bn_axis",
     "forced_training",
     "has_graph",
     "hidden",
     "is_bn_like",
     "is_dropout_like",
+    "is_recurrent_dropout",
     "noise_rate",
     "producer_name",
+    "recurrent_dropout",
     "unwrap",
 ]
 
@@ -46,6 +49,10 @@ DROPOUT_CLASSES = (
 )
 #: BN layers keep a moving variance (the one the shift makes wrong).
 BN_CLASSES = (keras.layers.BatchNormalization,)
+#: Recurrent layers whose cells can drop inputs (``dropout=``) and states
+#: (``recurrent_dropout=``) in training: LSTM, GRU, SimpleRNN, ConvLSTM*,
+#: `keras.layers.RNN` around such cells, and `Bidirectional` around those.
+RECURRENT_CLASSES = (keras.layers.RNN, keras.layers.Bidirectional)
 
 
 def unwrap(layer):
@@ -73,6 +80,42 @@ def noise_rate(layer):
     if isinstance(inner, keras.layers.GaussianNoise):
         return float(inner.stddev)
     return float(inner.rate)
+
+
+def _rate(obj, key):
+    value = getattr(obj, key, 0.0)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0.0
+
+
+def recurrent_dropout(layer):
+    """A recurrent layer's ``(dropout, recurrent_dropout)``.
+
+    Each is the largest over its cells (`keras.layers.StackedRNNCells`) and,
+    for `Bidirectional`, over both directions.
+
+    Args:
+        layer: Any operation of a graph (possibly wrapped).
+
+    Returns:
+        ``(dropout, recurrent_dropout)`` as floats; ``(0.0, 0.0)`` for a
+        layer that is not recurrent.
+    """
+    inner = unwrap(layer)
+    if isinstance(inner, keras.layers.Bidirectional):
+        rates = [recurrent_dropout(d) for d in (inner.forward_layer, inner.backward_layer)]
+    elif isinstance(inner, keras.layers.RNN):
+        cells = getattr(inner.cell, "cells", None) or [inner.cell]
+        rates = [(_rate(c, "dropout"), _rate(c, "recurrent_dropout")) for c in cells]
+    else:
+        return 0.0, 0.0
+    return max(r[0] for r in rates), max(r[1] for r in rates)
+
+
+def is_recurrent_dropout(layer):
+    """Whether `layer` (possibly wrapped) is recurrent with a dropout > 0 in its cells."""
+    return isinstance(unwrap(layer), RECURRENT_CLASSES) and any(
+        rate > 0 for rate in recurrent_dropout(layer)
+    )
 
 
 def bn_axis(layer, rank):

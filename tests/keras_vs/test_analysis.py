@@ -240,3 +240,55 @@ def test_not_a_model_is_echoed():
 def test_dropout_rate_of_uout_is_its_beta():
     assert analysis.dropout_rate(kvs.Uout(0.3)) == pytest.approx(0.3)
     assert analysis.dropout_rate(L.Dropout(0.4)) == pytest.approx(0.4)
+
+
+def _rnn_into_bn(rnn, shape=(5, 3)):
+    x = L.Input(shape)
+    return keras.Model(x, L.BatchNormalization(name="bn")(rnn(x)))
+
+
+def test_lstm_dropout_into_bn_is_a_recurrent_finding():
+    model = _rnn_into_bn(L.LSTM(4, dropout=0.2, recurrent_dropout=0.3, name="lstm"))
+    (finding,) = kvs.find_disharmony(model)
+    assert (finding.dropout, finding.bn, finding.kind, finding.path) == (
+        "lstm", "bn", "recurrent", ("lstm", "bn"))
+    assert finding.rate == pytest.approx(0.2)  # the input dropout
+    assert "recurrent_dropout=0.3" in finding.note
+
+
+def test_gru_recurrent_dropout_alone_is_found_with_rate_zero():
+    (finding,) = kvs.find_disharmony(_rnn_into_bn(L.GRU(4, recurrent_dropout=0.3, name="gru")))
+    assert (finding.dropout, finding.kind, finding.rate) == ("gru", "recurrent", 0.0)
+    assert "recurrent_dropout=0.3" in finding.note
+
+
+def test_bidirectional_takes_the_largest_rate_of_its_two_directions():
+    forward = L.GRU(4, dropout=0.1, return_sequences=True)
+    backward = L.GRU(4, dropout=0.4, return_sequences=True, go_backwards=True)
+    model = _rnn_into_bn(L.Bidirectional(forward, backward_layer=backward, name="bi"))
+    (finding,) = kvs.find_disharmony(model)
+    assert (finding.dropout, finding.kind) == ("bi", "recurrent")
+    assert finding.rate == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    "rnn, shape",
+    [(lambda: L.SimpleRNN(4, dropout=0.2, name="rnn"), (5, 3)),
+     (lambda: L.RNN([L.LSTMCell(4), L.GRUCell(4, dropout=0.2)], name="rnn"), (5, 3)),
+     (lambda: L.ConvLSTM1D(2, 3, dropout=0.2, name="rnn"), (4, 6, 2))],
+)
+def test_other_recurrent_layers_with_dropout_are_found(rnn, shape):
+    (finding,) = kvs.find_disharmony(_rnn_into_bn(rnn(), shape))
+    assert (finding.dropout, finding.kind, finding.rate) == ("rnn", "recurrent", pytest.approx(0.2))
+
+
+def test_recurrent_layer_without_dropout_is_not_found():
+    model = _rnn_into_bn(L.LSTM(4, dropout=0.0, recurrent_dropout=0.0, name="lstm"))
+    assert kvs.find_disharmony(model) == []
+
+
+def test_recurrent_finding_sees_through_a_dense_layer():
+    x = L.Input((5, 3))
+    y = L.Dense(2, name="fc")(L.LSTM(4, dropout=0.2, name="lstm")(x))
+    (finding,) = kvs.find_disharmony(keras.Model(x, L.BatchNormalization(name="bn")(y)))
+    assert (finding.kind, finding.path) == ("recurrent", ("lstm", "fc", "bn"))

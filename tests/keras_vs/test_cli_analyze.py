@@ -53,6 +53,9 @@ def files(tmp_path_factory):
     y = L.Lambda(lambda t: t * 2.0, name="double")(x)
     lam = keras.Model(x, L.BatchNormalization(name="bn")(L.Dropout(0.5, name="drop")(y)))
     lam.save(folder / "lambda.keras")
+    seq = L.Input((5, 3))
+    lstm = L.LSTM(4, dropout=0.2, recurrent_dropout=0.3, name="lstm")(seq)
+    keras.Model(seq, L.BatchNormalization(name="bn")(lstm)).save(folder / "lstm.keras")
     return folder
 
 
@@ -116,6 +119,23 @@ def test_json_parses_and_matches_find_disharmony(files, run_cli):
     ]
     assert report["findings"][1]["predicted_shift"] == pytest.approx(THROUGH, abs=1e-6)
     assert report["findings"][1]["d_cos2"] == pytest.approx(3.0, abs=1e-6)
+
+
+def test_recurrent_layers_have_a_section_with_both_rates(files, run_cli):
+    code, out, _ = run_cli("analyze", str(files / "lstm.keras"))
+    assert code == 0
+    sections = _sections(out)
+    (title,) = [t for t in sections if t.startswith("inside a recurrent layer")]
+    assert sections[title] == [["1", "lstm", "bn", "0.2", "0.3", "lstm -> bn"]]
+    assert "1 recurrent" in out and "every rewrite policy keeps them" in out
+
+
+def test_recurrent_json_has_the_recurrent_dropout(files, run_cli):
+    code, out, _ = run_cli("analyze", "--json", str(files / "lstm.keras"))
+    assert code == 0
+    (finding,) = json.loads(out)["findings"]
+    assert (finding["kind"], finding["rate"], finding["recurrent_dropout"]) == ("recurrent", 0.2, 0.3)
+    assert finding["predicted_shift"] is None
 
 
 def test_legacy_h5_file_gives_the_same_findings(files, run_cli):
