@@ -1,31 +1,121 @@
-"""Carrying a layer's state into its copy, and a model's compile settings.
+"""Carrying state from a layer or model into its copy, and compile settings.
 
-State is the variables and what is not a variable: lookup tables and
-vocabularies, which Keras saves as assets (`save_assets`/`load_assets`).
+`carry_state` is Keras' own saving contract run in memory: every object of
+the tree saves its state with `save_own_variables`/`save_assets` and its copy
+loads it with `load_own_variables`/`load_assets`, along the paths a `.keras`
+file uses. Whatever a `.keras` round trip keeps (variables, adapted bins,
+vocabularies, seed states, quantized weights), a copy keeps, with no list of
+layer types. `copy_state` copies variables only, for the private helper
+copies (BN clones) that measuring makes.
 
 Example:
 
 >>> import keras
 >>> a, b = keras.layers.Dense(1), keras.layers.Dense(1)
 >>> a.build((None, 2)); b.build((None, 2))
->>> copy_state(a, b)
+>>> carry_state(a, b)
 >>> bool((a.kernel.numpy() == b.kernel.numpy()).all())
 True
 """
 
-import os
-import shutil
-import tempfile
-
 import keras
+from keras.src.saving import keras_saveable, saving_lib
 
-from keras_vs.graph.kinds import GraphError, _describe
+from keras_vs.graph.kinds import GraphError, _describe, _first_line
 
-__all__ = ["compile_like", "copy_state", "variable_slot"]
+__all__ = ["carry_state", "compile_like", "copy_state", "variable_slot"]
+
+
+class _Values(dict):
+    """One object's saved variables; values detached from the original's."""
+
+    def __setitem__(self, key, value):
+        if isinstance(value, keras.Variable):
+            value = value.value
+            if keras.backend.backend() == "jax":
+                # A JAX variable adopts the assigned array itself: training
+                # the copy would then donate (delete) the original's buffer.
+                value = keras.ops.copy(value)
+        super().__setitem__(key, value)
+
+
+class _MemoryStore(saving_lib.NpzIOStore):
+    """Keras' variable store, held in memory instead of a file."""
+
+    def __init__(self):  # noqa: D107 - no file to open
+        self.contents, self.mode, self.archive = {}, "w", None
+
+    def make(self, path, metadata=None):
+        values = self.contents[path or "__root__"] = _Values()
+        return values
+
+    def get(self, path):
+        return self.contents.get(path or "__root__", {})
+
+    def has_path(self, path):
+        return (path or "__root__") in self.contents
+
+    def close(self):
+        pass
+
+
+def _saveables(obj):
+    """Ids of every Keras saveable under `obj`, `obj` included."""
+    seen = set()
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple, dict)):
+            stack.extend(x.values() if isinstance(x, dict) else x)
+            continue
+        if not isinstance(x, keras_saveable.KerasSaveable) or id(x) in seen:
+            continue
+        seen.add(id(x))
+        stack.extend(child for _, child in saving_lib._walk_saveable(x))
+    return seen
+
+
+def carry_state(old, new, skip=()):
+    """Carries all state of `old` into `new` through Keras' saving contract.
+
+    Args:
+        old: A layer or model.
+        new: Its copy (same structure), built.
+        skip: Pairs ``(part of old, part of new)`` whose state is left as
+            it is (e.g. a nested model that was carried already).
+
+    Raises:
+        GraphError: naming the layer whose state does not fit its copy.
+
+    Example:
+
+    >>> carry_state(model, keras.Model.from_config(model.get_config()))
+    """
+    done_old = set().union(*(_saveables(a) for a, _ in skip)) if skip else set()
+    done_new = set().union(*(_saveables(b) for _, b in skip)) if skip else set()
+    for model, done in ((old, done_old), (new, done_new)):
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None:
+            done.add(id(optimizer))  # a copy is compiled afresh (`compile_like`)
+    weights = _MemoryStore()
+    assets = saving_lib.DiskIOStore("assets", mode="w") if _has_assets(old) else None
+    try:
+        saving_lib._save_state(old, weights, assets, "", done_old)
+        readable = saving_lib.DiskIOStore(assets.working_dir, mode="r") if assets else None
+        try:
+            saving_lib._load_state(new, weights, readable, "", visited_saveables=done_new)
+        except Exception as e:  # noqa: BLE001 - any mismatch: name the layer
+            raise GraphError(
+                f"Cannot carry the state of {old.name!r} ({type(old).__name__}) into "
+                f"its copy: {_first_line(e)} Received: layer={_describe(old)}"
+            ) from None
+    finally:
+        if assets is not None:
+            assets.close()
 
 
 def copy_state(old, new, skip=()):
-    """Copies a layer's variables and non-variable state into its built copy.
+    """Copies a layer's variables into its built copy (helper copies only).
 
     Args:
         old: The layer.
@@ -52,47 +142,13 @@ def copy_state(old, new, skip=()):
             # the copy would then donate (delete) the original's buffer.
             value = keras.ops.copy(value)
         b.assign(value)
-    _copy_assets(old, new)
-    for layer in new._flatten_layers(include_self=True, recursive=True):
-        # Preprocessing layers (Normalization, lookups) derive constants from
-        # their variables here, as Keras does after loading a file.
-        finalize = getattr(layer, "finalize_state", None)
-        if callable(finalize):
-            finalize()
 
 
 def _has_assets(layer):
     # The base Layer has no such hook: any layer that defines one keeps state
     # outside its variables (IndexLookup, TextVectorization, ...).
-    return callable(getattr(layer, "save_assets", None))
-
-
-def _copy_assets(old, new):
-    """Carries state that is not a variable (lookup tables, vocabularies) over.
-
-    Keras saves such state as assets; the same public hooks
-    (`save_assets` / `load_assets`) move it from layer to copy.
-    """
-    olds = list(old._flatten_layers(include_self=True, recursive=True))
-    news = list(new._flatten_layers(include_self=True, recursive=True))
-    pairs = [(a, b) for a, b in zip(olds, news) if _has_assets(a)]
-    if not pairs:
-        return
-    if len(olds) != len(news):
-        raise GraphError(
-            f"Cannot carry the state of layer {old.name!r} ({type(old).__name__}) "
-            f"over: its copy has {len(news)} sub-layers instead of {len(olds)}. "
-            f"Received: layer={_describe(old)}"
-        )
-    folder = tempfile.mkdtemp(prefix="keras_vs_assets_")
-    try:
-        for i, (a, b) in enumerate(pairs):
-            path = os.path.join(folder, str(i))
-            os.makedirs(path)
-            a.save_assets(path)
-            b.load_assets(path)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    return any(callable(getattr(x, "save_assets", None))
+               for x in layer._flatten_layers(include_self=True, recursive=True))
 
 
 def compile_like(new, old):
@@ -104,7 +160,11 @@ def compile_like(new, old):
     config = old.get_compile_config() if getattr(old, "compiled", False) else None
     if not config:
         return False
-    new.compile_from_config(config)
+    # What `compile_from_config` does, also for classes with their own
+    # `compile` (keras-hub tasks), which it skips with a warning.
+    new.compile(**keras.saving.deserialize_keras_object(config))
+    if getattr(new, "optimizer", None) is not None and new.built:
+        new.optimizer.build(new.trainable_variables)
     return True
 
 
