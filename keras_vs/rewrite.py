@@ -137,8 +137,12 @@ def rewrite(model, policy, **options):
         **options: As for `plan`.
 
     Returns:
-        A new `keras.Model` (Sequential stays Sequential), not compiled:
-        call ``compile`` before ``fit`` or ``evaluate``. Its BN layers keep
+        A new model of the input's own class (a keras-hub task stays that
+        task, a Functional subclass keeps its ``train_step``; a nested model
+        whose class builds its graph from hyperparameters, such as a
+        keras-hub backbone holding the pair, becomes a Functional), with
+        every layer's state and dtype policy, compiled as the input was
+        (fresh optimizer state). Its BN layers keep
         the moving statistics measured with the old dropouts in front of
         them: re-estimate them with `keras_vs.recalibrate_bn` (or
         fine-tune) to remove the shift.
@@ -155,6 +159,8 @@ def rewrite(model, policy, **options):
     """
     _check_options(policy, options)
     planner = Planner(model, policy, options)
-    return graph_lib.rebuild(
+    new = graph_lib.rebuild(
         planner.graph, planner.actions, share_weights=options.get("share_weights", False)
     )
+    graph_lib.compile_like(new, model)
+    return new

@@ -11,9 +11,10 @@ Everything else in keras-vs sees a model through this package:
   ("tensor T as read by node N") are the unit of analysis and rewriting;
   forward `walk`s across model boundaries.
 - `rebuild`: new models from a graph with per-edge `Action`s; `copy` (every
-  layer re-created, all its state carried).
-- `state`: variables and non-variable state (lookup tables, vocabularies)
-  from a layer into its copy; compile settings.
+  layer re-created, all its state carried). Each model comes back as its
+  own class, made as Keras makes it when it loads a file.
+- `state`: `carry_state`, Keras' saving contract run in memory (what a
+  `.keras` round trip keeps, a copy keeps); compile settings.
 - `inline`: re-calls a model's own layers on new inputs with a hook per
   call (measuring taps BN inputs this way).
 
@@ -21,6 +22,8 @@ Keras internals used here, and nowhere else in keras-vs:
 `Functional._nodes_by_depth`, `Node.arguments` (`fill_in`, `kwargs`),
 `Node.outputs`, `Node.operation`, `Sequential._functional`,
 `Functional._inputs_struct` / `_outputs_struct`, `Layer._flatten_layers`,
+`saving_lib._save_state` / `_load_state` / `_walk_saveable` and its store
+classes (`carry_state`), `functional.Functional` (the class test in `rebuild`),
 `KerasTensor._keras_history`, `KerasTensor` identity, a layer's `call`
 replaced on the instance (`calls_replaced`), `Optimizer._get_variable_index`
 and `keras.src.trainers.trainer.model_supports_jit` (`supports_jit`).
@@ -60,10 +63,11 @@ from keras_vs.graph.model_graph import (
     layer_pairs,
     output_layer,
     signature,
+    sublayers,
     walk,
 )
 from keras_vs.graph.rebuild import Action, NewLayer, clone_layer, copy, rebuild
-from keras_vs.graph.state import compile_like, copy_state, variable_slot
+from keras_vs.graph.state import carry_state, compile_like, copy_state, variable_slot
 
 __all__ = [
     "BN_CLASSES",
@@ -78,6 +82,7 @@ __all__ = [
     "View",
     "bn_axis",
     "calls_replaced",
+    "carry_state",
     "clone_layer",
     "compile_like",
     "copy",
@@ -97,6 +102,7 @@ __all__ = [
     "rebuild",
     "recurrent_dropout",
     "signature",
+    "sublayers",
     "supports_jit",
     "unwrap",
     "variable_slot",

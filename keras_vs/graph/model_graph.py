@@ -31,6 +31,7 @@ __all__ = [
     "node_inputs",
     "output_layer",
     "signature",
+    "sublayers",
     "walk",
 ]
 
@@ -234,6 +235,17 @@ def layer_pairs(old, new):
             f"number or type. Received: model={_describe(new)}"
         )
     return pairs
+
+
+def sublayers(model):
+    """Every layer under `model` (nested models, wrappers and custom layers' own).
+
+    Example:
+
+    >>> [l.name for l in sublayers(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")]))]
+    ['d']
+    """
+    return list(model._flatten_layers(include_self=False, recursive=True))
 
 
 def _same_kind(a, b):

@@ -151,10 +151,15 @@ class _Rebuilder:
             self.layers[id(old)] = new
         return new
 
-    def new_layer(self, spec):
+    def new_layer(self, spec, policy=None):
         layer = self.new_layers.get(spec.name)
         if layer is None:
-            layer = spec.cls.from_config(dict(spec.config))
+            config = dict(spec.config)
+            if "dtype" not in config and policy is not None:
+                # An inserted layer computes as the layer it reads from (a
+                # mixed-precision model stays mixed), never in the global policy.
+                config["dtype"] = policy
+            layer = spec.cls.from_config(config)
             self.new_layers[spec.name] = layer
         return layer
 
@@ -162,7 +167,7 @@ class _Rebuilder:
         k = (spec.name, id(value))
         out = self.applied.get(k)
         if out is None:
-            out = self.new_layer(spec)(value)
+            out = self.new_layer(spec, _policy_of(value))(value)
             self.applied[k] = (out, value)  # keep `value` alive: its id is a key
             return out
         return out[0]
@@ -312,8 +317,9 @@ class _Rebuilder:
     def _sequential(self, view):
         layers = []
         (first,) = view.inputs
+        policy = view.model.dtype_policy
         for edge in view.out_edges(first):  # insertions before the first layer
-            layers += [self.new_layer(a.layer) for a in self.actions.get(edge.key, ())
+            layers += [self.new_layer(a.layer, policy) for a in self.actions.get(edge.key, ())
                        if a.kind == "after"]
         for node in view.nodes:
             (out_edge,) = view.out_edges(node.outputs[0])
@@ -322,12 +328,13 @@ class _Rebuilder:
             if "bypass" in kinds:
                 pass
             elif "via" in kinds:
-                layers.append(self.new_layer(acts[kinds.index("via")].layer))
+                layers.append(self.new_layer(acts[kinds.index("via")].layer,
+                                             _policy_of(node.operation)))
             else:
                 layers.append(self.op(view, node))
             for a in acts:
                 if a.kind == "after":
-                    layers.append(self.new_layer(a.layer))
+                    layers.append(self.new_layer(a.layer, _policy_of(node.operation)))
         model = view.model
         input_layer = first._keras_history.operation
         new = keras.Sequential(
@@ -342,6 +349,15 @@ class _Rebuilder:
             carry_state(old, new)
         for old, new, skip in self.carried:
             carry_state(old, new, skip=skip)
+
+
+def _policy_of(x):
+    """The dtype policy of a layer, or of the layer that made symbolic tensor `x`."""
+    layer = x if isinstance(x, keras.layers.Layer) else getattr(
+        getattr(x, "_keras_history", None), "operation", None)
+    if layer is None or isinstance(layer, keras.layers.InputLayer):
+        return None
+    return getattr(layer, "dtype_policy", None)
 
 
 _FUNCTIONAL_KEYS = ("name", "trainable", "layers", "input_layers", "output_layers")
