@@ -29,7 +29,8 @@ class VarianceShiftCallback(keras.callbacks.Callback):
     the probe (a tap on the model's own layers, see `keras_vs.probe`) is
     built and compiled once per training run, so each measurement costs about
     one inference pass over the probe set, and it only reads the model, so
-    training is unchanged.
+    training is unchanged. A BN that its layer never calls is left out of the
+    logs (a warning names it once; the result's ``not_called`` lists it).
 
     Args:
         data: The probe data: NumPy ``x`` or ``(x, y)``, a `tf.data.Dataset`
@@ -78,6 +79,7 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         self.last = None
         self._probe = None
         self._writer = None
+        self._warned = False
 
     def __deepcopy__(self, memo):
         # keras-tuner copies callbacks per trial: copy settings and probe
@@ -141,6 +143,9 @@ class VarianceShiftCallback(keras.callbacks.Callback):
             batches_lib.Batches(self.probe_x, batch_size=self.batch_size),
             compiled=not getattr(self.model, "run_eagerly", False),
         )
+        if not self._warned:
+            shift.warn_not_called(self.last.not_called, "not measured")
+            self._warned = bool(self.last.not_called)
         return self.last
 
     def _write(self, epoch, result):

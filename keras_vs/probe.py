@@ -17,8 +17,14 @@ Modes (what the BNs do while their inputs are recorded):
         as in training, without touching its moving statistics (PreciseBN).
     ``"copies"``: the BNs are copies whose moving statistics can be set (exact
         re-estimation by passes).
+
+The probe's own layers (moments, recorder, training-mode norms) have private
+names that no layer of the model holds (`private_names`), compute in float32
+whatever the dtype policy, and a pass leaves the model's state as it was
+(`keras_vs.graph.snapshot`: stateful RNNs advance only during the pass).
 """
 
+import itertools
 import weakref
 
 import keras
@@ -27,8 +33,18 @@ from keras import ops
 
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
+from keras_vs.graph.snapshot import Snapshot
 
-__all__ = ["MODES", "Probe", "finish", "merge", "pooled", "probe_for", "run_function"]
+__all__ = [
+    "MODES",
+    "Probe",
+    "finish",
+    "merge",
+    "pooled",
+    "private_names",
+    "probe_for",
+    "run_function",
+]
 
 MODES = ("inference", "precise", "copies")
 DEFAULT_CAPACITY = 256
@@ -40,6 +56,29 @@ EAGER_BATCHES = 2
 # model -> {mode: (graph signature, Probe)}: a probe is built and compiled once
 # per model and mode, then reused by every later call on the same graph.
 _CACHE = weakref.WeakKeyDictionary()
+_UIDS = itertools.count(1)
+
+
+def private_names(model):
+    """``name(kind)``: a new name for a helper layer or model built around `model`.
+
+    Names are ``keras_vs_<kind>_<n>``, unique in the process and held by no
+    layer or nested model of `model`: a model loaded from a file keeps its
+    layers' names ("multiply", ...) while Keras' automatic names restart at
+    zero, so helpers never take automatic names next to the user's layers.
+    """
+    taken = set()
+    for view in graph_lib.ModelGraph(model).views:
+        taken.add(view.model.name)
+        taken.update(node.operation.name for node in view.nodes)
+
+    def name(kind):
+        while True:
+            candidate = f"keras_vs_{kind}_{next(_UIDS)}"
+            if candidate not in taken:
+                return candidate
+
+    return name
 
 
 def probe_for(model, mode="inference"):
@@ -97,6 +136,24 @@ def moments_row(x, axis):
     return ops.expand_dims(ops.concatenate([ops.reshape(count, (1,)), shift, offset, m2]), 0)
 
 
+class _Moments(keras.layers.Layer):
+    """`moments_row` of its input along `axis`, in float32 whatever the dtype policy."""
+
+    def __init__(self, axis, **kwargs):
+        super().__init__(dtype="float32", autocast=False, **kwargs)  # inputs as they come
+        self.axis = axis
+        self.supports_masking = True  # moments over every position, as before
+
+    def call(self, x):
+        return moments_row(x, self.axis)
+
+    def compute_mask(self, x, mask=None):
+        return None
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor((1, 1 + 3 * x.shape[self.axis]), dtype="float32")
+
+
 class _Recorder(keras.layers.Layer):
     """Writes one row (every BN's `moments_row`, side by side) at ``index`` of a device buffer."""
 
@@ -105,22 +162,23 @@ class _Recorder(keras.layers.Layer):
         self.capacity = capacity
 
     def build(self, input_shape):
+        width = sum(int(shape[-1]) for shape in input_shape)
         self.rows = self.add_weight(
-            shape=(self.capacity, int(input_shape[-1])), initializer="zeros",
-            trainable=False, name="rows",
+            shape=(self.capacity, width), initializer="zeros", trainable=False, name="rows",
         )
         self.index = self.add_weight(
             shape=(), initializer="zeros", dtype="int32", trainable=False, name="index"
         )
 
-    def call(self, row):
+    def call(self, rows):
+        row = rows[0] if len(rows) == 1 else ops.concatenate(rows, axis=1)
         i = ops.cast(self.index.value, "int32")
         self.rows.assign(ops.slice_update(self.rows.value, ops.stack([i, ops.zeros_like(i)]), row))
         self.index.assign(i + 1)
         return ops.zeros((1, 1), "float32")
 
-    def compute_output_shape(self, input_shape):
-        return (1, 1)
+    def compute_output_spec(self, rows):
+        return keras.KerasTensor((1, 1), dtype="float32")
 
 
 def _row_statistics(row, channels):
@@ -133,6 +191,9 @@ def _row_statistics(row, channels):
 
 def batch_norm_train(bn, x, row=None):
     """What BN computes in training, without updating its moving statistics.
+
+    Computed in float32 (as BN computes under mixed precision) and returned
+    in the BN's compute dtype.
 
     Args:
         bn: A BN-like layer (possibly wrapped).
@@ -154,7 +215,7 @@ def batch_norm_train(bn, x, row=None):
         scale=ops.cast(inner.gamma, "float32") if inner.scale else None,
         epsilon=inner.epsilon,
     )
-    return ops.cast(out, x.dtype)
+    return ops.cast(out, graph_lib.unwrap(bn).compute_dtype)
 
 
 class _TrainingNorm(keras.layers.Layer):
@@ -167,7 +228,9 @@ class _TrainingNorm(keras.layers.Layer):
     """
 
     def __init__(self, bn, **kwargs):
-        super().__init__(**kwargs)
+        # autocast=False: the float32 row and the variables are read as they
+        # are, whatever the global dtype policy (a mixed one cast them).
+        super().__init__(dtype="float32", autocast=False, **kwargs)
         self.bn = bn
         self.supports_masking = True  # the mask passes on, as through the BN
 
@@ -175,7 +238,7 @@ class _TrainingNorm(keras.layers.Layer):
         return batch_norm_train(self.bn, x, row)
 
     def compute_output_spec(self, x, row):
-        return keras.KerasTensor(x.shape, dtype=x.dtype)
+        return keras.KerasTensor(x.shape, dtype=graph_lib.unwrap(self.bn).compute_dtype)
 
 
 class Probe:
@@ -197,6 +260,12 @@ class Probe:
         inputs: The model's flat symbolic inputs.
         sources: ``(name, symbolic moments row)`` for every BN call site the
             graph reaches: what its recorder stores.
+        new_name: ``new_name(kind)``: a private name for a helper built on
+            the probe (`private_names`).
+        not_called: BNs (inside custom layers) that the last `moments` pass
+            never called, so have no moments: in `names`, not in the result.
+        state: The `keras_vs.graph.snapshot.Snapshot` of what a pass may
+            write in the model (stateful RNN states), put back after it.
     """
 
     def __init__(self, model, mode="inference", capacity=DEFAULT_CAPACITY):
@@ -216,15 +285,19 @@ class Probe:
         self._jitted = None  # JAX: the compiled run, built on first use
         self._pairs = []  # (original, copy) for mode "copies"
         self.sources = []
+        self.not_called = ()
+        self.new_name = private_names(model)
         inputs, outputs, taps, self.flat = graph_lib.inline(model, self._hook)
         self.inputs = keras.tree.flatten(inputs)
         self.names = list(self.bns)
         self.model = None
         flags = [self._record(taps)] if taps else []
+        name = self.new_name("probe")
         if self._patches:  # hidden BNs run inside the model's own outputs
-            self.model = keras.Model(inputs, flags + keras.tree.flatten(outputs))
+            self.model = keras.Model(inputs, flags + keras.tree.flatten(outputs), name=name)
         elif flags:
-            self.model = keras.Model(inputs, flags[0])
+            self.model = keras.Model(inputs, flags[0], name=name)
+        self.state = Snapshot(model)
         self.resync()
         self._pending = 0
 
@@ -235,9 +308,8 @@ class Probe:
             self._segments.append((name, width, (row.shape[-1] - 1) // 3))
             width += row.shape[-1]
         self.capacity = max(1, min(self.capacity, BUFFER_BYTES // (4 * width)))
-        self._recorder = _Recorder(self.capacity, name="keras_vs_moments")
-        rows = [row for _, row in taps]
-        return self._recorder(rows[0] if len(rows) == 1 else ops.concatenate(rows, axis=1))
+        self._recorder = _Recorder(self.capacity, name=self.new_name("recorder"))
+        return self._recorder([row for _, row in taps])
 
     @property
     def patched(self):
@@ -267,11 +339,11 @@ class Probe:
         rank = len(x.shape)
         axis = graph_lib.bn_axis(layer, rank)
         name = self._name(site)
-        row = moments_row(x, axis)
+        row = _Moments(axis, name=self.new_name("moments"))(x)
         self.sources.append((name, row))
         site.tap(name, row)  # recorded with the others by `_record`
         if self.mode == "precise":  # one set of moments for recording and normalising
-            return _TrainingNorm(layer)(x, row)
+            return _TrainingNorm(layer, name=self.new_name("training_norm"))(x, row)
         if self.mode == "copies":
             copy = self.copies.get(name)
             if copy is None:
@@ -288,6 +360,8 @@ class Probe:
         name = f"{where}/{bn.name}"
         self.bns[name] = bn
         copy = None
+        if not bn.built:  # never called (no statistics): nothing to patch or copy
+            return
         if self.mode == "copies":
             copy = graph_lib.clone_layer(bn)
             # Built for the input the BN was built for: BN checks the rank.
@@ -350,8 +424,9 @@ class Probe:
                 than it saves.
 
         Returns:
-            ``name -> (count, mean, var)`` with float64 arrays; the number of
-            examples read is kept in ``num_examples``.
+            ``name -> (count, mean, var)`` with float64 arrays for every BN the
+            pass called; the number of examples read is kept in
+            ``num_examples``, the BNs never called in ``not_called``.
         """
         acc = {}
         seen = 0
@@ -359,7 +434,7 @@ class Probe:
         if self._patches:  # patched calls record on the host: eager only
             compiled = False
         run = self.runner(batches, compiled)
-        with self._patched(acc):
+        with self._patched(acc), self.state:  # stateful layers as they were after the pass
             for index, (x, _) in enumerate(batches):
                 batches_lib.check_batch(self.inputs, x, index)
                 size = batches_lib.num_examples(x)
@@ -375,6 +450,7 @@ class Probe:
                 "The data set is empty: no examples reached the model. "
                 f"Received: {batches.steps if batches.steps else 'all'} step(s) of no data"
             )
+        self.not_called = tuple(n for n in self.names if n not in acc)
         return finish(acc)
 
     def runner(self, batches, compiled=None):

@@ -88,7 +88,10 @@ def recalibrate_bn(
             BN level from there on) and the result is the same to the bit.
 
     Returns:
-        The recalibrated model.
+        The recalibrated model. A BN that its layer owns but never calls on
+        the data keeps its statistics (a warning names it). The input model is
+        left as it was, stateful RNNs' states included; a stateful model reads
+        the data in batches of `batch_size` with either method.
 
     Example:
 
@@ -107,9 +110,10 @@ def recalibrate_bn(
     shift.warn_hidden(probe)
     if method == "precise":
         moments = probe.moments(batches)
-        stats = {n: (moments[n][1], moments[n][2]) for n in probe.names}
+        stats = {n: (moments[n][1], moments[n][2]) for n in probe.names if n in moments}
     else:
         stats = _exact(probe, batches, memory_budget, data)
+    shift.warn_not_called([n for n in probe.names if n not in stats], "left unchanged")
     return _write(model, probe, stats, inplace)
 
 
@@ -170,7 +174,7 @@ def _exact_passes(probe, batches):
     new = used
     for _ in range(len(probe.names)):
         moments = probe.moments(batches)
-        new = {n: (moments[n][1], moments[n][2]) for n in probe.names}
+        new = {n: (moments[n][1], moments[n][2]) for n in probe.names if n in moments}
         probe.set_statistics(new)
         if all(_close(new[n], used[n], graph_lib.unwrap(probe.copies[n]).epsilon) for n in new):
             break
@@ -210,6 +214,7 @@ class _Plan:
         last_read: ``id(tensor) -> the last stage that reads it``.
         per_example: Bytes per example of the largest activation (None if
             a shape is unknown).
+        name: ``name(kind)``: private names for the stage models.
         built: ``stage -> (run or None, its inputs, its outputs)``, filled
             as stages first run (each compiled once, reused by every call).
     """
@@ -221,6 +226,7 @@ class _Plan:
     last: int
     last_read: dict
     per_example: object
+    name: object = None
     built: dict = dataclasses.field(default_factory=dict)
 
     def rows(self, s):
@@ -273,8 +279,11 @@ def _stage_plan(probe):
         # passes (to a fixed point) pool both calls.
         return None
     nodes = _needed_nodes(view, sources)
+    # A static batch size (stateful RNNs): a chunk is one batch, never several.
+    fixed = any(t.shape and t.shape[0] is not None for t in view.inputs)
     return _Plan(list(view.inputs), nodes, stage, sources, last, _last_reads(nodes, stage),
-                 _per_example_bytes(nodes))
+                 None if fixed else _per_example_bytes(nodes),
+                 name=probe.new_name)
 
 
 def _needed_nodes(view, sources):
@@ -289,7 +298,7 @@ def _needed_nodes(view, sources):
     return [n for n in view.nodes if id(n) in needed]
 
 
-def _stage_model(stage, nodes, sources, last_read, s):
+def _stage_model(stage, nodes, sources, last_read, s, name=None):
     """The sub-model computing stage `s` from cached tensors.
 
     Returns:
@@ -315,7 +324,7 @@ def _stage_model(stage, nodes, sources, last_read, s):
             inputs.append(t)
         else:
             stack.extend(node.arguments.keras_tensors)
-    return keras.Model(inputs, outs), inputs, outs
+    return keras.Model(inputs, outs, name=name), inputs, outs
 
 
 def _chunked(sized, per_example):
@@ -362,7 +371,14 @@ def _exact_staged(probe, plan, batches, budget, data):
     longer do, each stage's inputs are recomputed from the data by the same
     compiled stages on the same chunks, so the result is bit-identical
     whatever the budget, only slower (one pass over the data per stage).
+    Every sweep over the data starts from the model's state (stateful RNNs),
+    and the model keeps it afterwards.
     """
+    with probe.state:
+        return _staged(probe, plan, batches, budget, data)
+
+
+def _staged(probe, plan, batches, budget, data):
     # JAX: each stage one jitted program, its activations left on the device
     # (predict_on_batch writes back every variable and copies to the host).
     jitted = keras.backend.backend() == "jax" and graph_lib.supports_jit(probe.model)
@@ -395,6 +411,7 @@ def _exact_staged(probe, plan, batches, budget, data):
         calls = [_bind(plan, t, jitted) for t in range(level + 1)]
         if not calls[level]:
             continue
+        probe.state.restore()
         moments = []
         for chunk in _read_chunks(probe, plan, batches, place):
             for t, call in enumerate(calls[:level]):
@@ -430,7 +447,8 @@ def _read_chunks(probe, plan, batches, place):
 def _bind(plan, s, jitted):
     """Stage `s`'s call with the statistics set now (None: the stage computes nothing)."""
     if s not in plan.built:
-        model, inputs, outs = _stage_model(plan.stage, plan.nodes, plan.sources, plan.last_read, s)
+        model, inputs, outs = _stage_model(plan.stage, plan.nodes, plan.sources, plan.last_read,
+                                           s, plan.name("stage"))
         run = None if model is None else (
             probe_lib.state_writer(model, []) if jitted else model.predict_on_batch
         )

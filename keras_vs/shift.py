@@ -24,6 +24,7 @@ from keras import ops
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
+from keras_vs.graph.snapshot import Snapshot
 from keras_vs import probe as probe_lib
 from keras_vs.probe import probe_for
 from keras_vs.recalibrate import recalibrate_bn
@@ -81,16 +82,20 @@ class VarianceShift(collections.abc.Mapping):
     ``moving_var``, ``real_var``, ``moving_mean`` and ``real_mean``
     (``name -> np.ndarray``); ``num_examples`` is the number of examples seen;
     ``hidden`` maps custom layers to the BNs inside them that could not be
-    reached (``{}`` when every BN was measured).
+    reached (``{}`` when every BN was measured); ``not_called`` names the BNs
+    that a layer owns but never called on the data (no input, so no
+    statistic: they are not in the mapping).
     """
 
-    def __init__(self, moving_var, real_var, moving_mean, real_mean, num_examples, hidden=None):
+    def __init__(self, moving_var, real_var, moving_mean, real_mean, num_examples, hidden=None,
+                 not_called=()):
         self.moving_var = dict(moving_var)
         self.real_var = dict(real_var)
         self.moving_mean = dict(moving_mean)
         self.real_mean = dict(real_mean)
         self.num_examples = num_examples
         self.hidden = dict(hidden or {})
+        self.not_called = tuple(not_called)
         self._values = {k: statistic(self.moving_var[k], self.real_var[k]) for k in self.moving_var}
 
     def __getitem__(self, name):
@@ -112,7 +117,8 @@ class VarianceShift(collections.abc.Mapping):
 
     def __repr__(self):
         body = ", ".join(f"{k!r}: {v:.4f}" for k, v in self._values.items())
-        return f"VarianceShift({{{body}}})"
+        rest = f", not_called={list(self.not_called)!r}" if self.not_called else ""
+        return f"VarianceShift({{{body}}}{rest})"
 
 
 def no_bn_error(model, probe):
@@ -140,19 +146,31 @@ def warn_hidden(probe):
         )
 
 
+def warn_not_called(names, action, stacklevel=3):
+    """Warns that the BNs `names` were never called on the data (`action`: what was done)."""
+    if names:
+        warnings.warn(
+            f"BatchNormalization layers owned by a layer that never called them on the "
+            f"data have no input statistics and were {action}: {list(names)}.",
+            stacklevel=stacklevel,
+        )
+
+
 def measure(probe, batches, compiled=None):
     """Measures with a built `Probe` (mode "inference") on `Batches`."""
     if probe.model is None:
         return VarianceShift({}, {}, {}, {}, 0, probe.hidden)
     moments = probe.moments(batches, compiled)
     moving_var, real_var, moving_mean, real_mean = {}, {}, {}, {}
-    bns = [graph_lib.unwrap(probe.bns[name]) for name in probe.names]
+    names = [name for name in probe.names if name in moments]
+    bns = [graph_lib.unwrap(probe.bns[name]) for name in names]
     values = probe_lib.host_values([v for bn in bns for v in (bn.moving_variance, bn.moving_mean)])
-    for i, name in enumerate(probe.names):
+    for i, name in enumerate(names):
         moving_var[name], moving_mean[name] = values[2 * i], values[2 * i + 1]
         count, real_mean[name], real_var[name] = moments[name]
     return VarianceShift(
-        moving_var, real_var, moving_mean, real_mean, probe.num_examples, probe.hidden
+        moving_var, real_var, moving_mean, real_mean, probe.num_examples, probe.hidden,
+        probe.not_called,
     )
 
 
@@ -164,8 +182,9 @@ def measure_variance_shift(model, data, steps=None, *, batch_size=DEFAULT_BATCH_
     variance of its input over all examples (``real_var``) is compared with
     its moving variance: ``max(real / moving, moving / real)`` of the two
     channel means. BNs in nested models, shared models and `TimeDistributed`
-    are measured; BNs inside custom layers cannot be tapped and are listed in
-    the result's ``hidden`` (with a warning). The model is not modified.
+    are measured, and BNs inside custom layers by patching their call; a BN
+    that its layer never calls is listed in the result's ``not_called`` (with
+    a warning). The model is not modified (stateful RNNs' states included).
 
     Args:
         model: A built Functional or Sequential model.
@@ -176,9 +195,10 @@ def measure_variance_shift(model, data, steps=None, *, batch_size=DEFAULT_BATCH_
         batch_size: Batch size for NumPy inputs.
 
     Returns:
-        A `VarianceShift`: ordered mapping BN name -> statistic, shallow to
-        deep, with the raw arrays in ``.moving_var`` / ``.real_var``; empty
-        only when the model has no BatchNormalization layer at all.
+        A `VarianceShift`: ordered mapping BN name -> statistic of every BN
+        called on the data, shallow to deep, with the raw arrays in
+        ``.moving_var`` / ``.real_var`` and the BNs never called in
+        ``.not_called``; empty when the model has no BatchNormalization layer.
 
     Raises:
         ValueError: Every BN of the model is hidden in custom layers (the
@@ -196,7 +216,9 @@ def measure_variance_shift(model, data, steps=None, *, batch_size=DEFAULT_BATCH_
     if probe.model is None and probe.hidden:
         raise no_bn_error(model, probe)
     warn_hidden(probe)
-    return measure(probe, batches)
+    result = measure(probe, batches)
+    warn_not_called(result.not_called, "not measured")
+    return result
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,7 +255,8 @@ class _TrainingMode(keras.layers.Layer):
     """
 
     def __init__(self, model, **kwargs):
-        super().__init__(**kwargs)
+        # autocast=False: inputs reach the copy as they come; it casts them itself.
+        super().__init__(dtype="float32", autocast=False, **kwargs)
         self.inner = model
 
     def call(self, x):
@@ -296,20 +319,25 @@ def prediction_inconsistency(model, data, steps=None, *, batch_size=DEFAULT_BATC
             "prediction_inconsistency needs a single-output classifier. "
             f"Received: model {model.name!r} with {len(graph.root.outputs)} outputs"
         )
-    run = probe_lib.run_function(_both_modes(model), batches)
-    return _compare(batches, inputs, run)
+    both, state = _both_modes(model)
+    run = probe_lib.run_function(both, batches)
+    with state:  # stateful layers as they were after the pass
+        return _compare(batches, inputs, run)
 
 
-# model -> (graph signature, model of both modes, its training-mode copy):
-# built and compiled once per model, its copy re-synced on every call.
+# model -> (graph signature, model of both modes, its training-mode copy, the
+# model's snapshot): built and compiled once per model, its copy re-synced on
+# every call.
 _BOTH_MODES = weakref.WeakKeyDictionary()
 
 
 def _both_modes(model):
-    """One model returning ``[inference outputs, training-mode outputs]``.
+    """One model returning ``[inference outputs, training-mode outputs]``, and
+    the `Snapshot` of what its passes may write in `model`.
 
     Inference calls the user's own layers; training mode a copy, whose BN
-    moving statistics and dropout seeds may change, the user's must not.
+    moving statistics and dropout seeds may change, the user's must not. The
+    copy's stateful layers start from the model's states on every call.
     """
     signature = graph_lib.signature(model)
     try:
@@ -317,19 +345,37 @@ def _both_modes(model):
     except TypeError:  # not weak-referenceable: no caching
         cached = None
     if cached is not None and cached[0] == signature:
-        _, both, train_copy = cached
+        _, both, train_copy, state, copy_state = cached
         train_copy.set_weights(model.get_weights())
-        return both
+        _align(state, copy_state)
+        return both, state
+    name = probe_lib.private_names(model)
     inputs, outputs = graph_lib.inline(model)[:2]
     with _rng_preserved():
         train_copy = graph_lib.copy(model)
-        train = _TrainingMode(train_copy)(inputs)
-        both = keras.Model(inputs, [keras.tree.flatten(outputs)[0], keras.tree.flatten(train)[0]])
+        train = _TrainingMode(train_copy, name=name("training_mode"))(inputs)
+        both = keras.Model(
+            inputs, [keras.tree.flatten(outputs)[0], keras.tree.flatten(train)[0]],
+            name=name("both_modes"),
+        )
+    state, copy_state = Snapshot(model), Snapshot(train_copy)
+    _align(state, copy_state)
     try:
-        _BOTH_MODES[model] = (signature, both, train_copy)
+        _BOTH_MODES[model] = (signature, both, train_copy, state, copy_state)
     except TypeError:
         pass
-    return both
+    return both, state
+
+
+def _align(state, copy_state):
+    """Sets the copy's stateful variables to the model's (where they pair up by shape)."""
+    pairs = list(zip(state.variables, copy_state.variables))
+    if len(state.variables) != len(copy_state.variables) or any(
+        tuple(a.shape) != tuple(b.shape) for a, b in pairs
+    ):
+        return
+    for a, b in pairs:
+        b.assign(keras.ops.copy(a.value))
 
 
 def _compare(batches, inputs, run):

@@ -77,3 +77,40 @@ def test_a_compiled_pass_reads_the_weights_as_they_are_when_it_starts(mode):
     for name, (_, mean, var) in eager.items():
         np.testing.assert_allclose(compiled[name][1], mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(compiled[name][2], var, rtol=1e-5)
+
+
+def _loaded_se_block(tmp_path):
+    """A squeeze-and-excitation block with unnamed Multiply and Add layers,
+    saved and loaded after `clear_session`, as in a fresh process: its layers
+    keep the names "multiply" and "add" while Keras' automatic names restart."""
+    x = keras.Input((4, 4, 3))
+    h = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3, padding="same")(x))
+    s = keras.layers.Dense(4, activation="sigmoid")(keras.layers.GlobalAveragePooling2D(keepdims=True)(h))
+    h = keras.layers.Add()([keras.layers.Multiply()([h, s]), h])
+    h = keras.layers.BatchNormalization()(keras.layers.Dropout(0.5)(h))
+    path = str(tmp_path / "se.keras")
+    keras.Model(x, h).save(path)
+    keras.backend.clear_session()
+    return keras.models.load_model(path)
+
+
+@pytest.mark.parametrize("mode", probe.MODES)
+def test_the_probe_of_a_loaded_model_names_its_own_layers_privately(mode, tmp_path):
+    model = _loaded_se_block(tmp_path)
+    tap = probe.Probe(model, mode)  # Keras refused a second "multiply" here
+    own = {layer.name for layer in model.layers}
+    helpers = [layer.name for layer in tap.model.layers if layer.name not in own]
+    assert helpers and all(name.startswith("keras_vs_") for name in helpers)
+
+
+def test_a_pass_leaves_a_stateful_rnn_state_as_it_was():
+    keras.utils.set_random_seed(0)
+    x = keras.Input(batch_shape=(4, 3, 2))
+    lstm = keras.layers.LSTM(3, stateful=True)
+    model = keras.Model(x, keras.layers.BatchNormalization()(lstm(x)))
+    data = np.random.default_rng(4).normal(size=(12, 3, 2)).astype("float32")
+    model(data[:4])  # a state that is not the initial zeros
+    before = [keras.ops.convert_to_numpy(s) for s in lstm.states]
+    probe.Probe(model).moments(Batches(data, None, 4), compiled=False)  # eager: advances it
+    for old, new in zip(before, lstm.states):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), old)
