@@ -27,6 +27,12 @@ Flags:
         tool); marked `slow_on_jax`, which CI's JAX runs deselect.
     finds: dropouts that feed a BN and must be reported by find_disharmony;
         ``"a|b"`` accepts either name (``b`` often the custom layer hiding ``a``).
+        Empty: no dropout feeds a BN (a keras-hub task keeps only what it has).
+    reload: the model is saved to ``.keras`` and loaded back the way a user
+        in a fresh process gets it (see `build`): auto-named layers included.
+    batch: the fixed batch size of a stateful model (0: any).
+    not_called: BNs that a layer owns but never calls (no input, so nothing
+        to measure or re-estimate): the tools must say so, not fail.
 """
 
 import dataclasses
@@ -64,6 +70,9 @@ class Entry:
     # Why a tool may refuse this model with a ValueError naming a layer
     # (empty: no tool may; a refusal would be a keras-vs bug hidden).
     refuses: str = ""
+    reload: bool = False
+    batch: int = 0
+    not_called: tuple = ()
     description: str = ""
 
     def sample(self, n=16, seed=0):
@@ -99,13 +108,40 @@ def build(name, seed=0, calibrate=True):
     statistics are set from one training-mode pass (dropout on) over a batch
     that is not the test batch: realistic statistics that carry the variance
     shift, where fresh ones (0 and 1) would let an untrained deep net's signal
-    die out."""
-    keras.utils.set_random_seed(seed)
+    die out.
+
+    An entry with ``reload`` is then saved to ``.keras`` and loaded back as a
+    user in a fresh process gets it. Keras names an unnamed layer from a
+    per-session counter (``multiply``, ``multiply_1``, ...) that a fresh
+    process starts at zero, so there a loaded model's ``multiply`` and a
+    ``Multiply()`` a tool makes afterwards get the same name.
+    ``keras.backend.clear_session()`` resets those counters: called before the
+    model is built (so that it is saved with a fresh process's names) and
+    again before it is loaded (so that the loaded model shares the tools' name
+    space exactly as in a fresh process), it emulates one in-process."""
     entry = REGISTRY[name]
+    if entry.reload:
+        keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
     model = entry.builder()
     if calibrate:
-        calibrate_bn_statistics(model, entry.sample(32, seed=seed + 1000))
+        calibrate_bn_statistics(model, entry.sample(entry.batch or 32, seed=seed + 1000))
+    if entry.reload:
+        model = reload(model)
     return model
+
+
+def reload(model):
+    """``model`` saved to ``.keras`` and loaded back after a `clear_session`
+    (a fresh process's layer-name counters; see `build`)."""
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.keras")
+        model.save(path)
+        keras.backend.clear_session()
+        return keras.saving.load_model(path, safe_mode=False)
 
 
 def bn_layers(model):
@@ -435,7 +471,11 @@ def hub_densenet():
 @register("hub_mobilenet", images(SMALL), requires=HUB, **HUB_SLOW_ON_JAX)
 def hub_mobilenet():
     """keras-hub MobileNetBackbone: its BNs sit inside custom block layers."""
-    backbone = _hub().MobileNetBackbone(
+    return wrap_backbone(_hub_mobilenet_backbone(), SMALL, name="hub_mobilenet")
+
+
+def _hub_mobilenet_backbone():
+    return _hub().MobileNetBackbone(
         stackwise_expansion=[[16], [32, 32]], stackwise_num_blocks=[1, 2],
         stackwise_num_filters=[[16], [24, 24]], stackwise_kernel_size=[[3], [3, 3]],
         stackwise_num_strides=[[2], [2, 1]], stackwise_se_ratio=[[None], [0.25, 0.25]],
@@ -444,7 +484,6 @@ def hub_mobilenet():
         depthwise_stride=1, depthwise_residual=False, last_layer_filter=32,
         squeeze_and_excite=0.5, image_shape=SMALL,
     )
-    return wrap_backbone(backbone, SMALL, name="hub_mobilenet")
 
 
 @register("hub_efficientnet", images(SMALL), finds=("block2b_drop", "head_dropout"), requires=HUB,
@@ -452,7 +491,11 @@ def hub_mobilenet():
 def hub_efficientnet():
     """keras-hub EfficientNetBackbone, v1 blocks: drop-connect Dropouts before
     the next block's conv -> BN, in the graph."""
-    backbone = _hub().EfficientNetBackbone(
+    return wrap_backbone(_hub_efficientnet_backbone(), SMALL, name="hub_efficientnet")
+
+
+def _hub_efficientnet_backbone():
+    return _hub().EfficientNetBackbone(
         stackwise_width_coefficients=[1.0, 1.0], stackwise_depth_coefficients=[1.0, 1.0],
         stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 2],
         stackwise_input_filters=[16, 16], stackwise_output_filters=[16, 24],
@@ -460,7 +503,6 @@ def hub_efficientnet():
         stackwise_strides=[1, 2], stackwise_block_types=["v1", "v1"],
         input_shape=SMALL,  # num_features: the default 1280 (keras-hub's get_config omits it)
     )
-    return wrap_backbone(backbone, SMALL, name="hub_efficientnet")
 
 
 @register("hub_efficientnet_v2", images(SMALL), finds=("block2b_drop|block2b_", "head_dropout"),
@@ -513,6 +555,77 @@ def hub_vit():
     inputs = keras.Input(SMALL, name="image")
     x = backbone(inputs)[:, 0]  # a GetItem operator node
     return keras.Model(inputs, dropout_bn_head(x), name="hub_vit")
+
+
+# ---------------------------------------------------------------------------
+# keras-hub task models, as `from_preset` returns them (here from config, no
+# weights): a tool must give back the task class, not a plain Functional.
+# Each is saved and loaded first (``reload``), as a user gets it from a file.
+
+
+def _hub_resnet_backbone():
+    return _hub().ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7],
+        stackwise_num_filters=[64, 128], stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=True, image_shape=SMALL,
+    )
+
+
+@register("hub_task_resnet", images(SMALL), requires=HUB, reload=True, finds=())
+def hub_task_resnet():
+    """keras-hub ResNetImageClassifier (an `ImageClassifier`, compiled by its
+    constructor; softmax head with a Dropout into the Dense): no dropout feeds
+    a BN, the tools must still hand back the task."""
+    return _hub().ResNetImageClassifier(
+        _hub_resnet_backbone(), NUM_CLASSES, activation="softmax", dropout=0.2
+    )
+
+
+@register("hub_task_mobilenet", images(SMALL), requires=HUB, reload=True, finds=(),
+          classifier=False, **HUB_SLOW_ON_JAX)
+def hub_task_mobilenet():
+    """keras-hub MobileNetImageClassifier (its own head: conv, Dense logits,
+    no softmax) over the hub_mobilenet backbone; no dropout feeds a BN."""
+    return _hub().MobileNetImageClassifier(_hub_mobilenet_backbone(), NUM_CLASSES,
+                                           num_features=32)
+
+
+@register("hub_task_efficientnet", images(SMALL), requires=HUB, reload=True,
+          finds=("block2b_drop",), **HUB_SLOW_ON_JAX)
+def hub_task_efficientnet():
+    """keras-hub EfficientNetImageClassifier over the hub_efficientnet backbone
+    (v1 blocks): its drop-connect Dropout feeds the next block's BN."""
+    return _hub().EfficientNetImageClassifier(
+        _hub_efficientnet_backbone(), NUM_CLASSES, activation="softmax", dropout=0.2
+    )
+
+
+@register("hub_task_deeplab", images(SMALL), requires=HUB, reload=True, finds=(),
+          classifier=False, **HUB_SLOW_ON_JAX)
+def hub_task_deeplab():
+    """keras-hub DeepLabV3ImageSegmenter over a small ResNet (spatial pyramid
+    pooling at P3, the P2 low-level branch): per-pixel logits; BNs in custom
+    layers and in nested functional backbones, no dropout feeding one."""
+    backbone = _hub().DeepLabV3Backbone(
+        _hub_resnet_backbone(), spatial_pyramid_pooling_key="P3", upsampling_size=2,
+        dilation_rates=[2, 4], low_level_feature_key="P2", image_shape=SMALL,
+    )
+    return _hub().DeepLabV3ImageSegmenter(backbone, 3)
+
+
+@register("hub_task_retinanet", images(SMALL), requires=HUB, reload=True, finds=(),
+          classifier=False, not_called=("output_norm_P3",), **HUB_SLOW_ON_JAX)
+def hub_task_retinanet():
+    """keras-hub RetinaNetObjectDetector (two outputs, a dict) over a small
+    ResNet, FPN levels 3-4 with ``use_fpn_batch_norm``: its FeaturePyramid
+    builds an output BN per level but calls P3's never (only coarser levels
+    go through one)."""
+    backbone = _hub().RetinaNetBackbone(
+        _hub_resnet_backbone(), min_level=3, max_level=4, use_p5=False,
+        use_fpn_batch_norm=True, image_shape=SMALL,
+    )
+    return _hub().RetinaNetObjectDetector(backbone, 3, pre_logits_num_conv_layers=1)
 
 
 # ---------------------------------------------------------------------------
@@ -920,6 +1033,224 @@ def multi_output_list():
     h = L.BatchNormalization(name="trunk_bn")(h)
     outs = [L.Dense(k, name=f"out{k}")(h) for k in (1, 2, 3)]
     return keras.Model(inputs, outs, name="multi_output_list")
+
+
+# ---------------------------------------------------------------------------
+# Functional subclasses and auto-named layers, saved and loaded (``reload``).
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TrainStepModel(keras.Model):
+    """A functional subclass with its own `train_step` and `test_step` (as
+    users write for custom training); built as ``TrainStepModel(inputs,
+    outputs)``. The steps defer to Keras' own (the backends' signatures
+    differ): the class is what must survive a tool."""
+
+    def train_step(self, *args, **kwargs):
+        return super().train_step(*args, **kwargs)
+
+    def test_step(self, *args, **kwargs):
+        return super().test_step(*args, **kwargs)
+
+
+def _se_trunk(inputs):
+    """Conv -> Dropout -> squeeze-excite (unnamed Multiply) -> BN -> unnamed
+    Add: auto-named layers (``conv2d``, ``multiply``, ``add``, ...)."""
+    x = L.Conv2D(8, 3, padding="same")(inputs)
+    x = L.Dropout(0.3, name="drop")(x)
+    s = L.GlobalAveragePooling2D(keepdims=True)(x)
+    s = L.Conv2D(8, 1, activation="sigmoid")(s)
+    y = L.Multiply()([x, s])
+    y = L.BatchNormalization()(y)
+    x = L.Add()([x, y])
+    return L.GlobalAveragePooling2D()(x)
+
+
+@register("subclass_train_step", images((8, 8, 3)), reload=True,
+          finds=("drop", "head_dropout"))
+def subclass_train_step():
+    """TrainStepModel (a functional subclass with its own train_step and
+    test_step), compiled, with an SE trunk of auto-named layers and a
+    Dropout -> BN head."""
+    inputs = keras.Input((8, 8, 3))
+    model = TrainStepModel(inputs, dropout_bn_head(_se_trunk(inputs)), name="train_step_model")
+    model.compile(optimizer=keras.optimizers.SGD(1e-2), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+@register("functional_se_reloaded", images((8, 8, 3)), reload=True,
+          finds=("drop", "head_dropout"))
+def functional_se_reloaded():
+    """The minimal reproduction: a plain Functional whose squeeze-excite block
+    has an unnamed Multiply and an unnamed Add, saved and loaded."""
+    inputs = keras.Input((8, 8, 3))
+    return keras.Model(inputs, dropout_bn_head(_se_trunk(inputs)))
+
+
+# ---------------------------------------------------------------------------
+# The other preprocessing layers with adapted or non-variable state (the
+# Normalization, IntegerLookup, StringLookup and TextVectorization entries are
+# above): each -> Dense -> Dropout -> BN.
+
+
+@register("pre_discretization", vectors(4))
+def pre_discretization():
+    """Discretization adapted on data (its bin boundaries) -> Dense -> Dropout -> BN."""
+    bins = L.Discretization(num_bins=5, epsilon=0.01, name="bins")
+    bins.adapt(np.random.default_rng(4).normal(0.0, 1.0, (64, 4)).astype("float32"))
+    inputs = keras.Input((4,), name="x")
+    x = ops.cast(bins(inputs), "float32")
+    x = L.Dense(16, activation="relu", name="dense")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_discretization")
+
+
+def _small_ids(n, rng):
+    return rng.integers(0, 8, size=(n, 3)).astype("int32")
+
+
+@register("pre_category_encoding", _small_ids, nonfloat_input=True)
+def pre_category_encoding():
+    """CategoryEncoding(multi_hot) of integer ids -> Dense -> Dropout -> BN."""
+    inputs = keras.Input((3,), dtype="int32", name="ids")
+    x = L.CategoryEncoding(num_tokens=8, output_mode="multi_hot", name="encode")(inputs)
+    x = L.Dense(16, activation="relu", name="dense")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_category_encoding")
+
+
+@register("pre_hashing", string_tokens, needs_tf=True, nonfloat_input=True, requires=TF_LAYERS)
+def pre_hashing():
+    """Hashing(salt, multi_hot) of words -> Dense -> Dropout -> BN (strings in)."""
+    inputs = keras.Input((6,), dtype="string", name="words")
+    x = L.Hashing(num_bins=16, salt=7, output_mode="multi_hot", name="hash")(inputs)
+    x = L.Dense(16, activation="relu", name="dense")(ops.cast(x, "float32"))
+    return keras.Model(inputs, dropout_bn_head(x), name="pre_hashing")
+
+
+def _id_pair(n, rng):
+    return [rng.integers(0, 5, size=(n, 1)).astype("int64"),
+            rng.integers(0, 7, size=(n, 1)).astype("int64")]
+
+
+@register("pre_hashed_crossing", _id_pair, nonfloat_input=True, requires=TF_LAYERS,
+          keras_fails_on_jax=("fit",))
+def pre_hashed_crossing():
+    """HashedCrossing(one_hot) of two integer features -> Dense -> Dropout -> BN."""
+    a = keras.Input((1,), dtype="int64", name="a")
+    b = keras.Input((1,), dtype="int64", name="b")
+    x = L.HashedCrossing(num_bins=16, output_mode="one_hot", name="cross")((a, b))
+    x = L.Dense(16, activation="relu", name="dense")(ops.cast(x, "float32"))
+    return keras.Model([a, b], dropout_bn_head(x), name="pre_hashed_crossing")
+
+
+# ---------------------------------------------------------------------------
+# Mixed precision: built under a global policy (restored afterwards).
+
+
+def _mixed(policy):
+    previous = keras.mixed_precision.global_policy()
+    try:
+        keras.mixed_precision.set_dtype_policy(policy)
+        inputs = keras.Input((8, 8, 3), name="image")
+        x = L.Conv2D(8, 3, padding="same", name="conv")(inputs)
+        x = L.Dropout(0.3, name="drop")(x)
+        x = L.BatchNormalization(name="bn")(x)
+        x = L.ReLU(name="relu")(x)
+        x = L.GlobalAveragePooling2D(name="pool")(x)
+        x = L.Dropout(0.3, name="head_dropout")(x)
+        x = L.BatchNormalization(name="head_bn")(x)
+        # float32 softmax, as Keras' mixed-precision guide says
+        outputs = L.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="head_logits")(x)
+        return keras.Model(inputs, outputs, name=policy)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+@register("mixed_float16", images((8, 8, 3)), finds=("drop", "head_dropout"))
+def mixed_float16():
+    """A CNN built under the global policy ``mixed_float16`` (float32 softmax)."""
+    return _mixed("mixed_float16")
+
+
+@register("mixed_bfloat16", images((8, 8, 3)), finds=("drop", "head_dropout"))
+def mixed_bfloat16():
+    """A CNN built under the global policy ``mixed_bfloat16`` (float32 softmax)."""
+    return _mixed("mixed_bfloat16")
+
+
+# ---------------------------------------------------------------------------
+# Recurrent: a stateful RNN, and dropout inside RNN cells.
+
+STATEFUL_BATCH = 16
+
+
+@register("rnn_stateful", images((6, 4)), batch=STATEFUL_BATCH, finds=("drop", "head_dropout"))
+def rnn_stateful():
+    """LSTM(stateful=True) at a fixed batch of 16 -> Dropout -> BN: its states
+    are the model's state (not variables Keras saves); no tool may advance them."""
+    inputs = keras.Input(batch_shape=(STATEFUL_BATCH, 6, 4), name="seq")
+    x = L.LSTM(8, stateful=True, return_sequences=True, name="lstm")(inputs)
+    x = L.Dropout(0.3, name="drop")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="rnn_stateful")
+
+
+@register("rnn_dropout", images((6, 4)), finds=("lstm", "gru", "bi", "head_dropout"))
+def rnn_dropout():
+    """LSTM(dropout, recurrent_dropout) -> BN -> GRU(dropout) -> BN ->
+    Bidirectional(SimpleRNN(dropout, recurrent_dropout)) -> BN: recurrent
+    dropouts feeding BNs (finding kind "recurrent"), then a Dropout -> BN head."""
+    inputs = keras.Input((6, 4), name="seq")
+    x = L.LSTM(8, dropout=0.3, recurrent_dropout=0.2, return_sequences=True, name="lstm")(inputs)
+    x = L.BatchNormalization(name="bn_lstm")(x)
+    x = L.GRU(8, dropout=0.2, return_sequences=True, name="gru")(x)
+    x = L.BatchNormalization(name="bn_gru")(x)
+    x = L.Bidirectional(L.SimpleRNN(4, dropout=0.2, recurrent_dropout=0.1), name="bi")(x)
+    x = L.BatchNormalization(name="bn_bi")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="rnn_dropout")
+
+
+# ---------------------------------------------------------------------------
+# A BN that its layer owns but never calls.
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class UnusedNorm(keras.layers.Layer):
+    """Dense -> ReLU; owns (and builds) a BN that `call` never uses, as
+    keras-hub's FeaturePyramid does for some levels."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = L.Dense(units, name="dense")
+        self.norm = L.BatchNormalization(name="unused_bn")
+
+    def build(self, input_shape):
+        self.dense.build(input_shape)
+        self.norm.build((*input_shape[:-1], self.units))
+
+    def call(self, x):
+        return ops.relu(self.dense(x))
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@register("custom_unused_bn", vectors(12), finds=("drop", "head_dropout"),
+          not_called=("unused_bn",))
+def custom_unused_bn():
+    """Dense -> Dropout -> BN, then a custom layer owning a BN it never calls,
+    then a Dropout -> BN head."""
+    inputs = keras.Input((12,), name="x")
+    x = L.Dense(16, name="dense")(inputs)
+    x = L.Dropout(0.3, name="drop")(x)
+    x = L.BatchNormalization(name="bn")(x)
+    x = UnusedNorm(16, name="owner")(x)
+    return keras.Model(inputs, dropout_bn_head(x), name="custom_unused_bn")
 
 
 # A sanity check on the table itself (cheap; no model is built).
