@@ -52,6 +52,9 @@ setup(
         "test": TEST,
         "jax": ["jax>=0.4.30"],
         "torch": ["torch>=2.4"],
+        # The zoo's reference tests (tests/zoo/test_reference.py) compare it with
+        # PyTorch versions of the reference code.
+        "reference": ["torch>=2.4"],
         "cuda": ["tensorflow[and-cuda]>=2.16"],
     },
     entry_points={
