@@ -255,7 +255,60 @@ def save_model_file(model, out):
                 model.save_weights(tmp)
             else:
                 model.save(tmp, overwrite=True)
+                _check_loads(model, tmp, out)
+    except CliError:
+        raise
     except Exception as e:  # noqa: BLE001
         raise CliError(f"Could not write the model ({one_line(e)}). Received: OUT={out!r}") from None
     finally:
         absl_logging.set_verbosity(verbosity)
+
+
+def _check_loads(model, tmp, out):
+    """Loads the file just written and compares its outputs with `model`'s.
+
+    A file that does not load back, or computes something else, is never
+    left at OUT (the caller's temporary file is removed).
+    """
+    import keras
+    import numpy as np
+
+    try:
+        loaded = keras.saving.load_model(tmp, compile=False, safe_mode=False)
+    except Exception as e:  # noqa: BLE001
+        raise CliError(f"The written model does not load back ({one_line(e)}); nothing "
+                       f"written. Received: OUT={out!r}") from None
+    if type(loaded) is not type(model):
+        raise CliError(f"The written model loads back as {type(loaded).__name__}, not "
+                       f"{type(model).__name__}; nothing written. Received: OUT={out!r}")
+    x = _sample_input(model)
+    if x is None:
+        return  # non-float or unknown input shapes: loading is the check
+    want, got = (keras.tree.flatten(m(x, training=False)) for m in (model, loaded))
+    for a, b in zip(want, got):
+        a, b = (np.asarray(keras.ops.convert_to_numpy(t), dtype="float64") for t in (a, b))
+        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-5, atol=1e-6 * max(1.0, np.abs(a).max(initial=0))):
+            raise CliError(f"The written model loads back but computes other outputs "
+                           f"(max difference {np.abs(a - b).max():.3g}); nothing written. "
+                           f"Received: OUT={out!r}")
+
+
+def _sample_input(model):
+    """Two deterministic examples for a model with float inputs, else None.
+
+    None too for a stateful model: a call would advance its states.
+    """
+    import numpy as np
+
+    from keras_vs import graph
+
+    if any(getattr(layer, "stateful", False) for layer in graph.sublayers(model)):
+        return None
+    rng = np.random.default_rng(0)
+    batch = []
+    for t in model.inputs:
+        shape = tuple(t.shape)
+        if not str(t.dtype).startswith(("float", "bfloat")) or None in shape[1:]:
+            return None
+        batch.append(rng.normal(size=(2,) + shape[1:]).astype("float32"))
+    return batch[0] if len(batch) == 1 else batch

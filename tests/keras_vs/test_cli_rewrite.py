@@ -300,3 +300,44 @@ def test_console_entry_reports_a_corrupt_file_in_one_line(tmp_path):
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.keras"]
     assert _digest(bad) == before
+
+
+class _Unregistered(L.Layer):
+    """A custom layer whose class a `.keras` file cannot name (not registered)."""
+
+    def call(self, x):
+        return x * 2.0
+
+
+def test_a_written_model_that_does_not_load_back_is_refused_and_not_left(tmp_path):
+    from keras_vs.commands import common
+
+    x = L.Input((3,))
+    model = keras.Model(x, _Unregistered(name="odd")(x))
+    out = tmp_path / "new.keras"
+    with pytest.raises(cli.CliError, match=r"does not load back .*nothing written\. "
+                                           r"Received: OUT="):
+        common.save_model_file(model, str(out))
+    assert not out.exists() and os.listdir(tmp_path) == []
+
+
+@keras.saving.register_keras_serializable(package="keras_vs_tests")
+class _Forgetful(L.Layer):
+    """Loads back, but its config forgets `factor`: the file computes otherwise."""
+
+    def __init__(self, factor=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def call(self, x):
+        return x * self.factor
+
+
+def test_a_written_model_that_computes_otherwise_is_refused(tmp_path):
+    from keras_vs.commands import common
+
+    x = L.Input((3,))
+    out = tmp_path / "new.keras"
+    with pytest.raises(cli.CliError, match=r"loads back but computes other outputs"):
+        common.save_model_file(keras.Model(x, _Forgetful(3.0)(x)), str(out))
+    assert not out.exists()
