@@ -323,7 +323,8 @@ def test_a_written_model_that_does_not_load_back_is_refused_and_not_left(tmp_pat
 
 @keras.saving.register_keras_serializable(package="keras_vs_tests")
 class _Forgetful(L.Layer):
-    """Loads back, but its config forgets `factor`: the file computes otherwise."""
+    """Loads back, but a `factor` set after construction is in no config:
+    the file computes otherwise."""
 
     def __init__(self, factor=1.0, **kwargs):
         super().__init__(**kwargs)
@@ -337,7 +338,10 @@ def test_a_written_model_that_computes_otherwise_is_refused(tmp_path):
     from keras_vs.commands import common
 
     x = L.Input((3,))
+    layer = _Forgetful()
+    model = keras.Model(x, layer(x))
+    layer.factor = 3.0
     out = tmp_path / "new.keras"
     with pytest.raises(cli.CliError, match=r"loads back but computes other outputs"):
-        common.save_model_file(keras.Model(x, _Forgetful(3.0)(x)), str(out))
+        common.save_model_file(model, str(out))
     assert not out.exists()
