@@ -43,6 +43,15 @@ def test_logs_hold_max_mean_and_per_layer_values():
     assert history.history["variance_shift/bn1"][-1] > 1.2  # dropout 0.5 right before bn1
 
 
+def test_logged_mean_is_the_mean_over_bns_not_the_max():
+    x, y = _data()
+    cb = VarianceShiftCallback(x, probe_size=64)
+    history = _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
+    values = list(cb.last.values())
+    assert len(values) == 2 and max(values) > min(values)  # so mean and max differ
+    assert history.history["variance_shift/mean"][-1] == pytest.approx(np.mean(values), rel=1e-6)
+
+
 def test_every_measures_the_first_epoch_and_then_every_nth():
     x, y = _data()
     cb = VarianceShiftCallback(x, every=2, probe_size=32)
@@ -59,10 +68,12 @@ def test_every_measures_the_first_epoch_and_then_every_nth():
 def test_csv_logger_records_the_statistic(tmp_path):
     x, y = _data()
     path = tmp_path / "log.csv"
-    callbacks = [VarianceShiftCallback(x, probe_size=32), keras.callbacks.CSVLogger(str(path))]
-    _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=callbacks)
+    cb = VarianceShiftCallback(x, probe_size=32)
+    _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[cb, keras.callbacks.CSVLogger(str(path))])
     rows = list(csv.DictReader(open(path)))
-    assert len(rows) == 2 and float(rows[1]["variance_shift/max"]) >= 1.0
+    assert len(rows) == 2
+    assert float(rows[1]["variance_shift/max"]) == pytest.approx(cb.last.max(), rel=1e-6)
+    assert float(rows[1]["variance_shift/mean"]) == pytest.approx(cb.last.mean(), rel=1e-6)
 
 
 @pytest.mark.tf_only
@@ -153,3 +164,77 @@ def test_works_under_mirrored_strategy():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
+
+
+# --- what a user's model may hold (issue 23) --------------------------------
+
+
+class _Unused(layers.Layer):
+    """Owns a built BN it never calls (keras-hub's RetinaNet FPN with
+    use_fpn_batch_norm=True holds output_norm_P3..P5 like this)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(3)
+        self.norm = layers.BatchNormalization(name="norm")
+
+    def build(self, shape):
+        self.dense.build(shape)
+        self.norm.build(shape)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+@pytest.mark.filterwarnings("ignore:Gradients do not exist")  # the BN no call reaches
+def test_a_bn_its_layer_never_calls_is_left_out_of_the_logs_with_a_warning():
+    x, y = _data()
+    model = _model()
+    model = keras.Model(model.input, _Unused(name="owner")(model.output))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    cb = VarianceShiftCallback(x, per_layer=True, probe_size=32)
+    with pytest.warns(UserWarning, match=r"never called them.*'owner/norm'"):
+        history = model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
+    assert sorted(k for k in history.history if k.startswith("variance_shift/bn")) == [
+        "variance_shift/bn1", "variance_shift/bn2"]
+    assert cb.last.not_called == ("owner/norm",)
+
+
+def test_measuring_leaves_stateful_rnn_states_as_they_were():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(batch_shape=(8, 5, 3))
+    lstm = layers.LSTM(4, stateful=True)
+    model = keras.Model(inputs, layers.BatchNormalization()(layers.Dropout(0.5)(lstm(inputs))))
+    x = np.random.default_rng(1).normal(size=(32, 5, 3)).astype("float32")
+    model(x[:8])  # states that are not the initial zeros
+    before = [np.array(keras.ops.convert_to_numpy(s)) for s in lstm.states]
+    cb = VarianceShiftCallback(x, probe_size=32, batch_size=8)
+    cb.set_model(model)
+    cb.model.run_eagerly = True  # eager: the layer advances its states
+    cb.measure()
+    for old, new in zip(before, lstm.states):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), old)
+
+
+@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
+def mixed_policy(request):
+    """A mixed global dtype policy, left set while the callback runs; restored after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(request.param)
+    yield request.param
+    keras.config.set_dtype_policy(previous)
+
+
+def test_a_mixed_precision_model_measures_as_the_float32_model(mixed_policy):
+    x, y = _data()
+    mixed = _model()
+    keras.config.set_dtype_policy("float32")
+    full = _model()
+    keras.config.set_dtype_policy(mixed_policy)
+    full.set_weights(mixed.get_weights())
+    got, expected = (VarianceShiftCallback(x, probe_size=64) for _ in range(2))
+    got.set_model(mixed)
+    expected.set_model(full)
+    measured = got.measure()
+    for name, value in expected.measure().items():
+        assert measured[name] == pytest.approx(value, rel=0.05)

@@ -318,3 +318,140 @@ def test_a_bn_hidden_in_a_custom_layer_that_a_copy_renames_is_recalibrated(metho
     mean, var = (keras.ops.convert_to_numpy(v) for v in (bn.moving_mean, bn.moving_variance))
     np.testing.assert_allclose(mean, data.mean((0, 1, 2)), rtol=1e-5)
     np.testing.assert_allclose(var, data.var((0, 1, 2)), rtol=1e-4)
+
+
+# --- what a user's model may hold (issue 23) --------------------------------
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+def test_a_model_loaded_in_a_fresh_session_is_recalibrated(method, tmp_path):
+    # Loaded after clear_session, as in a fresh process, its unnamed Multiply
+    # keeps the name "multiply", which the probe's automatic names also took.
+    x = keras.Input((4, 4, 3))
+    h = layers.BatchNormalization(name="bn1")(layers.Conv2D(4, 3, padding="same")(x))
+    s = layers.Dense(4, activation="sigmoid")(layers.GlobalAveragePooling2D(keepdims=True)(h))
+    h = layers.BatchNormalization(name="bn2")(layers.Dropout(0.5)(layers.Multiply()([h, s])))
+    path = str(tmp_path / "se.keras")
+    keras.Model(x, h).save(path)
+    keras.backend.clear_session()
+    model = keras.models.load_model(path)
+    data = np.random.default_rng(8).normal(2.0, 3.0, (16, 4, 4, 3)).astype("float32")
+    fixed = recalibrate.recalibrate_bn(model, data, method=method)
+    conv = keras.ops.convert_to_numpy(model.layers[1](data))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fixed.get_layer("bn1").moving_variance),
+                               conv.var((0, 1, 2)), rtol=1e-4)
+
+
+class _Unused(layers.Layer):
+    """Owns a BN it never calls (keras-hub's RetinaNet FPN with
+    use_fpn_batch_norm=True holds output_norm_P3..P5 like this)."""
+
+    def __init__(self, build_bn=True, **kwargs):
+        super().__init__(**kwargs)
+        self.build_bn = build_bn
+        self.dense = layers.Dense(3)
+        self.norm = layers.BatchNormalization(name="norm")
+
+    def build(self, shape):
+        self.dense.build(shape)
+        if self.build_bn:
+            self.norm.build(shape)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def get_config(self):
+        return {**super().get_config(), "build_bn": self.build_bn}
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+@pytest.mark.parametrize("build_bn", [True, False], ids=["built", "unbuilt"])
+def test_a_bn_its_layer_never_calls_is_left_unchanged_with_a_warning(method, build_bn):
+    model = _mlp()
+    owner = _Unused(build_bn, name="owner")
+    model = keras.Model(model.input, owner(model.output))
+    data = np.random.default_rng(9).normal(size=(16, 5)).astype("float32")
+    with pytest.warns(UserWarning, match=r"never called them.*left unchanged.*'owner/norm'"):
+        fixed = recalibrate.recalibrate_bn(model, data, method=method, inplace=True)
+    assert [v.shape for v in owner.norm.weights] == ([(4,)] * 4 if build_bn else [])
+    for v in owner.norm.weights[2:]:  # the moving statistics: still the initial ones
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), 1.0 if "variance" in v.path else 0.0)
+    np.testing.assert_allclose(_np(fixed, "bn1")[2], _numpy_stats(_mlp(), data, 32, method)["bn1"][0],
+                               rtol=1e-4, atol=1e-5)
+
+
+def _stateful():
+    """A stateful LSTM (fixed batch of 8) -> dropout -> BN -> stateful LSTM -> BN."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input(batch_shape=(8, 5, 3))
+    h = layers.LSTM(4, stateful=True, return_sequences=True, name="lstm1")(x)
+    h = layers.BatchNormalization(name="bn1")(layers.Dropout(0.5)(h))
+    h = layers.BatchNormalization(name="bn2")(layers.LSTM(3, stateful=True, name="lstm2")(h))
+    model = keras.Model(x, layers.Dense(2, activation="softmax")(h))
+    data = np.random.default_rng(10).normal(size=(32, 5, 3)).astype("float32")
+    model(data[:8])  # states that are not the initial zeros
+    return model, data
+
+
+def _states(model):
+    return [np.array(keras.ops.convert_to_numpy(s))
+            for l in model.layers if getattr(l, "stateful", False) for s in l.states]
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+def test_recalibration_leaves_stateful_rnn_states_as_they_were(method):
+    model, data = _stateful()
+    before = _states(model)
+    recalibrate.recalibrate_bn(model, data, batch_size=8, method=method, inplace=True)
+    for old, new in zip(before, _states(model)):
+        np.testing.assert_array_equal(new, old)
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+def test_a_stateful_model_is_recalibrated_in_batches_of_batch_size(method):
+    # Exact concatenated batches into chunks: the LSTM refused 32 examples.
+    model, data = _stateful()
+    lstm1 = model.get_layer("lstm1")
+    saved = [keras.ops.copy(s.value) for s in lstm1.states]
+    # What bn1 sees in batches of 8 as predict reads them, from the same states.
+    seen = keras.Model(model.input, lstm1.output).predict(data, batch_size=8, verbose=0)
+    for s, value in zip(lstm1.states, saved):
+        s.assign(value)
+    fixed = recalibrate.recalibrate_bn(model, data, batch_size=8, method=method)
+    np.testing.assert_allclose(_np(fixed, "bn1")[3], seen.var((0, 1)), rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
+def mixed_policy(request):
+    """A mixed global dtype policy, left set while the tools run; restored after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(request.param)
+    yield request.param
+    keras.config.set_dtype_policy(previous)
+
+
+def _conv_net():
+    keras.utils.set_random_seed(0)
+    x = keras.Input((6, 6, 3))
+    h = layers.BatchNormalization(name="bn1")(layers.Conv2D(4, 3, padding="same")(x))
+    h = layers.Conv2D(4, 3, padding="same")(layers.Dropout(0.3)(layers.ReLU()(h)))
+    h = layers.BatchNormalization(name="bn2")(h)
+    return keras.Model(x, layers.Dense(3)(layers.GlobalAveragePooling2D()(h)))
+
+
+@pytest.mark.parametrize("method", ["precise", "exact"])
+def test_a_mixed_precision_model_gets_the_float32_models_statistics(mixed_policy, method):
+    mixed = _conv_net()
+    keras.config.set_dtype_policy("float32")
+    full = _conv_net()
+    keras.config.set_dtype_policy(mixed_policy)
+    full.set_weights(mixed.get_weights())
+    x = np.random.default_rng(11).normal(1.0, 2.0, (48, 6, 6, 3)).astype("float32")
+    got = recalibrate.recalibrate_bn(mixed, x, method=method)
+    expected = recalibrate.recalibrate_bn(full, x, method=method)
+    for name in ("bn1", "bn2"):
+        _, _, mean, var = _np(got, name)
+        _, _, mean_32, var_32 = _np(expected, name)
+        assert got.get_layer(name).moving_variance.dtype == "float32"
+        np.testing.assert_allclose(var, var_32, rtol=0.05)
+        np.testing.assert_allclose(mean, mean_32, atol=0.05 * np.sqrt(var_32).max())

@@ -375,3 +375,157 @@ def test_keras_application_is_measured_and_recalibrated():
     fixed = shift.recalibrate_bn(model, x, batch_size=8)
     after = shift.measure_variance_shift(fixed, x, batch_size=8)
     assert after.max() <= 1.001
+
+
+# --- what a user's model may hold (issue 23) --------------------------------
+
+
+def _loaded(model, tmp_path):
+    """`model` saved and loaded after `clear_session`, as in a fresh process:
+    its layers keep their names while Keras' automatic names restart."""
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    keras.backend.clear_session()
+    return keras.models.load_model(path)
+
+
+def _se_block():
+    """Squeeze-and-excitation with unnamed Multiply and Add, then dropout -> BN."""
+    x = keras.Input((4, 4, 3))
+    h = layers.BatchNormalization()(layers.Conv2D(4, 3, padding="same")(x))
+    s = layers.Dense(4, activation="sigmoid")(layers.GlobalAveragePooling2D(keepdims=True)(h))
+    h = layers.Add()([layers.Multiply()([h, s]), h])
+    h = layers.BatchNormalization()(layers.Dropout(0.5)(h))
+    return keras.Model(x, layers.Dense(3)(layers.GlobalAveragePooling2D()(h)))
+
+
+def test_a_loaded_model_with_unnamed_merge_layers_is_measured(tmp_path):
+    model = _loaded(_se_block(), tmp_path)
+    x = np.random.default_rng(13).normal(size=(8, 4, 4, 3)).astype("float32")
+    result = shift.measure_variance_shift(model, x)  # Keras refused a second "multiply"
+    assert list(result) == [l.name for l in model.layers if isinstance(l, layers.BatchNormalization)]
+
+
+@pytest.mark.slow
+@pytest.mark.slow_on_jax
+def test_a_loaded_keras_mobilenet_v3_is_measured(tmp_path):
+    model = _loaded(keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), alpha=0.75, weights=None, classes=4, include_preprocessing=False
+    ), tmp_path)
+    x = np.random.default_rng(15).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    result = shift.measure_variance_shift(model, x)
+    assert len(result) == sum(isinstance(l, layers.BatchNormalization) for l in model.layers)
+
+
+class _Unused(layers.Layer):
+    """Owns a BN it never calls (keras-hub's RetinaNet FPN with
+    use_fpn_batch_norm=True holds output_norm_P3..P5 like this)."""
+
+    def __init__(self, build_bn=True, **kwargs):
+        super().__init__(**kwargs)
+        self.build_bn = build_bn
+        self.dense = layers.Dense(3)
+        self.norm = layers.BatchNormalization(name="norm")
+
+    def build(self, shape):
+        self.dense.build(shape)
+        if self.build_bn:
+            self.norm.build(shape)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def _with_unused_bn(build_bn=True):
+    keras.utils.set_random_seed(0)
+    x = keras.Input((5,))
+    h = layers.BatchNormalization(name="bn")(layers.Dropout(0.5)(layers.Dense(4)(x)))
+    return keras.Model(x, _Unused(build_bn, name="owner")(h))
+
+
+@pytest.mark.parametrize("build_bn", [True, False], ids=["built", "unbuilt"])
+def test_a_bn_its_layer_never_calls_is_listed_as_not_called(build_bn):
+    x = np.random.default_rng(16).normal(size=(16, 5)).astype("float32")
+    with pytest.warns(UserWarning, match=r"never called them.*not measured.*'owner/norm'"):
+        result = shift.measure_variance_shift(_with_unused_bn(build_bn), x)
+    assert list(result) == ["bn"] and result.not_called == ("owner/norm",)
+
+
+def _stateful():
+    """A stateful LSTM (fixed batch of 8) -> dropout -> BN -> stateful LSTM -> BN."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input(batch_shape=(8, 5, 3))
+    h = layers.LSTM(4, stateful=True, return_sequences=True, name="lstm1")(x)
+    h = layers.BatchNormalization(name="bn1")(layers.Dropout(0.5)(h))
+    h = layers.BatchNormalization(name="bn2")(layers.LSTM(3, stateful=True, name="lstm2")(h))
+    return keras.Model(x, layers.Dense(2, activation="softmax")(h))
+
+
+def _rnn_states(model):
+    return [np.array(keras.ops.convert_to_numpy(s))
+            for l in model.layers if getattr(l, "stateful", False) for s in l.states]
+
+
+def _stateful_and_data():
+    model = _stateful()
+    x = np.random.default_rng(17).normal(size=(32, 5, 3)).astype("float32")
+    model(x[:8])  # states that are not the initial zeros
+    return model, x
+
+
+def test_measuring_leaves_stateful_rnn_states_as_they_were():
+    model, x = _stateful_and_data()
+    before = _rnn_states(model)
+    shift.measure_variance_shift(model, x, batch_size=8, steps=2)  # eager: the layers advance them
+    _assert_same_weights(before, _rnn_states(model))
+
+
+def test_inconsistency_leaves_stateful_rnn_states_as_they_were():
+    model, x = _stateful_and_data()
+    before = _rnn_states(model)
+    shift.prediction_inconsistency(model, x, batch_size=8, steps=2)
+    _assert_same_weights(before, _rnn_states(model))
+
+
+@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
+def mixed_policy(request):
+    """A mixed global dtype policy, left set while the tools run; restored after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(request.param)
+    yield request.param
+    keras.config.set_dtype_policy(previous)
+
+
+def _conv_net():
+    keras.utils.set_random_seed(0)
+    x = keras.Input((6, 6, 3))
+    h = layers.BatchNormalization(name="bn1")(layers.Conv2D(4, 3, padding="same")(x))
+    h = layers.Conv2D(4, 3, padding="same")(layers.Dropout(0.3)(layers.ReLU()(h)))
+    h = layers.BatchNormalization(name="bn2")(h)
+    return keras.Model(x, layers.Dense(3)(layers.GlobalAveragePooling2D()(h)))
+
+
+def mixed_and_float32_twins():
+    """The same weights as a model under the current (mixed) policy and as a float32 one."""
+    mixed = _conv_net()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        full = _conv_net()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    full.set_weights(mixed.get_weights())
+    for bn in ("bn1", "bn2"):  # statistics that are not the initial ones
+        for m in (mixed, full):
+            m.get_layer(bn).moving_variance.assign(np.full(4, 0.5, "float32"))
+    x = np.random.default_rng(18).normal(1.0, 2.0, (48, 6, 6, 3)).astype("float32")
+    return mixed, full, x
+
+
+def test_measured_shift_of_a_mixed_precision_model_is_the_float32_models(mixed_policy):
+    mixed, full, x = mixed_and_float32_twins()
+    assert mixed.get_layer("bn2").compute_dtype != "float32"
+    got, expected = shift.measure_variance_shift(mixed, x), shift.measure_variance_shift(full, x)
+    assert list(got) == list(expected)
+    for name in expected:
+        assert got[name] == pytest.approx(expected[name], rel=0.05)
