@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import warnings
 
 from absl import flags
 
@@ -45,6 +46,7 @@ def _report(path, fv, result, inconsistency):
         "layers": layers,
         "max": float(result.max()) if len(result) else None,
         "mean": float(result.mean()) if len(result) else None,
+        "not_called": list(result.not_called),
         "inconsistency": None,
     }
     if inconsistency is not None:
@@ -73,12 +75,17 @@ def _run(args, fv):
     import keras_vs as kvs
 
     try:
-        result = kvs.measure_variance_shift(model, data, fv.steps, batch_size=fv.batch_size)
+        with warnings.catch_warnings(record=True) as caught:  # the report says it
+            warnings.simplefilter("always")
+            result = kvs.measure_variance_shift(model, data, fv.steps, batch_size=fv.batch_size)
         inconsistency = None
         if len(model.outputs) == 1:
             inconsistency = kvs.prediction_inconsistency(model, data, fv.steps, batch_size=fv.batch_size)
     except ValueError as e:
         raise CliError(common.flat(e)) from None
+    for warning in caught:
+        if "never called" not in str(warning.message):  # others as Python shows them
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     report = _report(path, fv, result, inconsistency)
     if fv.plot and len(result):
         from keras_vs.commands import plot
@@ -111,6 +118,8 @@ def _print_report(path, fv, result, inconsistency, report):
         for row in report["layers"]:
             print(f"{row['index']:>3} {row['name']:<36} {row['moving_var']:>11.4g} "
                   f"{row['real_var']:>11.4g} {row['shift']:>8.4f}")
+        for name in result.not_called:
+            print(f"{'-':>3} {name:<36} {'not called on the data: no input, not measured':>32}")
         print(f"max {result.max():.4f}, mean {result.mean():.4f}")
     if inconsistency is not None:
         line = f"training vs inference mode: {100 * inconsistency.disagreement:.2f}% of predictions differ"

@@ -1,6 +1,7 @@
 """``keras-vs recalibrate MODEL --data=... -o OUT``: re-estimate every BN's moving statistics."""
 
 import json
+import warnings
 
 from absl import flags
 
@@ -29,7 +30,9 @@ def _define_flags(fv):
 def _max_shift(model, data, fv):
     import keras_vs as kvs
 
-    result = kvs.measure_variance_shift(model, data, fv.steps, batch_size=fv.batch_size)
+    with warnings.catch_warnings():  # recalibrating says it once
+        warnings.filterwarnings("ignore", message=".*never called")
+        result = kvs.measure_variance_shift(model, data, fv.steps, batch_size=fv.batch_size)
     return float(result.max()) if len(result) else None
 
 
@@ -52,7 +55,9 @@ def _run(args, fv):
         options["method"] = fv.method
     try:
         before = _max_shift(model, data, fv) if fv.measure else None
-        fixed = kvs.recalibrate_bn(model, data, fv.steps, inplace=True, **options)
+        with warnings.catch_warnings(record=True) as caught:  # told as notes below
+            warnings.simplefilter("always")
+            fixed = kvs.recalibrate_bn(model, data, fv.steps, inplace=True, **options)
         after = _max_shift(fixed, data, fv) if fv.measure else None
     except ValueError as e:
         raise CliError(common.flat(e)) from None
@@ -61,11 +66,18 @@ def _run(args, fv):
             raise CliError(f"This keras_vs.recalibrate_bn takes no method. Received: --method={fv.method}") from None
         raise
     common.save_model_file(fixed, fv.output)
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    for w in caught:
+        if not issubclass(w.category, UserWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     report = {"model": path, "output": fv.output, "data": fv.data, "split": fv.split,
-              "method": fv.method, "max_shift_before": before, "max_shift_after": after}
+              "method": fv.method, "max_shift_before": before, "max_shift_after": after,
+              "notes": notes}
     if fv.json:
         print(json.dumps(report, indent=2))
         return 0
+    for note in notes:
+        print(f"note: {note}")
     if fv.measure and before is not None:
         print(f"max variance shift on {fv.data} ({fv.split}): {before:.4f} before, {after:.4f} after "
               "(1 = none)")
