@@ -33,6 +33,9 @@ Flags:
     batch: the fixed batch size of a stateful model (0: any).
     not_called: BNs that a layer owns but never calls (no input, so nothing
         to measure or re-estimate): the tools must say so, not fail.
+    fit_labels: ``(n, rng) -> y`` for a class with its own `compile` and loss
+        (keras-hub tasks): `fit` is tested with that compile's defaults on
+        these labels instead of an MSE on random targets.
 """
 
 import dataclasses
@@ -73,6 +76,7 @@ class Entry:
     reload: bool = False
     batch: int = 0
     not_called: tuple = ()
+    fit_labels: object = None
     description: str = ""
 
     def sample(self, n=16, seed=0):
@@ -572,7 +576,25 @@ def _hub_resnet_backbone():
     )
 
 
-@register("hub_task_resnet", images(SMALL), requires=HUB, reload=True, finds=())
+def _class_labels(n, rng):
+    return rng.integers(0, NUM_CLASSES, size=(n,))
+
+
+def _pixel_labels(n, rng):
+    """One-hot per pixel over 3 classes (the segmenter's default loss is not sparse)."""
+    return np.eye(3, dtype="float32")[rng.integers(0, 3, size=(n, *SMALL[:2]))]
+
+
+def _box_labels(n, rng):
+    """Two boxes a picture (yxyx, pixels), class labels 0-2."""
+    corner = rng.uniform(0, SMALL[0] / 2, (n, 2, 2))
+    size = rng.uniform(4, SMALL[0] / 2, (n, 2, 2))
+    boxes = np.concatenate([corner, corner + size], axis=-1).astype("float32")
+    return {"boxes": boxes, "labels": rng.integers(0, 3, size=(n, 2)).astype("float32")}
+
+
+@register("hub_task_resnet", images(SMALL), requires=HUB, reload=True, finds=(),
+          fit_labels=_class_labels)
 def hub_task_resnet():
     """keras-hub ResNetImageClassifier (an `ImageClassifier`, compiled by its
     constructor; softmax head with a Dropout into the Dense): no dropout feeds
@@ -583,7 +605,7 @@ def hub_task_resnet():
 
 
 @register("hub_task_mobilenet", images(SMALL), requires=HUB, reload=True, finds=(),
-          classifier=False, **HUB_SLOW_ON_JAX)
+          classifier=False, fit_labels=_class_labels, **HUB_SLOW_ON_JAX)
 def hub_task_mobilenet():
     """keras-hub MobileNetImageClassifier (its own head: conv, Dense logits,
     no softmax) over the hub_mobilenet backbone; no dropout feeds a BN."""
@@ -592,7 +614,7 @@ def hub_task_mobilenet():
 
 
 @register("hub_task_efficientnet", images(SMALL), requires=HUB, reload=True,
-          finds=("block2b_drop",), **HUB_SLOW_ON_JAX)
+          finds=("block2b_drop",), fit_labels=_class_labels, **HUB_SLOW_ON_JAX)
 def hub_task_efficientnet():
     """keras-hub EfficientNetImageClassifier over the hub_efficientnet backbone
     (v1 blocks): its drop-connect Dropout feeds the next block's BN."""
@@ -602,11 +624,14 @@ def hub_task_efficientnet():
 
 
 @register("hub_task_deeplab", images(SMALL), requires=HUB, reload=True, finds=(),
-          classifier=False, **HUB_SLOW_ON_JAX)
+          classifier=False, not_called=("post_bn",), fit_labels=_pixel_labels,
+          **HUB_SLOW_ON_JAX)
 def hub_task_deeplab():
     """keras-hub DeepLabV3ImageSegmenter over a small ResNet (spatial pyramid
     pooling at P3, the P2 low-level branch): per-pixel logits; BNs in custom
-    layers and in nested functional backbones, no dropout feeding one."""
+    layers and in nested functional backbones, no dropout feeding one. The
+    ResNet's last BN (``post_bn``) is in the backbone it holds but on no path
+    to the pyramid outputs DeepLab uses: never called."""
     backbone = _hub().DeepLabV3Backbone(
         _hub_resnet_backbone(), spatial_pyramid_pooling_key="P3", upsampling_size=2,
         dilation_rates=[2, 4], low_level_feature_key="P2", image_shape=SMALL,
@@ -615,12 +640,13 @@ def hub_task_deeplab():
 
 
 @register("hub_task_retinanet", images(SMALL), requires=HUB, reload=True, finds=(),
-          classifier=False, not_called=("output_norm_P3",), **HUB_SLOW_ON_JAX)
+          classifier=False, not_called=("output_norm_P3", "post_bn"), fit_labels=_box_labels,
+          **HUB_SLOW_ON_JAX)
 def hub_task_retinanet():
     """keras-hub RetinaNetObjectDetector (two outputs, a dict) over a small
     ResNet, FPN levels 3-4 with ``use_fpn_batch_norm``: its FeaturePyramid
     builds an output BN per level but calls P3's never (only coarser levels
-    go through one)."""
+    go through one); the ResNet's ``post_bn`` is never called either."""
     backbone = _hub().RetinaNetBackbone(
         _hub_resnet_backbone(), min_level=3, max_level=4, use_p5=False,
         use_fpn_batch_norm=True, image_shape=SMALL,

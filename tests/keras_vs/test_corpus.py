@@ -18,6 +18,7 @@ next model) so that the small per-module cache builds each model once.
 """
 
 import collections
+import copy
 import gc
 import importlib.util
 import json
@@ -142,6 +143,18 @@ def _json(config):
     return json.dumps(config, sort_keys=True, default=repr)
 
 
+def _compile_json(model):
+    """`get_compile_config` as JSON, the optimizer's auto-name suffix dropped
+    (Keras' own `.keras` round trip names a new ``adam`` ``adam_1``)."""
+    config = copy.deepcopy(model.get_compile_config())
+    optimizer = config.get("optimizer") if isinstance(config, dict) else None
+    if isinstance(optimizer, dict) and isinstance(optimizer.get("config"), dict):
+        name = optimizer["config"].get("name")
+        if isinstance(name, str):
+            optimizer["config"]["name"] = re.sub(r"_\d+$", "", name)
+    return _json(config)
+
+
 def _state(model):
     """What must not change in an input model besides its weights, as a list
     of comparable records: per layer what Keras' saving contract saves
@@ -202,7 +215,7 @@ def _assert_like_input(b, new, what):
     )
     if getattr(b.model, "compiled", False):
         assert getattr(new, "compiled", False), f"{what} is not compiled; the input was"
-        assert _json(new.get_compile_config()) == _json(b.model.get_compile_config()), (
+        assert _compile_json(new) == _compile_json(b.model), (
             f"{what}'s compile config differs from the input's"
         )
     old, now = _policies(b.model), _policies(new)
@@ -497,7 +510,11 @@ def check_fit(b):
     strings = any(str(t.dtype) == "string" for t in model.inputs)
     big = len(list(model._flatten_layers(include_self=False, recursive=True))) > 50
     eager = not strings and not (keras.backend.backend() == "jax" and big)
-    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", run_eagerly=eager)
+    if b.entry.fit_labels is not None:  # the class's own compile (loss, metrics) and labels
+        y = b.entry.fit_labels(N, np.random.default_rng(1))
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), run_eagerly=eager)
+    else:
+        model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", run_eagerly=eager)
     callback, err = _attempt(model, lambda: kvs.VarianceShiftCallback(b.x, probe_size=N))
     if err is not None:
         return
