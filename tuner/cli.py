@@ -82,7 +82,9 @@ def _define_run_flags(define):
     """Where the search goes, how it is distributed, which examples it reads, what it prints."""
     define("string", "directory", config.DEFAULT_DIRECTORY, "Parent folder of the search folder.")
     define("string", "project", None, "Search folder name inside --directory (default: "
-           "MODEL-DATASET-ORACLE). Rerunning with the same flags resumes the search there.")
+           "MODEL-DATASET-ORACLE). Rerunning with the same flags resumes the search there; a "
+           "folder holding the search of another model or other data (fingerprints of the "
+           "weights, architecture and arrays) is refused.")
     define("bool", "restart", False, "Delete this search's earlier trials and start again (only a "
            "folder keras-vs wrote is deleted).")
     define("enum", "strategy", "auto", "Distribution of each trial: tf.distribute on TensorFlow "
@@ -121,9 +123,9 @@ def _run(args, fv):
         raise CliError(f"'tune' takes no positional arguments. Received: {args}")
     rates = common.float_list("rate_choices", fv.rate_choices)
     betas = common.float_list("beta_choices", fv.beta_choices)
-    model = fv.model
+    model, model_file = fv.model, None
     if _is_model_file(model):
-        model = _load_user_model(model, fv.unsafe)
+        model, model_file = _load_user_model(model, fv.unsafe), model
     common.quiet_tensorflow()
     import zoo
 
@@ -137,7 +139,7 @@ def _run(args, fv):
     quiet = contextlib.redirect_stdout(sys.stderr) if fv.json else contextlib.nullcontext()
     try:
         with quiet:
-            result = _search(model, fv, rates, betas)
+            result = _search(model, model_file, fv, rates, betas)
     except (ValueError, FileNotFoundError) as e:
         raise CliError(common.flat(e)) from None
     except RuntimeError as e:
@@ -153,7 +155,7 @@ def _run(args, fv):
     return 0
 
 
-def _search(model, fv, rates, betas):
+def _search(model, model_file, fv, rates, betas):
     """`tuner.search` with the flags' settings."""
     import tuner
 
@@ -167,7 +169,7 @@ def _search(model, fv, rates, betas):
         ),
         data_config=tuner.DataConfig(take=fv.take, data_dir=fv.data_dir, download=fv.download),
         directory=fv.directory, project_name=fv.project, overwrite=fv.restart, strategy=fv.strategy,
-        verbose=0 if fv.json else 1, fit_verbose=_fit_verbose(fv),
+        verbose=0 if fv.json else 1, fit_verbose=_fit_verbose(fv), model_file=model_file,
     )
 
 

@@ -22,10 +22,12 @@ import numbers
 import os
 import warnings
 
+from keras_vs import data as kvs_data
 from keras_vs import vocab
 from tuner import config as config_lib
 from tuner import data as data_lib
 from tuner import distribute
+from tuner import identity
 from tuner import project as project_lib
 from tuner import results as results_lib
 from tuner.config import (
@@ -74,6 +76,7 @@ def search(
     data_dir=None, download=False, directory=DEFAULT_DIRECTORY, project_name=None, overwrite=False,
     strategy="auto", max_consecutive_failed_trials=3, callbacks=(), verbose=1, fit_verbose=None,
     export=True, model_options=None, space=None, training_config=None, data_config=None,
+    model_file=None,
 ):
     """Searches dropout position, type and rate; records variance shift per trial.
 
@@ -99,6 +102,9 @@ def search(
         take, probe_size, data_dir, download: Fields of ``data_config``.
         directory: Parent folder of the search folder.
         project_name: Search folder name; defaults to ``"<model>-<dataset>-<oracle>"``.
+            A folder that holds the search of another user model (other
+            architecture or weights) or other data (other arrays or ``.npz``
+            contents) is refused, overwrite or not: pass another name.
         overwrite: Delete an earlier search of the same folder instead of
             resuming it (only a folder keras-vs wrote is ever deleted).
         strategy: A name of `tuner.STRATEGIES` (see `tuner.get_strategy`), a
@@ -115,6 +121,8 @@ def search(
         space, training_config, data_config: A `tuner.SearchSpace`,
             `tuner.TrainingConfig` and `tuner.DataConfig`, instead of their
             fields as keywords (a field changed next to its record is an error).
+        model_file: The file a user's ``model`` was loaded from (``keras-vs
+            tune --model``): recorded with the search to name it in messages.
 
     Returns:
         A `tuner.SearchResult`.
@@ -133,6 +141,7 @@ def search(
         overwrite=overwrite, strategy=strategy, max_consecutive_failed_trials=max_consecutive_failed_trials,
         callbacks=tuple(callbacks), verbose=verbose, fit_verbose=verbose if fit_verbose is None else fit_verbose,
         export=export, role=project_lib.role(),
+        model_file=None if model_file is None else os.fspath(model_file),
     )
     # Keywords left at these defaults may sit next to their record.
     defaults = search.__kwdefaults__
@@ -171,6 +180,7 @@ class _Run:
     fit_verbose: int
     export: bool
     role: str  # of this process: "single", "chief" or "worker" (`tuner.project.role`)
+    model_file: object = None  # where a user's model was loaded from (messages only)
 
     def __post_init__(self):
         if self.oracle not in ORACLES:
@@ -186,13 +196,13 @@ class _Run:
 def _search(run, space, training_config, data_config, model_options):
     """`search` once its arguments are checked and grouped."""
     strategy = distribute.get_strategy(run.strategy) if isinstance(run.strategy, str) else run.strategy
-    data = _load(run.dataset, data_config, training_config.batch_size, run.seed, strategy)
+    data, data_identity = _load(run.dataset, data_config, training_config.batch_size, run.seed, strategy)
     hypermodel = DropoutHyperModel(
         run.model, num_classes=data.num_classes, input_shape=data.input_shape,
         steps_per_epoch=data.steps_per_epoch, model_options=model_options, space=space,
         training_config=training_config,
     )
-    config = _settings(run, hypermodel, data_config)
+    config = _settings(run, hypermodel, data_config, data_identity)
     _announce(run, hypermodel)
     project_lib.prepare(run.project_dir, config, run.overwrite, run.role)
     oracle = make_oracle(run.oracle, run.max_trials, training_config.epochs, run.seed,
@@ -214,16 +224,23 @@ def _search(run, space, training_config, data_config, model_options):
 
 
 def _load(dataset, data_config, batch_size, seed, strategy):
-    """The search's `tuner.data.SearchData`, its NumPy sets trimmed to split evenly under ``strategy``."""
+    """The search's `tuner.data.SearchData`, its NumPy sets trimmed to split evenly under
+    ``strategy``, and the data's `tuner.identity.data_identity` (None for a named data set)."""
     data = data_lib.load(dataset, data_config, batch_size, seed)
+    named = isinstance(dataset, (str, os.PathLike)) and os.fspath(dataset) in kvs_data.names()
+    fingerprint = None if named else identity.data_identity((data.train, data.validation))
     train, validation, steps = distribute.even_batches(
         strategy, data.train, data.validation, batch_size, data.steps_per_epoch
     )
-    return dataclasses.replace(data, train=train, validation=validation, steps_per_epoch=steps)
+    return dataclasses.replace(data, train=train, validation=validation, steps_per_epoch=steps), fingerprint
 
 
-def _settings(run, hypermodel, data_config):
-    """The settings recorded in ``search_config.json``: a rerun with others is refused."""
+def _settings(run, hypermodel, data_config, data_identity):
+    """The settings recorded in ``search_config.json``: a rerun with others is refused.
+
+    A user's model and data that are not a named set add their fingerprints
+    (`tuner.identity`); a zoo model and a named set are identified by name.
+    """
     model, dataset = run.model, run.dataset
     config = {
         "model": model if isinstance(model, str) else f"user model {model.name!r}",
@@ -242,6 +259,12 @@ def _settings(run, hypermodel, data_config):
         "take": data_config.take,
         "probe_size": data_config.probe_size,
     }
+    if not isinstance(model, str):
+        config[identity.MODEL_KEY] = identity.model_identity(model)
+        if run.model_file is not None:
+            config[identity.FILE_KEY] = run.model_file
+    if data_identity is not None:
+        config[identity.DATA_KEY] = data_identity
     if hypermodel.model_options:  # absent otherwise: earlier searches still resume
         config["model_options"] = hypermodel.model_options
     if not hypermodel.training.is_recipe_default():

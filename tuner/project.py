@@ -4,8 +4,10 @@ A search folder is keras-tuner's project folder (``trial_<id>/`` per trial,
 ``oracle.json``) plus what keras-vs writes: ``search_config.json`` (the
 settings the search was started with), ``trial_<id>/keras_vs.json`` (each
 trial's record) and, at the end, the result files. Rerunning a search with
-the same settings resumes it; different settings are refused, and a folder
-that keras-vs did not write is never touched.
+the same settings resumes it; different settings are refused, a folder that
+keras-vs did not write is never touched, and another user model or other data
+(`tuner.identity`: fingerprints of the weights, architecture and arrays)
+never resumes or overwrites a search, whatever its names.
 
 Example:
 
@@ -21,6 +23,7 @@ import shutil
 import numpy as np
 
 from keras_vs.files import write_atomic
+from tuner import identity
 from tuner.config import DEFAULT_DIRECTORY
 
 __all__ = [
@@ -142,8 +145,9 @@ def prepare(project_dir, config, overwrite, process_role):
         process_role: What `role` returned.
 
     Raises:
-        ValueError: The folder holds files keras-vs did not write, or a
-            search with other settings (and ``overwrite`` is off).
+        ValueError: The folder holds files keras-vs did not write, a
+            search with other settings (and ``overwrite`` is off), or the
+            search of another user model or other data (overwrite or not).
     """
     config_path = os.path.join(project_dir, CONFIG_FILE)
     # Temp files of a concurrent chief/worker writing the config do not count.
@@ -155,19 +159,51 @@ def prepare(project_dir, config, overwrite, process_role):
                 "write; refusing to touch them. Choose another directory or project name. "
                 f"Received: project_dir={project_dir!r}"
             )
+        with open(config_path) as f:
+            old = json.load(f)
+        _check_same_search(project_dir, old, _json_safe(config))  # overwrite or not
         if overwrite and process_role != "worker":
             shutil.rmtree(project_dir)
         else:
-            _check_same_settings(project_dir, config_path, config)
+            _check_same_settings(project_dir, old, config)
     os.makedirs(project_dir, exist_ok=True)
     if not os.path.isfile(config_path):
         write_atomic(config_path, json_text(config))
 
 
-def _check_same_settings(project_dir, config_path, config):
-    with open(config_path) as f:
-        old = json.load(f)
+_CHOOSE = (
+    "A search folder is never resumed or overwritten by another {what}: choose another project "
+    "(keras-vs tune: --project=NAME; tuner.search: project_name=...) or delete the folder."
+)
+
+
+def _check_same_search(project_dir, old, new):
+    """Refuses a folder that holds the search of another user model or other data."""
+    if identity.MODEL_KEY in old or identity.MODEL_KEY in new:
+        old_id, new_id = old.get(identity.MODEL_KEY) or {}, new.get(identity.MODEL_KEY) or {}
+        if (old.get("model"), old_id) != (new.get("model"), new_id):
+            hint = ""
+            if old_id and new_id and old_id["architecture"] == new_id["architecture"]:
+                hint = (" Same architecture, other weights: to resume, pass the model with the "
+                        "weights it had (save and load it, or seed its initialization).")
+            raise ValueError(
+                f"The search in {project_dir!r} is of another model: "
+                f"{identity.describe_model(old)}.{hint} {_CHOOSE.format(what='model')} "
+                f"Received: model={identity.describe_model(new)}"
+            )
+    if identity.DATA_KEY in old or identity.DATA_KEY in new:
+        if (old.get("dataset"), old.get(identity.DATA_KEY)) != (new.get("dataset"), new.get(identity.DATA_KEY)):
+            raise ValueError(
+                f"The search in {project_dir!r} is of other data: {identity.describe_data(old)}. "
+                f"{_CHOOSE.format(what='data set')} Received: dataset={identity.describe_data(new)}"
+            )
+
+
+def _check_same_settings(project_dir, old, config):
     new = _json_safe(config)
+    # Recorded to name the model in messages only: the same model may be saved elsewhere.
+    old = {k: v for k, v in old.items() if k != identity.FILE_KEY}
+    new = {k: v for k, v in new.items() if k != identity.FILE_KEY}
     if old == new:
         return
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

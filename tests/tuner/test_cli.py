@@ -1,5 +1,6 @@
 """`keras-vs tune`: the search on the command line (tiny runs; the default run is timed in CI)."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -103,6 +104,61 @@ def test_changed_settings_name_the_restart_flag(tune, tmp_path, unchanged_files)
     (line,) = err.strip().splitlines()
     assert "epochs: 1 -> 2" in line and "--restart" in line and "--overwrite" not in line
     assert tune(*common, "--epochs=2", "--restart")[0] == 0
+
+
+def _digests(folder):
+    """sha256 of every file under ``folder``."""
+    return {
+        os.path.relpath(os.path.join(root, name), folder):
+            hashlib.sha256(open(os.path.join(root, name), "rb").read()).hexdigest()
+        for root, _, names in os.walk(folder) for name in names
+    }
+
+
+# The smallest search: one trial of one position on 32 examples.
+ONE_TRIAL = ("--positions=remove", "--take=32", "--max_trials=1", "--epochs=1", "--json")
+
+
+def test_another_model_of_the_same_name_never_resumes_its_search(tmp_path):
+    a = _save_tiny(tmp_path / "a.keras")
+    b = _save_tiny(tmp_path / "b.keras")  # also Keras name "mine"; other weights
+    first = _run(f"--model={a}", *ONE_TRIAL, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    project = os.path.join(tmp_path, json.loads(first.stdout)["project_dir"])
+    before = _digests(project)
+    second = _run(f"--model={b}", *ONE_TRIAL, cwd=tmp_path)
+    assert second.returncode == 1 and second.stdout == ""
+    line = second.stderr.strip().splitlines()[-1]
+    assert line.startswith("keras-vs tune: error: The search in") and "is of another model" in line
+    assert f"from {a}" in line and f"from {b}" in line and "--project" in line
+    assert _digests(project) == before
+
+
+def test_restart_never_deletes_another_models_search(tune, tmp_path):
+    a = _save_tiny(tmp_path / "a.keras")
+    b = _save_tiny(tmp_path / "b.keras")
+    code, out, err = tune(f"--model={a}", *ONE_TRIAL)
+    assert code == 0, err
+    project = json.loads(out)["project_dir"]
+    before = _digests(project)
+    code, _, err = tune(f"--model={b}", *ONE_TRIAL, "--restart")
+    (line,) = err.strip().splitlines()
+    assert code == 1 and "is of another model" in line
+    assert _digests(project) == before
+
+
+def test_another_model_searches_in_the_project_it_is_given(tune, tmp_path):
+    a = _save_tiny(tmp_path / "a.keras")
+    b = _save_tiny(tmp_path / "b.keras")
+    code, out, err = tune(f"--model={a}", *ONE_TRIAL)
+    assert code == 0, err
+    first = json.loads(out)["project_dir"]
+    before = _digests(first)
+    code, out, err = tune(f"--model={b}", *ONE_TRIAL, "--project=b")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["project_dir"] != first and [t["status"] for t in report["trials"]] == ["COMPLETED"]
+    assert _digests(first) == before
 
 
 def test_tune_searches_a_users_saved_model_with_its_own_training(tune, tmp_path, unchanged_files):

@@ -21,6 +21,8 @@ TINY_SOURCE = textwrap.dedent(
     import keras
 
     def tiny():
+        # The same weights in every process: chief and workers search the same model.
+        keras.utils.set_random_seed(0)
         x = keras.Input((8, 8, 1), name="x")
         y = keras.layers.Conv2D(8, 3, use_bias=False, name="conv")(x)
         y = keras.layers.Dropout(0.3, name="drop")(y)

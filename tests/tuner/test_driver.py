@@ -26,6 +26,8 @@ TINY_SOURCE = textwrap.dedent(
     import keras
 
     def tiny(shape=(8, 8, 1)):
+        # The same weights every call: a rebuilt tiny() is the same model, whose search resumes.
+        keras.utils.set_random_seed(0)
         x = keras.Input(shape, name="x")
         y = keras.layers.Conv2D(8, 3, use_bias=False, name="conv")(x)
         y = keras.layers.Dropout(0.3, name="drop")(y)
@@ -43,9 +45,9 @@ tiny = _namespace["tiny"]
 FAST = dict(take=128, epochs=1, probe_size=64, verbose=0)
 
 
-def _search(tmp_path, model=None, **kwargs):
+def _search(tmp_path, model=None, dataset="digits", **kwargs):
     args = {**FAST, "oracle": "grid", "max_trials": 2, "directory": str(tmp_path), **kwargs}
-    return tuner.search(tiny() if model is None else model, "digits", **args)
+    return tuner.search(tiny() if model is None else model, dataset, **args)
 
 
 def test_two_trial_search_writes_table_files_and_best_model(tmp_path):
@@ -175,6 +177,18 @@ def test_refuses_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(ValueError, match="did not write"):
         _search(tmp_path, project_name="mine", overwrite=True)
     assert (project / "notes.txt").read_text() == "keep me"
+
+
+def test_other_arrays_never_resume_a_search_of_arrays(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 8, 8, 1)).astype("float32"), np.arange(40) % 10
+    model = tiny()
+    _search(tmp_path, model, dataset=((x[:32], y[:32]), (x[32:], y[32:])), max_trials=1,
+            project_name="p")
+    x[0, 0, 0, 0] += 1.0  # one value changed, same shapes
+    with pytest.raises(ValueError, match=r"is of other data: 'arrays' \(shapes 32x8x8x1, 32, 8x8x8x1, 8;"):
+        _search(tmp_path, model, dataset=((x[:32], y[:32]), (x[32:], y[32:])), max_trials=1,
+                project_name="p")
 
 
 def test_changed_settings_do_not_resume_silently(tmp_path):
