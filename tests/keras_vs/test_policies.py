@@ -21,9 +21,9 @@ def test_each_policy_records_its_change_and_the_edges_to_edit(policy, action):
     assert planner.actions  # what rewrite rebuilds: never empty when a change is reported
 
 
-def test_every_policy_of_the_vocabulary_has_a_planner():
-    for policy in vocab.POLICIES:
-        Planner(_model(), policy, {})
+@pytest.mark.parametrize("policy", vocab.POLICIES)
+def test_every_policy_of_the_vocabulary_plans_a_change_of_the_dropout_before_bn(policy):
+    assert "drop" in {c.layer for c in Planner(_model(), policy, {}).changes}
 
 
 def test_head_inserts_one_dropout_before_the_classifier():

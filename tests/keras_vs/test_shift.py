@@ -352,6 +352,21 @@ def test_inconsistency_called_again_follows_the_models_new_weights():
     assert shift.prediction_inconsistency(model, x, batch_size=16).disagreement == 0.0
 
 
+def test_inconsistency_accuracies_are_training_mode_then_inference():
+    # One BN then a sign classifier. Training mode centres each batch on its own
+    # mean, so the two small inputs go negative (class 1) and all four are right;
+    # inference keeps the stored mean 0, every input stays positive (class 0):
+    # half right.
+    x_in = keras.Input((1,))
+    h = layers.BatchNormalization(name="bn")(x_in)
+    model = keras.Model(x_in, layers.Dense(2, name="fc")(h))
+    model.get_layer("fc").set_weights([np.array([[1.0, -1.0]], "float32"), np.zeros(2, "float32")])
+    x, y = np.array([[10.0], [11.0], [12.0], [13.0]], "float32"), np.array([1, 1, 0, 0])
+    result = shift.prediction_inconsistency(model, (x, y), batch_size=4)
+    assert (result.train_mode_accuracy, result.inference_accuracy) == (1.0, 0.5)
+    assert result.gap == 0.5 and result.disagreement == 0.5
+
+
 def test_inconsistency_rejects_multi_output_models():
     x = keras.Input((4,))
     model = keras.Model(x, [layers.Dense(2)(x), layers.Dense(2)(x)])

@@ -42,6 +42,20 @@ def test_linear_shift_grows_towards_one_with_width(rate, rho, small, factor):
     assert narrow <= wide + 1e-12 <= 1.0 + 2e-12
 
 
+@pytest.mark.parametrize(
+    "d_cos2, expected",
+    [
+        # rate 0.5 (p = 0.5), c = 0.5, v = 2, rho = 0.3; cross term v·rho·(d·cos²θ − 1):
+        # 1.8 -> (2 + 1.8) / ((0.25 + 2) / 0.5 − 0.25 + 1.8) = 3.8 / 6.05
+        (4.0, 3.8 / 6.05),
+        # −0.45 -> (2 − 0.45) / (4.25 − 0.45) = 1.55 / 3.8
+        (0.25, 1.55 / 3.8),
+    ],
+)
+def test_linear_shift_cross_term_by_hand(d_cos2, expected):
+    assert theory.linear_shift(0.5, d_cos2, 0.3, mean=0.5, var=2.0) == pytest.approx(expected, rel=1e-12)
+
+
 def test_linear_shift_tends_to_one_for_infinite_width():
     assert theory.linear_shift(0.5, 1e9, 0.5) == pytest.approx(1.0, abs=1e-8)
 

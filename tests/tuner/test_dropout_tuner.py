@@ -37,4 +37,5 @@ def test_trial_metrics_are_the_last_epochs_and_the_inconsistency():
                                           disagreement=0.2)
     metrics = dropout_tuner._trial_metrics(logs, inconsistency)
     assert metrics["val_accuracy"] == 0.75 and metrics["variance_shift_max"] == 1.25
+    assert metrics["variance_shift_mean"] == 1.1
     assert metrics["inconsistency_gap"] == -0.1 and set(metrics) >= {"loss", "accuracy", "disagreement"}

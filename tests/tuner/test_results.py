@@ -3,6 +3,7 @@
 import csv
 import os
 
+import keras_tuner
 import pytest
 
 from tuner import results
@@ -49,6 +50,16 @@ def test_csv_has_the_documented_columns():
     reader = list(csv.DictReader(with_empty.splitlines()))
     assert reader[0]["type"] == "-" and reader[2]["val_accuracy"] == ""
     assert list(reader[0])[:6] == ["trial_id", "trial_number", "status", "position", "type", "rate"]
+
+
+def test_csv_holds_the_trials_max_and_mean_shift():
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("dropout_position", "none")
+    trial = keras_tuner.engine.trial.Trial(hp, trial_id="0", status="COMPLETED")
+    for name, value in (("val_accuracy", 0.9), ("variance_shift_max", 1.5), ("variance_shift_mean", 1.2)):
+        trial.metrics.update(name, value)
+    (row,) = csv.DictReader(results._csv_text([results.trial_row(trial)]).splitlines())
+    assert float(row["variance_shift_max"]) == 1.5 and float(row["variance_shift_mean"]) == 1.2
 
 
 def test_plot_draws_one_curve_per_position_and_type(tmp_path):
