@@ -1158,6 +1158,8 @@ def _id_pair(n, rng):
             rng.integers(0, 7, size=(n, 1)).astype("int64")]
 
 
+# Keras' own `fit` (no keras-vs callback) fails on JAX as for IntegerLookup
+# ("Unable to automatically build the model ... '_error_repr'"; 2026-12, Keras 3.15).
 @register("pre_hashed_crossing", _id_pair, nonfloat_input=True, requires=TF_LAYERS,
           keras_fails_on_jax=("fit",))
 def pre_hashed_crossing():
