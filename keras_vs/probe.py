@@ -34,6 +34,7 @@ from keras import ops
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
 from keras_vs.graph.snapshot import Snapshot
+from keras_vs.graph.tree import owned
 
 __all__ = [
     "MODES",
@@ -262,8 +263,9 @@ class Probe:
             graph reaches: what its recorder stores.
         new_name: ``new_name(kind)``: a private name for a helper built on
             the probe (`private_names`).
-        not_called: BNs (inside custom layers) that the last `moments` pass
-            never called, so have no moments: in `names`, not in the result.
+        not_called: BNs that the last `moments` pass never called (owned by
+            a layer that does not call them, or by the model outside its
+            graph), so have no moments: in `names`, not in the result.
         state: The `keras_vs.graph.snapshot.Snapshot` of what a pass may
             write in the model (stateful RNN states), put back after it.
     """
@@ -289,6 +291,7 @@ class Probe:
         self.new_name = private_names(model)
         inputs, outputs, taps, self.flat = graph_lib.inline(model, self._hook)
         self.inputs = keras.tree.flatten(inputs)
+        self._add_uncalled(model)
         self.names = list(self.bns)
         self.model = None
         flags = [self._record(taps)] if taps else []
@@ -352,6 +355,15 @@ class Probe:
                 self._pairs.append((layer, copy))
             return copy(*args, **kwargs)
         return layer(*args, **kwargs)
+
+    def _add_uncalled(self, model):
+        """Registers the BNs `model` owns that neither its graph nor a patch calls
+        (a keras-hub task's unused backbone ``post_bn``): always `not_called`."""
+        reached = {id(b) for b in self.bns.values()}
+        reached |= {id(graph_lib.unwrap(b)) for b in self.bns.values()}
+        for path, layer in owned(model):
+            if graph_lib.is_bn_like(layer) and id(layer) not in reached:
+                self.bns[path] = layer
 
     def _hide(self, where, bn):
         """Registers a BN inside a custom layer: its call is patched while measuring."""

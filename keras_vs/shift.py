@@ -131,6 +131,12 @@ def no_bn_error(model, probe):
             f"({where}). Build the block as a Functional model (nested models are "
             f"followed). Received: model {model.name!r}"
         )
+    if probe.names:  # owned, never called
+        return ValueError(
+            "The model calls none of its BatchNormalization layers, so nothing can be "
+            f"measured or recalibrated ({probe.names} are never called). "
+            f"Received: model {model.name!r}"
+        )
     return ValueError(
         f"The model has no BatchNormalization layer. Received: model {model.name!r}"
     )
@@ -159,7 +165,7 @@ def warn_not_called(names, action, stacklevel=3):
 def measure(probe, batches, compiled=None):
     """Measures with a built `Probe` (mode "inference") on `Batches`."""
     if probe.model is None:
-        return VarianceShift({}, {}, {}, {}, 0, probe.hidden)
+        return VarianceShift({}, {}, {}, {}, 0, probe.hidden, probe.names)
     moments = probe.moments(batches, compiled)
     moving_var, real_var, moving_mean, real_mean = {}, {}, {}, {}
     names = [name for name in probe.names if name in moments]

@@ -544,3 +544,24 @@ def test_measured_shift_of_a_mixed_precision_model_is_the_float32_models(mixed_p
     assert list(got) == list(expected)
     for name in expected:
         assert got[name] == pytest.approx(expected[name], rel=0.05)
+
+
+class _Task(keras.Model):
+    """Keeps its whole backbone but calls only a feature map of it, as
+    keras-hub's RetinaNet and DeepLab keep the backbone's ``post_bn``."""
+
+    def __init__(self, backbone, **kwargs):
+        features = keras.Model(backbone.input, backbone.get_layer("mid").output)
+        x = keras.Input((5,))
+        super().__init__(x, layers.BatchNormalization(name="bn")(features(x)), **kwargs)
+        self.backbone = backbone
+
+
+def test_a_bn_the_model_owns_outside_its_graph_is_listed_as_not_called():
+    x = keras.Input((5,))
+    backbone = keras.Model(x, layers.BatchNormalization(name="post_bn")(layers.Dense(4, name="mid")(x)),
+                           name="backbone")
+    data = np.random.default_rng(19).normal(size=(16, 5)).astype("float32")
+    with pytest.warns(UserWarning, match="never called"):
+        result = shift.measure_variance_shift(_Task(backbone), data)
+    assert list(result) == ["bn"] and result.not_called == ("backbone/post_bn",)
