@@ -18,6 +18,8 @@ Example:
 True
 """
 
+import warnings
+
 import keras
 from keras.src.saving import keras_saveable, saving_lib
 
@@ -162,7 +164,17 @@ def compile_like(new, old):
         return False
     # What `compile_from_config` does, also for classes with their own
     # `compile` (keras-hub tasks), which it skips with a warning.
-    new.compile(**keras.saving.deserialize_keras_object(config))
+    try:
+        new.compile(**keras.saving.deserialize_keras_object(config))
+    except TypeError as e:  # a `compile` of its own that takes other arguments
+        if getattr(new, "compiled", False):
+            return True  # compiled by its own constructor, as loading its file gives it
+        warnings.warn(
+            f"{type(new).__name__}.compile() does not take the compile settings "
+            f"{type(old).__name__} {old.name!r} was saved with ({_first_line(e)}): the "
+            "returned model is not compiled; compile it before fit or evaluate.",
+            stacklevel=3)
+        return False
     if getattr(new, "optimizer", None) is not None and new.built:
         new.optimizer.build(new.trainable_variables)
     return True

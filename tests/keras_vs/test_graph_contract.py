@@ -207,3 +207,23 @@ def test_inserted_layers_take_the_policy_of_the_layer_they_read(policy_name, pol
     new = kvs.rewrite(model, policy)
     added = [layer for layer in new.layers if layer.name not in {l.name for l in model.layers}]
     assert added and all(layer.dtype_policy.name == policy_name for layer in added)
+
+
+@keras.saving.register_keras_serializable(package="keras_vs_tests")
+class OwnCompile(StepModel):
+    """A `compile` of its own that builds `loss` itself (as keras-hub's
+    ObjectDetector does), so the saved compile settings do not fit it."""
+
+    def compile(self, optimizer="sgd", box_loss="mse", **kwargs):
+        super().compile(optimizer=optimizer, loss=box_loss, **kwargs)
+
+
+def test_a_class_whose_compile_takes_other_arguments_comes_back_uncompiled_with_a_warning():
+    x = L.Input((4,))
+    h = L.BatchNormalization(name="bn")(L.Dropout(0.5, name="drop")(x))
+    model = OwnCompile(x, h, name="own")
+    model.compile(box_loss="mae")
+    with pytest.warns(UserWarning, match=r"OwnCompile.compile\(\) does not take the compile "
+                                         r"settings OwnCompile 'own' was saved with"):
+        new = kvs.rewrite(model, "after_bn")
+    assert type(new) is OwnCompile and not new.compiled
