@@ -7,9 +7,10 @@ needs, and a custom layer may create a BatchNormalization it never uses.
 Example:
 
 >>> import keras
->>> m = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")])
->>> [path for path, _ in owned(m)]
-['d']
+>>> inner = keras.Sequential([keras.layers.BatchNormalization(name="bn")], name="inner")
+>>> m = keras.Sequential([keras.Input((2,)), inner])
+>>> [path for path, _ in owned(m) if path.endswith("bn")]
+['inner/bn']
 """
 
 from keras_vs.graph.kinds import is_bn_like
