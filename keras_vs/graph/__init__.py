@@ -15,6 +15,9 @@ Everything else in keras-vs sees a model through this package:
   own class, made as Keras makes it when it loads a file.
 - `state`: `carry_state`, Keras' saving contract run in memory (what a
   `.keras` round trip keeps, a copy keeps); compile settings.
+- `snapshot`: what an inference pass may write (stateful RNN states,
+  non-BN non-trainable variables), saved and put back around passes.
+- `tree`: every layer a model owns, called by its graph or not (`owned`).
 - `inline`: re-calls a model's own layers on new inputs with a hook per
   call (measuring taps BN inputs this way).
 
@@ -67,7 +70,9 @@ from keras_vs.graph.model_graph import (
     walk,
 )
 from keras_vs.graph.rebuild import Action, NewLayer, clone_layer, copy, rebuild
+from keras_vs.graph.snapshot import Snapshot, mutable_state
 from keras_vs.graph.state import carry_state, compile_like, copy_state, variable_slot
+from keras_vs.graph.tree import owned
 
 __all__ = [
     "BN_CLASSES",
@@ -78,6 +83,7 @@ __all__ = [
     "GraphError",
     "ModelGraph",
     "NewLayer",
+    "Snapshot",
     "Site",
     "View",
     "bn_axis",
@@ -95,8 +101,10 @@ __all__ = [
     "is_dropout_like",
     "is_recurrent_dropout",
     "layer_pairs",
+    "mutable_state",
     "noise_rate",
     "output_layer",
+    "owned",
     "own_call",
     "producer_name",
     "rebuild",

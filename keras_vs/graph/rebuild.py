@@ -237,7 +237,7 @@ class _Rebuilder:
         model = view.model
         config = dict(config)
         skip = []
-        for node_id, child in view.children.items():
+        for child in {id(c): c for c in view.children.values()}.values():
             if id(child) not in self._edited and not self.share:
                 continue  # remade by from_config, state carried below
             new_child = self.model(child)
@@ -337,10 +337,14 @@ class _Rebuilder:
                     layers.append(self.new_layer(a.layer, _policy_of(node.operation)))
         model = view.model
         input_layer = first._keras_history.operation
-        new = keras.Sequential(
-            [keras.layers.InputLayer.from_config(input_layer.get_config())] + layers,
-            name=model.name,
-        )
+        layers = [keras.layers.InputLayer.from_config(input_layer.get_config())] + layers
+        try:  # a Sequential subclass too, as `Sequential.from_config` makes it
+            new = type(model)(layers, name=model.name)
+        except Exception as e:  # noqa: BLE001
+            raise GraphError(
+                f"Cannot rebuild {type(model).__name__} {model.name!r} from its layers "
+                f"({_first_line(e)}): keras-vs calls the class with its layers and name. "
+                f"Received: model={_describe(model)}") from None
         new.trainable = model.trainable
         return new
 

@@ -227,3 +227,16 @@ def test_a_class_whose_compile_takes_other_arguments_comes_back_uncompiled_with_
                                          r"settings OwnCompile 'own' was saved with"):
         new = kvs.rewrite(model, "after_bn")
     assert type(new) is OwnCompile and not new.compiled
+
+
+class Stack(keras.Sequential):
+    """A Sequential subclass with a method of its own."""
+
+    def depth(self):
+        return len(self.layers)
+
+
+def test_rewrite_keeps_a_sequential_subclass():
+    model = Stack([L.Input((4,)), L.Dropout(0.5), L.BatchNormalization(), L.Dense(2)], name="stack")
+    new = kvs.rewrite(model, "after_bn")
+    assert type(new) is Stack and new.depth() == model.depth() == 3
