@@ -235,14 +235,18 @@ class Inconsistency:
         train_mode_accuracy: Accuracy with dropout on and BN on batch
             statistics (None without labels).
         inference_accuracy: Accuracy in inference mode (None without labels).
-        disagreement: Fraction of examples whose argmax prediction differs.
+        disagreement: Fraction of predictions whose argmax differs.
         num_examples: Number of examples compared.
+        num_predictions: Number of predictions compared: one per example,
+            or one per position for an output such as a segmentation map
+            (the accuracies and the disagreement are over predictions).
     """
 
     train_mode_accuracy: object
     inference_accuracy: object
     disagreement: float
     num_examples: int
+    num_predictions: int = None
 
     @property
     def gap(self):
@@ -386,7 +390,7 @@ def _align(state, copy_state):
 
 def _compare(batches, inputs, run):
     """Counts agreement and accuracy of the two modes over `batches`."""
-    n = agree = correct_train = correct_inf = 0
+    n = examples = agree = correct_train = correct_inf = 0
     has_labels = True
     for index, (x, y) in enumerate(batches):
         batches_lib.check_batch(inputs, x, index)
@@ -394,7 +398,8 @@ def _compare(batches, inputs, run):
             continue
         pred_inf, pred_train = (np.asarray(ops.convert_to_numpy(p)) for p in run(x))
         c_inf, c_train = _classes(pred_inf), _classes(pred_train)
-        n += c_inf.size
+        examples += batches_lib.num_examples(x)
+        n += c_inf.size  # predictions: one per position for a segmentation output
         agree += int(np.sum(c_inf == c_train))
         if y is None:
             has_labels = False
@@ -408,5 +413,6 @@ def _compare(batches, inputs, run):
         correct_train / n if has_labels else None,
         correct_inf / n if has_labels else None,
         1.0 - agree / n,
+        examples,
         n,
     )

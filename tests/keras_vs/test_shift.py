@@ -326,6 +326,16 @@ def test_inconsistency_reads_one_hot_labels_like_integer_labels():
     assert a == b
 
 
+def test_inconsistency_counts_examples_apart_from_per_position_predictions():
+    # A segmentation-like output: 4 x 3 positions per example, one class map each.
+    model = keras.Sequential([keras.Input((4, 3, 2)), layers.Dense(5)])
+    x = np.random.default_rng(10).normal(size=(6, 4, 3, 2)).astype("float32")
+    y = np.argmax(keras.ops.convert_to_numpy(model(x)), axis=-1)
+    result = shift.prediction_inconsistency(model, (x, y))
+    assert (result.num_examples, result.num_predictions) == (6, 6 * 4 * 3)
+    assert result.inference_accuracy == 1.0
+
+
 def test_inconsistency_without_labels_has_no_accuracy():
     model = keras.Sequential([keras.Input((4,)), layers.Dense(3)])
     result = shift.prediction_inconsistency(model, np.ones((5, 4), "float32"))
