@@ -257,21 +257,21 @@ def test_lambda_model_is_rewritten_with_unsafe(lambda_file, keras_vs_cli, unchan
 
 
 @pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--policy=remove"], "-o/--output is required"),
-        (["-o", "x.keras"], "--policy is required"),
-        (["--policy=remove", "--rate=0.2", "-o", "x.keras"],
+    "args, status, message",
+    [  # a flag missing from the command line is a bad command line: exit 2
+        (["--policy=remove"], 2, "-o/--output is required"),
+        (["-o", "x.keras"], 2, "--policy is required"),
+        (["--policy=remove", "--rate=0.2", "-o", "x.keras"], 1,
          "Option(s) rate do not apply to policy 'remove'"),
-        (["--policy=head", "--rate=1.5", "-o", "x.keras"], "Received: rate=1.5"),
-        (["--policy=remove", "-o", "x.onnx"], "OUT must be a .keras, .h5, .hdf5 file"),
-        (["--policy=remove", "-o", "no/such/folder/x.keras"], "The folder for OUT does not exist"),
+        (["--policy=head", "--rate=1.5", "-o", "x.keras"], 1, "Received: rate=1.5"),
+        (["--policy=remove", "-o", "x.onnx"], 1, "OUT must be a .keras, .h5, .hdf5 file"),
+        (["--policy=remove", "-o", "no/such/folder/x.keras"], 1, "The folder for OUT does not exist"),
     ],
 )
-def test_bad_arguments_are_one_line_errors(folder, run_cli, monkeypatch, args, message):
+def test_bad_arguments_are_one_line_errors(folder, run_cli, monkeypatch, args, status, message):
     monkeypatch.chdir(folder)
     code, _, err = run_cli("rewrite", "m.keras", *args)
-    assert code == 1
+    assert code == status
     (line,) = err.strip().splitlines()
     assert line.startswith("keras-vs rewrite: error: ") and message in line
     assert sorted(os.listdir(folder)) == ["m.h5", "m.keras"]
@@ -345,3 +345,42 @@ def test_a_written_model_that_computes_otherwise_is_refused(tmp_path):
     with pytest.raises(cli.CliError, match=r"loads back but computes other outputs"):
         common.save_model_file(model, str(out))
     assert not out.exists()
+
+
+_LOAD_AND_PREDICT = """
+import sys, numpy as np, keras
+model = keras.saving.load_model(sys.argv[1])
+x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+np.save(sys.argv[2], keras.ops.convert_to_numpy(model(x, training=False)))
+print(type(model).__name__)
+"""
+
+
+@pytest.mark.slow  # three fresh interpreters import TensorFlow and keras-hub: 30-70 s
+@pytest.mark.slow_on_jax  # the corpus runs keras-hub tasks on JAX (hub_task_resnet)
+@pytest.mark.requires("keras_hub")
+def test_a_rewritten_keras_hub_task_loads_in_a_fresh_process(tmp_path):
+    import keras_hub
+
+    backbone = keras_hub.models.EfficientNetBackbone(
+        stackwise_width_coefficients=[1.0, 1.0], stackwise_depth_coefficients=[1.0, 1.0],
+        stackwise_kernel_sizes=[3, 3], stackwise_num_repeats=[1, 2],
+        stackwise_input_filters=[16, 16], stackwise_output_filters=[16, 24],
+        stackwise_expansion_ratios=[1, 4], stackwise_squeeze_and_excite_ratios=[0.25, 0.25],
+        stackwise_strides=[1, 2], stackwise_block_types=["v1", "v1"], input_shape=(32, 32, 3))
+    task = keras_hub.models.ImageClassifier(backbone=backbone, num_classes=3, name="task")
+    src, out = tmp_path / "task.keras", tmp_path / "fixed.keras"
+    task.save(src)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    run = subprocess.run(_console_command() + ["rewrite", str(src), "--policy=remove", "-o", str(out)],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr
+    results = []
+    for path in (src, out):
+        name = tmp_path / f"{path.stem}.npy"
+        load = subprocess.run([sys.executable, "-c", _LOAD_AND_PREDICT, str(path), str(name)],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert load.returncode == 0, load.stderr
+        results.append((load.stdout.split()[-1], np.load(name)))
+    assert results[0][0] == results[1][0] == "ImageClassifier"
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-6)
