@@ -23,7 +23,9 @@ def _load():
     """Imports the public API into the package (and registers Uout with Keras)."""
     from keras_vs import theory
     from keras_vs.analysis import Finding, find_disharmony
+    from keras_vs.attribution import BNAttribution, ShiftAttribution, attribute_shift
     from keras_vs.callbacks import VarianceShiftCallback
+    from keras_vs.doctor import Candidate, DoctorReport, doctor
     from keras_vs.graph import GraphError
     from keras_vs.layers import Uout
     from keras_vs.rewrite import Change, Plan, plan, rewrite
@@ -63,14 +65,20 @@ def __getattr__(name):
 
 
 __all__ = [
+    "BNAttribution",
+    "Candidate",
     "Change",
+    "DoctorReport",
     "Finding",
     "GraphError",
     "Inconsistency",
     "Plan",
+    "ShiftAttribution",
     "Uout",
     "VarianceShift",
     "VarianceShiftCallback",
+    "attribute_shift",
+    "doctor",
     "find_disharmony",
     "measure_variance_shift",
     "plan",
