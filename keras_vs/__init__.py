@@ -43,7 +43,10 @@ def _load():
 
 
 def _started_as_command():
-    """Whether this process is the ``keras-vs`` console script."""
+    """Whether this process is the ``keras-vs`` console script (or ``python -m keras_vs.cli``)."""
+    orig = list(getattr(_sys, "orig_argv", None) or [])
+    if "-m" in orig[:-1] and orig[orig.index("-m") + 1] == "keras_vs.cli":
+        return True
     argv = getattr(_sys, "argv", None) or [""]
     name = _os.path.basename(argv[0])
     for suffix in ("-script.py", ".exe"):

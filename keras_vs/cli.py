@@ -18,8 +18,11 @@ is one line, ``keras-vs COMMAND: error: ...``.
 import ast
 import dataclasses
 import importlib
+import importlib.util
 import os
+import re
 import sys
+import tempfile
 import textwrap
 import typing
 import warnings
@@ -35,6 +38,7 @@ __all__ = [
     "load_command",
     "main",
     "parse",
+    "quiet_native_logs",
     "run",
     "usage",
 ]
@@ -265,6 +269,51 @@ def parse(cmd, argv):
     return list(rest[1:]), fv
 
 
+# TensorFlow's native start-up lines: absl writes them to the process's
+# stderr before its logging is initialised, whatever TF_CPP_MIN_LOG_LEVEL
+# says (oneDNN, cudart, CPU features; once per native library, so twice).
+_NATIVE_BANNERS = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IW]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+\.cc:\d+\]"
+    r"|To enable the following instructions:)"
+)
+
+
+def quiet_native_logs():
+    """Keeps TensorFlow's C++ start-up logs off a command's output.
+
+    Only when the user has not set ``TF_CPP_MIN_LOG_LEVEL`` (their setting
+    wins): sets it to 3 (the ``E0000 ... failed call to cuInit`` line of a
+    machine without a GPU is an absl ERROR), and imports Keras once, with the
+    process's stderr captured, so that the banners TensorFlow's libraries
+    print while they load are dropped; any other line is passed on.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if "keras" in sys.modules or importlib.util.find_spec("keras") is None:
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no file descriptor 2 (an embedded interpreter)
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import keras  # noqa: F401  (imports the backend: TensorFlow by default)
+        except Exception:  # noqa: BLE001  (the command's own import reports it)
+            pass
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        text = captured.read().decode("utf-8", errors="replace")
+    kept = [line for line in text.splitlines() if line.strip() and not _NATIVE_BANNERS.match(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)
+
+
 def _one_line_warnings(name):
     def format_warning(message, category, filename, lineno, line=None):
         return f"{PROG} {name}: warning: {' '.join(str(message).split())}\n"
@@ -301,19 +350,19 @@ def run(argv=None):
         )
         return EXIT_USAGE
     name = args[0]
+    rest = args[1:]
+    before_separator = rest[: rest.index("--")] if "--" in rest else rest
+    wants_help = any(a in HELP_FLAGS for a in before_separator)
+    if not wants_help:
+        quiet_native_logs()
     try:
         cmd = load_command(name, targets[name])
     except CliError as e:
         print(f"{PROG} {name}: error: {e}", file=sys.stderr)
         return EXIT_FAILED
-    rest = args[1:]
-    before_separator = rest[: rest.index("--")] if "--" in rest else rest
-    if any(a in HELP_FLAGS for a in before_separator):
+    if wants_help:
         print(command_help(cmd))
         return 0
-    # TensorFlow's C++ start-up lines are noise on a command line; a user's
-    # own setting wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     format_warning = warnings.formatwarning
     warnings.formatwarning = _one_line_warnings(name)
     try:

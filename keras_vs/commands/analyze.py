@@ -7,7 +7,7 @@ import math
 from absl import flags
 
 from keras_vs import vocab
-from keras_vs.cli import PROG, CliError, Command
+from keras_vs.cli import PROG, CliError, Command, UsageError
 from keras_vs.commands import common
 
 __all__ = ["COMMAND"]
@@ -126,7 +126,7 @@ def _table(rows, kind):
 
 def _run(args, fv):
     if len(args) != 1:
-        raise CliError(f"'analyze' takes one MODEL path (.keras or .h5). Received: {args}")
+        raise UsageError(f"'analyze' takes one MODEL path (.keras or .h5). Received: {args}")
     path = args[0]
     model = common.load_model_file(path, fv.unsafe)
     from keras_vs import analysis

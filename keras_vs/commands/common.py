@@ -8,7 +8,7 @@ import warnings
 
 from absl import flags
 
-from keras_vs.cli import CliError
+from keras_vs.cli import CliError, UsageError
 
 __all__ = [
     "check_output",
@@ -81,7 +81,7 @@ def float_list(name, text_values):
     try:
         return [float(v) for v in text_values]
     except ValueError:
-        raise CliError(
+        raise UsageError(
             f"--{name} expects a comma-separated list of numbers. "
             f"Received: --{name}={','.join(text_values)}"
         ) from None
@@ -125,7 +125,7 @@ def load_data(fv):
 
     name = fv.data
     if not name:
-        raise CliError(
+        raise UsageError(
             f"--data is required: {', '.join(data_lib.names())} or a .npz file. Received: no --data"
         )
     if name in data_lib.TFDS_NAMES:
@@ -219,7 +219,7 @@ def load_model_file(path, unsafe=False, compile=False):
 def check_output(out, model_path, overwrite):
     """Refuses an OUT that is the input, exists (without --overwrite) or cannot be written."""
     if not out:
-        raise CliError("-o/--output is required. Received: no -o")
+        raise UsageError("-o/--output is required. Received: no -o")
     _check_extension(out, "OUT")
     if os.path.exists(out):
         if os.path.exists(model_path) and (

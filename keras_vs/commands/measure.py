@@ -7,7 +7,7 @@ import warnings
 
 from absl import flags
 
-from keras_vs.cli import PROG, CliError, Command
+from keras_vs.cli import PROG, CliError, Command, UsageError
 from keras_vs.commands import common
 
 __all__ = ["COMMAND"]
@@ -66,7 +66,7 @@ def _check_plot(plot, path):
 
 def _run(args, fv):
     if len(args) != 1:
-        raise CliError(f"'measure' takes one MODEL path (a .keras file). Received: {args}")
+        raise UsageError(f"'measure' takes one MODEL path (a .keras file). Received: {args}")
     path = args[0]
     _check_plot(fv.plot, path)
     data = common.load_data(fv)

@@ -6,7 +6,7 @@ import warnings
 from absl import flags
 
 from keras_vs import vocab
-from keras_vs.cli import CliError, Command
+from keras_vs.cli import CliError, Command, UsageError
 from keras_vs.commands import common
 
 __all__ = ["COMMAND"]
@@ -38,7 +38,7 @@ def _max_shift(model, data, fv):
 
 def _run(args, fv):
     if len(args) != 1:
-        raise CliError(f"'recalibrate' takes one MODEL path (.keras or .h5). Received: {args}")
+        raise UsageError(f"'recalibrate' takes one MODEL path (.keras or .h5). Received: {args}")
     path = args[0]
     common.check_output(fv.output, path, fv.overwrite)
     data = common.load_data(fv)

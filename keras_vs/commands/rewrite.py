@@ -6,7 +6,7 @@ import json
 from absl import flags
 
 from keras_vs import vocab
-from keras_vs.cli import PROG, CliError, Command
+from keras_vs.cli import PROG, CliError, Command, UsageError
 from keras_vs.commands import common
 
 __all__ = ["COMMAND"]
@@ -57,14 +57,14 @@ def _next_steps(path, out, plan, options, remaining):
 
 def _run(args, fv):
     if len(args) != 1:
-        raise CliError(f"'rewrite' takes one MODEL path (.keras or .h5). Received: {args}")
+        raise UsageError(f"'rewrite' takes one MODEL path (.keras or .h5). Received: {args}")
     path = args[0]
     if fv.policy is None:
-        raise CliError(f"--policy is required: {', '.join(vocab.POLICIES)}. Received: no --policy")
+        raise UsageError(f"--policy is required: {', '.join(vocab.POLICIES)}. Received: no --policy")
     out = fv.output
     if not fv.dry_run:
         if not out:
-            raise CliError("-o/--output is required (or pass --dry_run to only print the plan). "
+            raise UsageError("-o/--output is required (or pass --dry_run to only print the plan). "
                            "Received: no -o")
         common.check_output(out, path, fv.overwrite)
     model = common.load_model_file(path, fv.unsafe)

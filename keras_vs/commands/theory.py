@@ -4,7 +4,7 @@ import json
 
 from absl import flags
 
-from keras_vs.cli import CliError, Command
+from keras_vs.cli import CliError, Command, UsageError
 from keras_vs.commands import common
 
 __all__ = ["COMMAND"]
@@ -26,7 +26,7 @@ def _define_flags(fv):
 
 def _run(args, fv):
     if args:
-        raise CliError(f"'theory' takes no positional arguments. Received: {args}")
+        raise UsageError(f"'theory' takes no positional arguments. Received: {args}")
     rates = common.float_list("rates", fv.rates)
     betas = common.float_list("betas", fv.betas)
     from keras_vs import theory as theory_lib
@@ -35,7 +35,7 @@ def _run(args, fv):
         theory_lib.dropout_shift(rates)
         theory_lib.uout_shift(betas)
     except ValueError as e:
-        raise CliError(common.flat(e)) from None
+        raise UsageError(common.flat(e)) from None
     import keras
 
     from keras_vs import simulate

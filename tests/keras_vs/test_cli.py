@@ -165,7 +165,7 @@ def test_flags_are_not_defined_globally(keras_vs_cli):
 
 def test_bad_list_value_is_a_one_line_error(keras_vs_cli):
     code, _, err = keras_vs_cli("theory", "--rates=0.1,abc")
-    assert code == 1 and "Traceback" not in err
+    assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines() == [
         "keras-vs theory: error: --rates expects a comma-separated list of numbers. "
         "Received: --rates=0.1,abc"
@@ -174,7 +174,7 @@ def test_bad_list_value_is_a_one_line_error(keras_vs_cli):
 
 def test_out_of_range_rate_is_echoed(keras_vs_cli):
     code, _, err = keras_vs_cli("theory", "--rates=1.5")
-    assert code == 1 and "Received: rate=[1.5]" in err
+    assert code == 2 and "Received: rate=[1.5]" in err
 
 
 def test_theory_json_reports_agreement_on_real_layers(keras_vs_cli):
@@ -207,3 +207,38 @@ def test_bazel_binary_depends_on_every_package_that_provides_a_command():
     providers = {target.split(".")[0] for target in cli.command_targets().values()}
     assert providers <= deps, (providers, deps)
     assert '"setup.py"' in re.search(r"data = \[(.*?)\]", rule, re.S).group(1)  # the entry points
+
+
+def _pair_model(path):
+    import keras
+
+    L = keras.layers
+    inputs = keras.Input((8, 8, 1))
+    h = L.BatchNormalization(name="bn")(L.Dropout(0.5, name="drop")(L.Conv2D(4, 3, name="conv")(inputs)))
+    keras.Model(inputs, L.Dense(10)(L.GlobalAveragePooling2D()(h))).save(path)
+    return path
+
+
+@pytest.mark.slow  # a fresh interpreter imports TensorFlow
+@pytest.mark.tf_only
+def test_tensorflow_start_up_logs_stay_off_the_output(tmp_path):
+    path = _pair_model(tmp_path / "m.keras")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env.update(KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, "-m", "keras_vs.cli", "analyze", str(path)],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    noise = [line for line in (result.stdout + result.stderr).splitlines()
+             if re.search(r"cuInit|oneDNN|absl::InitializeLog|cudart_stub", line)]
+    assert noise == [] and "drop -> bn" in result.stdout
+
+
+@pytest.mark.slow  # a fresh interpreter imports TensorFlow
+@pytest.mark.tf_only
+def test_a_users_tf_cpp_min_log_level_wins(tmp_path):
+    path = _pair_model(tmp_path / "m.keras")
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    result = subprocess.run([sys.executable, "-m", "keras_vs.cli", "analyze", str(path)],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "absl::InitializeLog" in result.stderr  # TensorFlow's own lines, as the user asked

@@ -207,4 +207,4 @@ def test_bad_model_file_is_one_line_error(files, run_cli, name, message):
 
 def test_analyze_needs_exactly_one_model(run_cli):
     code, _, err = run_cli("analyze")
-    assert code == 1 and "takes one MODEL path" in err
+    assert code == 2 and "takes one MODEL path" in err

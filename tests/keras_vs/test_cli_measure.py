@@ -119,7 +119,7 @@ def test_missing_model_file_is_named(tmp_path, keras_vs_cli):
 
 def test_data_flag_is_required(tmp_path, keras_vs_cli):
     code, _, err = keras_vs_cli("measure", tmp_path / "m.keras")
-    assert code == 1 and "--data is required" in err and "digits" in err
+    assert code == 2 and "--data is required" in err and "digits" in err
 
 
 # -- the figure itself ------------------------------------------------------------

@@ -108,21 +108,21 @@ def small(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args, message",
-    [
-        (["m.keras", "--data=digits"], "-o/--output is required"),
-        (["m.keras", "--data=digits", "-o", "m.keras"], "OUT is the input model"),
-        (["m.keras", "-o", "new.keras"], "--data is required"),
-        (["plain.keras", "--data=digits", "-o", "new.keras"], "no BatchNormalization layer"),
-        (["m.keras", "--data=digits", "-o", "new.onnx"], "OUT must be a .keras"),
+    "args, status, message",
+    [  # a flag missing from the command line is a bad command line: exit 2
+        (["m.keras", "--data=digits"], 2, "-o/--output is required"),
+        (["m.keras", "--data=digits", "-o", "m.keras"], 1, "OUT is the input model"),
+        (["m.keras", "-o", "new.keras"], 2, "--data is required"),
+        (["plain.keras", "--data=digits", "-o", "new.keras"], 1, "no BatchNormalization layer"),
+        (["m.keras", "--data=digits", "-o", "new.onnx"], 1, "OUT must be a .keras"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(small, keras_vs_cli, unchanged_files, monkeypatch,
-                                           args, message):
+                                           args, status, message):
     monkeypatch.chdir(small)
     unchanged_files(small / "m.keras", small / "plain.keras")
     code, out, err = keras_vs_cli("recalibrate", *args)
-    assert code == 1 and out == ""
+    assert code == status and out == ""
     (line,) = err.strip().splitlines()
     assert line.startswith("keras-vs recalibrate: error: ") and message in line
     assert sorted(os.listdir(small)) == ["m.keras", "plain.keras"]
