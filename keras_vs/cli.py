@@ -51,6 +51,7 @@ HELP_FLAGS = ("-h", "--help", "--helpshort", "--helpfull")
 # The plugin's own commands; other packages register through GROUP.
 BUILTIN = {
     "analyze": "keras_vs.commands.analyze:COMMAND",
+    "doctor": "keras_vs.commands.doctor:COMMAND",
     "measure": "keras_vs.commands.measure:COMMAND",
     "recalibrate": "keras_vs.commands.recalibrate:COMMAND",
     "rewrite": "keras_vs.commands.rewrite:COMMAND",

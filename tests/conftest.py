@@ -71,6 +71,9 @@ _CORPUS_TEST = re.compile(r"test_corpus\.py::test_tool\[([^-\]]+)-")  # [model-t
 # trained CNN, a simulation, a study): one worker each, so the fixture is
 # made once rather than once per worker.
 _ONE_WORKER_MODULES = (
+    "tests/keras_vs/test_attribution.py",
+    "tests/keras_vs/test_doctor.py",
+    "tests/keras_vs/test_cli_doctor.py",
     "tests/keras_vs/test_cli_recalibrate.py",
     "tests/experiments/test_theory.py",
     "tests/experiments/test_study.py",
