@@ -27,6 +27,9 @@ class Change:
         where: Where the new layer goes, e.g. ``"after bn"``.
         feeds: The BNs the dropout feeds, as ``"bn (direct)"`` strings.
         rate: Rate of the new layer (Uout: beta), or of the removed dropout.
+        parameter: The name of the layer parameter `rate` holds (``"rate"``,
+            ``"beta"`` for Uout, ``"stddev"``); None: ``"beta"`` for a
+            replacement, ``"rate"`` otherwise.
         note: What else to know: forks kept, branches affected, sharing.
     """
 
@@ -37,6 +40,7 @@ class Change:
     feeds: tuple = ()
     rate: float = None
     note: str = ""
+    parameter: str = None
 
     def __str__(self):
         parts = [f"{self.action:<7}"]
@@ -47,7 +51,8 @@ class Change:
         if self.where:
             parts.append(self.where)
         if self.rate is not None:
-            parts.append(f"({'beta' if self.action == 'replace' else 'rate'}={self.rate:g})")
+            name = self.parameter or ("beta" if self.action == "replace" else "rate")
+            parts.append(f"({name}={self.rate:g})")
         text = " ".join(parts)
         if self.feeds:
             text += f"; fed {', '.join(self.feeds)}"

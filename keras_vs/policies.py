@@ -90,13 +90,29 @@ def _like(layer, name, rate=None):
 
 
 def _rate_of(spec):
+    key = _rate_key(spec)
+    return None if key is None else _inner_config(spec)[key]
+
+
+def _parameter(layer):
+    """The name of the parameter `analysis.dropout_rate` reads from `layer`."""
+    inner = graph_lib.unwrap(layer)
+    if isinstance(inner, Uout):
+        return "beta"
+    return "stddev" if isinstance(inner, keras.layers.GaussianNoise) else "rate"
+
+
+def _inner_config(spec):
     config = spec.config
     if isinstance(config.get("layer"), dict):  # a wrapper: the rate is its layer's
         config = config["layer"].get("config", {})
-    for key in ("beta", "stddev", "rate"):
-        if key in config:
-            return config[key]
-    return None
+    return config
+
+
+def _rate_key(spec):
+    """The name of the parameter `_rate_of` reads: "beta" (Uout), "stddev" or "rate"."""
+    config = _inner_config(spec)
+    return next((key for key in ("beta", "stddev", "rate") if key in config), None)
 
 
 _SPATIAL_RANKS = {
@@ -196,7 +212,8 @@ class Planner:
         for name, g, _, note in self._drop_feeding(lambda n, l: bypass):
             self.changes.append(
                 Change("remove", name, feeds=_feeds(g["chosen"]),
-                       rate=analysis.dropout_rate(g["layer"]), note=note)
+                       rate=analysis.dropout_rate(g["layer"]), note=note,
+                       parameter=_parameter(g["layer"]))
             )
 
     def _uout(self):
@@ -252,7 +269,9 @@ class Planner:
         for edges, placed, keys, sources in landing.values():
             _, layer = max(sources, key=lambda s: analysis.dropout_rate(s[1]))
             base = placed[0].rsplit("/", 1)[-1] if placed else layer.name
-            spec = _like(layer, self.names.new(f"{base}_dropout"), self.options.get("rate"))
+            # A moved Uout keeps its kind: --beta sets its beta, --rate the others' rate.
+            option = "beta" if isinstance(graph_lib.unwrap(layer), Uout) else "rate"
+            spec = _like(layer, self.names.new(f"{base}_dropout"), self.options.get(option))
             if edges and not _fits(layer, len(edges[0].tensor.shape)):
                 # e.g. a SpatialDropout2D moved after a BN on a flat tensor.
                 rate = self.options.get("rate") or analysis.dropout_rate(layer)
@@ -284,7 +303,8 @@ class Planner:
             spec, where = specs[k]
             self.changes.append(
                 Change("move", name, new_layer=spec.name, where=where,
-                       feeds=(f"{r.name} ({r.kind})",), rate=_rate_of(spec), note=note)
+                       feeds=(f"{r.name} ({r.kind})",), rate=_rate_of(spec),
+                       parameter=_rate_key(spec), note=note)
             )
 
     def _landing(self, reach_):
@@ -322,13 +342,14 @@ class Planner:
             removed.append(g["layer"])
             self.changes.append(
                 Change("remove", name, feeds=_feeds(g["chosen"]),
-                       rate=analysis.dropout_rate(g["layer"]), note=note)
+                       rate=analysis.dropout_rate(g["layer"]), note=note,
+                       parameter=_parameter(g["layer"]))
             )
         if not removed:
             return
-        rate = self.options.get("rate")
         plain = [layer for layer in removed if not isinstance(layer, Uout)]
         cls, key = (keras.layers.Dropout, "rate") if plain else (Uout, "beta")
+        rate = self.options.get(key)  # a Uout head takes beta=, a Dropout head rate=
         if rate is None:
             rate = max(analysis.dropout_rate(layer) for layer in (plain or removed))
         seen = set()
@@ -349,7 +370,7 @@ class Planner:
                                             key: float(rate)})
             self.add(edge, graph_lib.Action("after", spec))
             self.changes.append(Change("insert", new_layer=spec.name, where=where,
-                                       rate=float(rate)))
+                                       rate=float(rate), parameter=key))
 
     def _head_edge(self, edge):
         """Walks back from an output to the classifier's input edge."""

@@ -27,8 +27,8 @@ __all__ = ["POLICIES", "Change", "Plan", "plan", "rewrite"]
 
 POLICIES = vocab.POLICIES
 _OPTIONS = {
-    vocab.AFTER_BN: ("rate", "share_weights"),
-    vocab.HEAD: ("rate", "share_weights"),
+    vocab.AFTER_BN: ("rate", "beta", "share_weights"),  # beta: of moved Uout layers
+    vocab.HEAD: ("rate", "beta", "share_weights"),  # beta: a Uout head
     vocab.UOUT: ("beta", "share_weights"),
     vocab.REMOVE: ("share_weights",),
 }
@@ -103,7 +103,8 @@ def plan(model, policy, **options):
         model: A Functional or Sequential `keras.Model`.
         policy: ``"after_bn"``, ``"head"``, ``"uout"`` or ``"remove"``.
         **options: ``rate`` (after_bn, head: rate of the moved or inserted
-            dropouts), ``beta`` (uout; default 0.1), ``share_weights``.
+            dropouts), ``beta`` (uout, default 0.1; after_bn: of moved Uout
+            layers; head: of a Uout head), ``share_weights``.
 
     Returns:
         A `Plan`: a list of `Change` that prints one line per change, the

@@ -105,9 +105,11 @@ def _table(rows, kind):
                  _fmt(r["recurrent_dropout"], "g"), " -> ".join(r["path"])] for r in rows]
     else:
         with_d = kind == vocab.THROUGH_LINEAR
+        # A Uout's noise is its beta, GaussianNoise's its stddev: the cell names it.
         header = ["#", "dropout", "bn", "rate"] + (["d·cos²θ"] if with_d else []) + ["predicted", "path"]
         body = [
-            [str(r["index"]), r["dropout"], r["bn"], f"{r['rate']:g}"]
+            [str(r["index"]), r["dropout"], r["bn"],
+             f"{r['rate']:g}" if r["parameter"] == "rate" else f"{r['parameter']}={r['rate']:g}"]
             + ([_fmt(r["d_cos2"], ".2f")] if with_d else [])
             + [_fmt(r["predicted_shift"], ".3f"), " -> ".join(r["path"])]
             for r in rows
@@ -122,6 +124,20 @@ def _table(rows, kind):
         ]
         lines.append("    " + "  ".join(cells + [line[-1]]))
     return lines
+
+
+def _parameter(model, finding):
+    """What a finding's rate is: "beta" (Uout), "stddev" (GaussianNoise) or "rate"."""
+    from keras_vs import graph as graph_lib
+    from keras_vs.layers import Uout
+
+    import keras
+
+    layer = _layer(model, finding.dropout)
+    layer = None if layer is None else graph_lib.unwrap(layer)  # None: inside a custom layer
+    if isinstance(layer, Uout):
+        return "beta"
+    return "stddev" if isinstance(layer, keras.layers.GaussianNoise) else "rate"
 
 
 def _run(args, fv):
@@ -143,6 +159,7 @@ def _run(args, fv):
         if f.kind == vocab.RECURRENT:
             recurrent = graph_lib.recurrent_dropout(_layer(model, f.dropout))[1]
         rows.append({"index": i, "dropout": f.dropout, "bn": f.bn, "kind": f.kind, "rate": f.rate,
+                     "parameter": _parameter(model, f),
                      "path": list(f.path), "predicted_shift": predicted, "d_cos2": d_cos2,
                      "recurrent_dropout": recurrent, "note": f.note})
     if fv.json:
@@ -168,10 +185,14 @@ def _run(args, fv):
     if vocab.RECURRENT in counts:
         print("Recurrent layers: every rewrite policy keeps them; set their dropout and "
               "recurrent_dropout to change them.")
-    print(f"Fix it: {PROG} rewrite {path} --policy={'|'.join(vocab.POLICIES)} -o OUT "
-          "(after_bn moves direct pairs only),")
+    *others, last = [p for p in vocab.POLICIES if p != vocab.AFTER_BN]
+    print(f"Fix it: {PROG} rewrite {path} --policy={vocab.AFTER_BN} -o OUT "
+          f"(after_bn moves direct pairs only; or --policy={', '.join(others)} or {last}),")
     print(f"    or keep the layers and re-estimate the BN statistics: {PROG} recalibrate {path} "
-          "--data=DATA -o OUT")
+          "--data=DATA -o FIXED")
+    print(f"A measured shift far above the predicted one comes from stale moving averages or BNs "
+          f"above; which fix helps on held-out data: {PROG} doctor {path} --data=DATA (a rewrite "
+          "needs fine-tuning: add --fine_tune_epochs=2)")
     return 0
 
 

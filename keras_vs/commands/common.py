@@ -19,6 +19,7 @@ __all__ = [
     "float_list",
     "is_weights_file",
     "load_data",
+    "load_note",
     "load_model_file",
     "one_line",
     "quiet_tensorflow",
@@ -262,6 +263,28 @@ def save_model_file(model, out):
         raise CliError(f"Could not write the model ({one_line(e)}). Received: OUT={out!r}") from None
     finally:
         absl_logging.set_verbosity(verbosity)
+
+
+def load_note(model, out):
+    """A line for an OUT that plain Keras cannot load (it holds keras-vs layers), else None.
+
+    keras-vs layers (`keras_vs.Uout`) are registered with Keras' loader by
+    ``import keras_vs``; without it ``keras.saving.load_model`` fails with
+    "Could not locate class".
+    """
+    import keras
+
+    from keras_vs import graph
+
+    if is_weights_file(out):
+        return None
+    names = sorted({type(layer).__name__ for layer in graph.sublayers(model)
+                    if keras.saving.get_registered_name(type(layer)).startswith("keras_vs>")})
+    if not names:
+        return None
+    return (f"note: {out} holds keras-vs layers ({', '.join(names)}): plain Keras loads it after "
+            f"'import keras_vs', which registers them: import keras_vs, keras; "
+            f"model = keras.saving.load_model({out!r})")
 
 
 def _check_loads(model, tmp, out):

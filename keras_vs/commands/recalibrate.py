@@ -83,6 +83,11 @@ def _run(args, fv):
               "(1 = none)")
     print(f"wrote {fv.output}: every BN's moving mean and variance re-estimated on {fv.data} "
           f"({fv.split}); weights, gamma and beta unchanged")
+    print(f"whether it helps is an empirical question: {PROG} doctor {path} --data={fv.data} "
+          "(scores it against keeping the model on held-out data)")
+    note = common.load_note(fixed, fv.output)
+    if note:
+        print(note)
     return 0
 
 

@@ -17,8 +17,11 @@ def _define_flags(fv):
                       flag_values=fv)
     common.define_output(fv, "the new model")
     flags.DEFINE_float("rate", None, "Rate of the moved or inserted dropouts (after_bn, head; "
-                       "default: the old dropout's).", flag_values=fv)
-    flags.DEFINE_float("beta", None, "Beta of the Uout layers (uout; default 0.1).", flag_values=fv)
+                       "default: the old dropout's). A Uout layer's noise is its --beta.",
+                       flag_values=fv)
+    flags.DEFINE_float("beta", None, "Beta of the Uout layers (uout, default 0.1; after_bn: of "
+                       "moved Uout layers; head: of a Uout head, default the old beta).",
+                       flag_values=fv)
     flags.DEFINE_bool("dry_run", False, "Print the plan and write nothing.", flag_values=fv)
     common.define_unsafe(fv)
     common.define_json(fv)
@@ -40,10 +43,17 @@ def _next_steps(path, out, plan, options, remaining):
         )
     if plan.changes:
         target = out or "OUT"
+        how = f"{PROG} recalibrate {target} --data=DATA -o FIXED"
+        if out and common.is_weights_file(out):  # recalibrate reads a model, not weights
+            flags_ = "".join(f" --{k}={v:g}" for k, v in options.items())
+            how = (f"write the model, {PROG} rewrite {path} --policy={plan.policy}{flags_} -o "
+                   f"NEW.keras, then {PROG} recalibrate NEW.keras --data=DATA -o FIXED")
         lines.append(
             f"next: the BN layers of {target} keep the moving statistics measured with the old "
             f"dropouts in front of them, so '{PROG} measure' still shows the shift. Re-estimate "
-            f"them: {PROG} recalibrate {target} --data=DATA -o FIXED, or fine-tune the model."
+            f"them: {how}. A rewrite changes nothing at inference until the model is fine-tuned: "
+            f"{PROG} doctor {path} --data=DATA --fine_tune_epochs=2 (scores each policy with "
+            "fine-tuning against re-estimation alone on held-out data)"
         )
     if out and common.is_weights_file(out):
         extra = "".join(f", {k}={v!r}" for k, v in options.items())
@@ -99,6 +109,9 @@ def _run(args, fv):
         print("dry run: nothing written")
     else:
         print(f"wrote {out} (not compiled)")
+        note = common.load_note(new, out)
+        if note:
+            print(note)
     for line in _next_steps(path, None if fv.dry_run else out, plan, options, remaining):
         print(line)
     return 0
