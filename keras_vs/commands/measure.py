@@ -133,7 +133,8 @@ def _print_report(path, fv, result, inconsistency, report):
         print(
             f"next: the BN moving statistics do not match what the layers see at inference. "
             f"Re-estimate them with {PROG} recalibrate {path} --data={fv.data} -o FIXED "
-            f"(weights unchanged), or fix the dropouts ({PROG} rewrite) and fine-tune."
+            f"(weights unchanged); why each BN is shifted (stale averages, dropout, or BNs above "
+            f"it) and whether a fix helps on held-out data: {PROG} doctor {path} --data={fv.data}"
         )
 
 
