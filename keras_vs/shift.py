@@ -255,6 +255,10 @@ class Inconsistency:
             return None
         return self.train_mode_accuracy - self.inference_accuracy
 
+    def __repr__(self):
+        fields = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)]
+        return f"Inconsistency({', '.join(fields[:2] + [f'gap={self.gap!r}'] + fields[2:])})"
+
 
 class _TrainingMode(keras.layers.Layer):
     """Calls a model in training mode whatever mode it is called in.

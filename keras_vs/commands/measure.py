@@ -25,7 +25,12 @@ def _define_flags(fv):
     common.define_unsafe(fv)
 
 
-def _report(path, fv, result, inconsistency):
+# What `measure --json` adds to each layer from `keras_vs.attribute_shift`.
+_PART_KEYS = ("statistics_part", "dropout_part", "upstream_part", "train_var",
+              "real_var_upstream_reestimated", "dominant", "explanation")
+
+
+def _report(path, fv, result, inconsistency, parts=None):
     import numpy as np
 
     layers = [
@@ -38,6 +43,9 @@ def _report(path, fv, result, inconsistency):
         }
         for i, (name, value) in enumerate(result.items(), start=1)
     ]
+    for row in layers:
+        if parts is not None and row["name"] in parts:
+            row.update((k, v) for k, v in parts[row["name"]].as_dict().items() if k in _PART_KEYS)
     report = {
         "model": path,
         "data": fv.data,
@@ -50,7 +58,7 @@ def _report(path, fv, result, inconsistency):
         "inconsistency": None,
     }
     if inconsistency is not None:
-        report["inconsistency"] = dataclasses.asdict(inconsistency)
+        report["inconsistency"] = {**dataclasses.asdict(inconsistency), "gap": inconsistency.gap}
     return report
 
 
@@ -79,14 +87,14 @@ def _run(args, fv):
             warnings.simplefilter("always")
             result = kvs.measure_variance_shift(model, data, fv.steps, batch_size=fv.batch_size)
         inconsistency = None
-        if len(model.outputs) == 1:
+        if len(model.outputs) == 1 and (len(result) or result.not_called):  # BN: something to compare
             inconsistency = kvs.prediction_inconsistency(model, data, fv.steps, batch_size=fv.batch_size)
     except ValueError as e:
         raise CliError(common.flat(e)) from None
     for warning in caught:
         if "never called" not in str(warning.message):  # others as Python shows them
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    report = _report(path, fv, result, inconsistency)
+    report = _report(path, fv, result, inconsistency, _parts(kvs, model, data, fv, result))
     if fv.plot and len(result):
         from keras_vs.commands import plot
 
@@ -104,7 +112,22 @@ def _run(args, fv):
     return 0
 
 
+def _parts(kvs, model, data, fv, result):
+    """The attribution of the shift, for --json (two more passes and the exact re-estimation)."""
+    if not fv.json or not len(result):
+        return None
+    try:
+        with warnings.catch_warnings():  # measuring warned already
+            warnings.simplefilter("ignore")
+            return kvs.attribute_shift(model, data, fv.steps, batch_size=fv.batch_size)
+    except ValueError as e:
+        raise CliError(common.flat(e)) from None
+
+
 def _print_report(path, fv, result, inconsistency, report):
+    if not len(result) and not result.not_called:
+        print(f"{path} has no BatchNormalization layer: no variance shift to measure.")
+        return
     print(
         f"Variance shift of {path} on {fv.data} ({fv.split}, {result.num_examples} examples): "
         "max(real/moving, moving/real), 1 = none."

@@ -44,7 +44,7 @@ def shift_figure(names, values, title):
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         ax.set_xlabel("BN layer index (shallow to deep)")
     ax.set_xlim(0.5, len(values) + 0.5)
-    ax.set_ylabel("variance shift: max(real/moving, moving/real)")
+    ax.set_ylabel("variance shift\nmax(real/moving, moving/real)")  # two lines: fits 4 inches
     ax.set_title(f"Variance shift per BN layer: {title}")
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -54,6 +54,15 @@ def test_measure_json_on_an_npz_file(model_file, keras_vs_cli, tmp_path, unchang
     assert report["max"] == max(row["shift"] for row in report["layers"])
 
 
+def test_measure_json_splits_each_shift_into_its_three_parts(model_file, keras_vs_cli):
+    code, out, err = keras_vs_cli("measure", model_file, "--data=digits", "--json", "--steps=2")
+    assert code == 0, err
+    for row in json.loads(out)["layers"]:
+        m, t = row["moving_var"], row["train_var"]
+        assert row["statistics_part"] == pytest.approx(max(t / m, m / t), rel=1e-6)
+        assert {"dropout_part", "upstream_part", "explanation"} <= set(row)
+
+
 def test_plot_is_an_svg_with_title_and_bn_names(model_file, keras_vs_cli, tmp_path):
     figure = tmp_path / "shift.svg"
     code, out, err = keras_vs_cli("measure", model_file, "--data=digits", f"--plot={figure}")
@@ -193,3 +202,28 @@ def test_a_bn_never_called_is_a_row_that_says_so(tmp_path, keras_vs_cli):
     assert code == 0, err
     (row,) = [line for line in out.splitlines() if "owner/norm" in line]
     assert "not called" in row
+
+
+def test_a_model_without_bn_is_one_line_without_accuracies(tmp_path, keras_vs_cli):
+    keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(10)]).save(tmp_path / "p.keras")
+    code, out, _ = keras_vs_cli("measure", tmp_path / "p.keras", "--data=digits")
+    assert code == 0
+    assert out.splitlines() == [f"{tmp_path / 'p.keras'} has no BatchNormalization layer: no variance "
+                                "shift to measure."]
+
+
+def test_measure_json_reports_the_gap(model_file, keras_vs_cli):
+    code, out, _ = keras_vs_cli("measure", model_file, "--data=digits", "--split=test", "--json")
+    inconsistency = json.loads(out)["inconsistency"]
+    assert code == 0
+    assert inconsistency["gap"] == pytest.approx(
+        inconsistency["train_mode_accuracy"] - inconsistency["inference_accuracy"])
+
+
+def test_shift_figure_y_label_fits_inside_the_figure():
+    # A long BN name rotated under the axis leaves it short: the label must still fit.
+    fig = plot.shift_figure(["batch_normalization"], [17.9], "functional on digits (train)")
+    fig.canvas.draw()
+    box = fig.axes[0].yaxis.label.get_window_extent()
+    width, height = fig.canvas.get_width_height()
+    assert box.y0 >= 0 and box.y1 <= height and box.x0 >= 0 and box.x1 <= width

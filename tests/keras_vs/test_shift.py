@@ -575,3 +575,10 @@ def test_a_bn_the_model_owns_outside_its_graph_is_listed_as_not_called():
     with pytest.warns(UserWarning, match="never called"):
         result = shift.measure_variance_shift(_Task(backbone), data)
     assert list(result) == ["bn"] and result.not_called == ("backbone/post_bn",)
+
+
+def test_inconsistency_repr_shows_the_gap():
+    from keras_vs.shift import Inconsistency
+
+    text = repr(Inconsistency(0.5, 0.25, 0.1, 4, 4))
+    assert "gap=0.25" in text and text.startswith("Inconsistency(train_mode_accuracy=0.5")
