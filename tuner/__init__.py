@@ -17,7 +17,7 @@ import importlib
 # Where each public name lives. Names are imported on first use, so that
 # `keras-vs --help`, which imports `tuner.cli`, starts without Keras.
 _EXPORTS = {
-    "tuner.config": ("DEFAULT_DIRECTORY", "DataConfig", "TrainingConfig"),
+    "tuner.config": ("DEFAULT_DIRECTORY", "OBJECTIVES", "DataConfig", "TrainingConfig"),
     "tuner.distribute": ("STRATEGIES", "get_strategy"),
     "tuner.driver": ("search",),
     "tuner.dropout_tuner": ("DropoutTuner",),
@@ -52,6 +52,7 @@ __all__ = [
     "DEFAULT_DIRECTORY",
     "DROPOUT_TYPES",
     "MODEL_POSITIONS",
+    "OBJECTIVES",
     "ORACLES",
     "RECIPES",
     "STRATEGIES",

@@ -39,7 +39,7 @@ from tuner.config import (
     DEFAULT_MODEL,
     DEFAULT_ORACLE,
     DEFAULT_PROBE_SIZE,
-    OBJECTIVE,  # noqa: F401  (importable from here, as before)
+    OBJECTIVE,
     DataConfig,
     TrainingConfig,
 )
@@ -64,6 +64,7 @@ from tuner.results import (  # noqa: F401
     trial_row,
 )
 from tuner.space import DEFAULT_BETAS, DEFAULT_RATES, SearchSpace, point_text
+from tuner.training import RECIPE
 
 __all__ = ["search"]
 
@@ -76,7 +77,7 @@ def search(
     data_dir=None, download=False, directory=DEFAULT_DIRECTORY, project_name=None, overwrite=False,
     strategy="auto", max_consecutive_failed_trials=3, callbacks=(), verbose=1, fit_verbose=None,
     export=True, model_options=None, space=None, training_config=None, data_config=None,
-    model_file=None,
+    model_file=None, objective=OBJECTIVE,
 ):
     """Searches dropout position, type and rate; records variance shift per trial.
 
@@ -123,6 +124,11 @@ def search(
             fields as keywords (a field changed next to its record is an error).
         model_file: The file a user's ``model`` was loaded from (``keras-vs
             tune --model``): recorded with the search to name it in messages.
+        objective: What the oracle maximises and the best trial is ranked by:
+            ``"val_accuracy"`` (BN statistics as trained) or
+            ``"val_accuracy_recalibrated"`` (after precise BN re-estimation on
+            the training data, `keras_vs.recalibrate_bn`). Every trial records
+            both; the saved weights and ``best_model.keras`` are as trained.
 
     Returns:
         A `tuner.SearchResult`.
@@ -136,7 +142,8 @@ def search(
     """
     run = _Run(
         model=model, dataset=dataset, oracle=oracle, max_trials=config_lib.check_int("max_trials", max_trials),
-        seed=_check_seed(seed), directory=os.fspath(directory),
+        seed=_check_seed(seed), objective=config_lib.check_objective(objective),
+        directory=os.fspath(directory),
         project_name=project_name or project_lib.default_project_name(model, dataset, oracle),
         overwrite=overwrite, strategy=strategy, max_consecutive_failed_trials=max_consecutive_failed_trials,
         callbacks=tuple(callbacks), verbose=verbose, fit_verbose=verbose if fit_verbose is None else fit_verbose,
@@ -170,6 +177,7 @@ class _Run:
     oracle: str
     max_trials: int
     seed: int
+    objective: str
     directory: str
     project_name: str
     overwrite: bool
@@ -206,7 +214,7 @@ def _search(run, space, training_config, data_config, model_options):
     _announce(run, hypermodel)
     project_lib.prepare(run.project_dir, config, run.overwrite, run.role)
     oracle = make_oracle(run.oracle, run.max_trials, training_config.epochs, run.seed,
-                         run.max_consecutive_failed_trials, hypermodel.grid_points())
+                         run.max_consecutive_failed_trials, hypermodel.grid_points(), run.objective)
     tuner = DropoutTuner(
         oracle, hypermodel, probe=data.probe, epochs=training_config.epochs,
         batch_size=training_config.batch_size, seed=run.seed, fit_verbose=run.fit_verbose,
@@ -216,11 +224,14 @@ def _search(run, space, training_config, data_config, model_options):
     with distribute.distributed(strategy):
         tuner.search(data.train, data.validation, callbacks=list(run.callbacks), verbose=run.verbose)
     if run.role == "worker":
-        return results_lib.SearchResult([], None, run.project_dir, {}, list(tuner.ran), run.role)
+        return results_lib.SearchResult([], None, run.project_dir, {}, list(tuner.ran), run.role,
+                                        objective=run.objective)
     rows = results_lib.collect_rows(tuner.oracle, tuner.project_dir)
-    best = results_lib.best_row(rows)
-    files = results_lib.export_results(tuner, rows, best, config, run.project_dir) if run.export else {}
-    return results_lib.SearchResult(rows, best, run.project_dir, files, list(tuner.ran), run.role, tuner)
+    best = results_lib.best_row(rows, run.objective)
+    files = (results_lib.export_results(tuner, rows, best, _results_config(config, hypermodel),
+                                        run.project_dir) if run.export else {})
+    return results_lib.SearchResult(rows, best, run.project_dir, files, list(tuner.ran), run.role, tuner,
+                                    run.objective)
 
 
 def _load(dataset, data_config, batch_size, seed, strategy):
@@ -265,11 +276,27 @@ def _settings(run, hypermodel, data_config, data_identity):
             config[identity.FILE_KEY] = run.model_file
     if data_identity is not None:
         config[identity.DATA_KEY] = data_identity
+    if run.objective != OBJECTIVE:  # absent otherwise: earlier searches still resume
+        config["objective"] = run.objective
     if hypermodel.model_options:  # absent otherwise: earlier searches still resume
         config["model_options"] = hypermodel.model_options
     if not hypermodel.training.is_recipe_default():
         config["training"] = hypermodel.training.config()  # likewise absent for the zoo's recipe
     return config
+
+
+def _results_config(config, hypermodel):
+    """results.json's ``config``: the search's settings with the loss and optimizer every trial
+    used (`TrainingSetup.config` and where each came from); the recipe's learning rate and weight
+    decay only when the recipe's optimizer trained."""
+    setup = hypermodel.training
+    out = {k: v for k, v in config.items() if k != "training"}
+    if setup.optimizer != RECIPE:
+        out.pop("learning_rate", None)
+        out.pop("weight_decay", None)
+    out["training"] = {**setup.config(), "sources": dict(setup.sources), **{
+        f"{k}_summary": v for k, v in setup.describe().items()}}
+    return out
 
 
 def _announce(run, hypermodel):

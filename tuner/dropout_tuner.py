@@ -4,10 +4,13 @@ Each trial builds the network for its hyperparameters (seeded, so weights
 and data order depend only on the seed), trains it, measures the
 variance-shift statistic of every BN with `keras_vs.VarianceShiftCallback`
 at the end of each epoch and, once trained, the train/inference
-inconsistency (`keras_vs.prediction_inconsistency`) on training examples.
+inconsistency (`keras_vs.prediction_inconsistency`) on training examples,
+and ``val_accuracy_recalibrated``: the validation accuracy after precise BN
+re-estimation (`keras_vs.recalibrate_bn`, one forward pass over the training
+data, then one evaluation; a model without BN records its ``val_accuracy``).
 These numbers are reported to the oracle as metrics next to
-``val_accuracy`` and written, with the per-epoch history, to
-``trial_<id>/keras_vs.json``. A trial whose loss diverges (NaN/inf) or that
+``val_accuracy`` (either can be the objective) and written, with the
+per-epoch history, to ``trial_<id>/keras_vs.json``. A trial whose loss diverges (NaN/inf) or that
 runs out of memory is marked failed and the search goes on.
 """
 
@@ -21,12 +24,13 @@ import keras_tuner
 import numpy as np
 
 import keras_vs
+from keras_vs import probe as probe_lib
 from keras_vs.files import atomic_path
 from tuner import distribute
 from tuner import oracles
 from tuner import project as project_lib
 from tuner import results
-from tuner.config import OBJECTIVE
+from tuner.config import OBJECTIVE, RECALIBRATED_OBJECTIVE
 
 __all__ = ["DropoutTuner"]
 
@@ -146,9 +150,30 @@ class DropoutTuner(keras_tuner.Tuner):
             raise keras_tuner.errors.FailedTrialError(f"Trial {trial.trial_id} {message}.")
         inconsistency = keras_vs.prediction_inconsistency(model, self.probe, batch_size=self.batch_size)
         metrics = _trial_metrics(logs, inconsistency)
-        self.save_model(trial.trial_id, model)
+        self.save_model(trial.trial_id, model)  # as trained: before its BN statistics are re-estimated
+        metrics[RECALIBRATED_OBJECTIVE] = self._recalibrated_accuracy(model, train, validation_data, logs)
         self._write_trial(trial, "COMPLETED", logs, metrics, "")
         return metrics
+
+    def _recalibrated_accuracy(self, model, train, validation_data, logs):
+        """The validation accuracy of ``model`` after precise BN re-estimation on ``train``.
+
+        Re-estimates in place: the trial's model is only measured after its
+        trained weights are saved (Hyperband continues from those, and
+        ``best_model.keras`` and `SearchResult.load_model` give them), so no
+        copy is built, compiled or traced. Cost: one forward pass over the
+        training data (as the trial reads it: a `tf.data` pipeline with its
+        augmentation, NumPy arrays in order) and one evaluation. A model with
+        no BN to re-estimate is unchanged by it: its ``val_accuracy``.
+        """
+        if probe_lib.probe_for(model, "precise").model is None:
+            return float(logs[OBJECTIVE][-1])
+        keras_vs.recalibrate_bn(model, train, batch_size=self.batch_size, inplace=True, method="precise")
+        x, y = (validation_data, None) if not isinstance(validation_data, tuple) else validation_data
+        scores = model.evaluate(
+            x, y, batch_size=self.batch_size if y is not None else None, verbose=0, return_dict=True
+        )
+        return float(scores[OBJECTIVE[len("val_"):]])  # the compiled metric that fit logs as val_accuracy
 
     def _fit(self, trial, model, train, validation_data, callbacks, epochs, initial_epoch):
         """`keras.Model.fit` of one trial; an out-of-memory error fails the trial, not the search."""

@@ -28,7 +28,7 @@ import keras_tuner
 
 from keras_vs import vocab
 from keras_vs.files import write_atomic
-from tuner.config import OBJECTIVE
+from tuner.config import OBJECTIVE, check_objective
 
 __all__ = ["ORACLES", "DropoutGridOracle", "make_oracle", "trial_callbacks"]
 
@@ -81,8 +81,8 @@ class DropoutGridOracle(_AtomicFiles, keras_tuner.Oracle):
         return {"status": status.STOPPED, "values": None}
 
 
-def make_oracle(name, max_trials, epochs, seed, max_consecutive_failed_trials=3, points=()):
-    """The oracle of a search, maximising ``val_accuracy``.
+def make_oracle(name, max_trials, epochs, seed, max_consecutive_failed_trials=3, points=(), objective=OBJECTIVE):
+    """The oracle of a search, maximising ``objective``.
 
     Args:
         name: One of `ORACLES`.
@@ -92,12 +92,14 @@ def make_oracle(name, max_trials, epochs, seed, max_consecutive_failed_trials=3,
         max_consecutive_failed_trials: Stop after this many failed trials in
             a row.
         points: The grid's points, in order (``"grid"`` only).
+        objective: One of `tuner.config.OBJECTIVES`: ``"val_accuracy"``, or
+            ``"val_accuracy_recalibrated"`` (after BN re-estimation).
 
     Returns:
         A `keras_tuner.Oracle`.
     """
     common = dict(
-        objective=keras_tuner.Objective(OBJECTIVE, "max"),
+        objective=keras_tuner.Objective(check_objective(objective), "max"),
         seed=seed,
         max_consecutive_failed_trials=max_consecutive_failed_trials,
     )

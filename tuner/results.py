@@ -1,7 +1,8 @@
 """The results of a search: one row per trial, as a table, CSV, JSON, a figure and a `SearchResult`.
 
 A row is a flat dict: the trial's id and keras-tuner number, its status, the
-dropout it tried, and its metrics (validation accuracy, the variance shift
+dropout it tried, and its metrics (validation accuracy with the BN
+statistics as trained and after precise re-estimation, the variance shift
 of its BN layers, its accuracy on training examples in training and in
 inference mode). The ``rate`` column holds the trial's amount of dropout:
 the drop rate of a Bernoulli trial, the beta of a Uout trial (its ``type``
@@ -28,7 +29,7 @@ import numpy as np
 from keras_vs.files import atomic_path, save_figure, write_atomic
 from tuner import project as project_lib
 from tuner import space as space_lib
-from tuner.config import OBJECTIVE
+from tuner.config import OBJECTIVE, RECALIBRATED_OBJECTIVE, check_objective
 
 __all__ = [
     "SearchResult",
@@ -42,7 +43,7 @@ __all__ = [
 ]
 
 _METRICS = (
-    OBJECTIVE, "val_loss", "variance_shift_max", "variance_shift_mean",
+    OBJECTIVE, RECALIBRATED_OBJECTIVE, "val_loss", "variance_shift_max", "variance_shift_mean",
     "train_mode_accuracy", "inference_accuracy", "inconsistency_gap", "disagreement",
 )
 _CSV_FIELDS = (
@@ -106,7 +107,7 @@ def format_table(rows):
     """
     header = (
         f"{'trial':>5} {'id':>3} {'status':<9} {'position':<11} {'type':<9} {'rate':>5} "
-        f"{'val acc':>7} {'max shift':>9} {'train acc: train mode':>21} {'inference':>9}"
+        f"{'val acc':>7} {'recal. BN':>9} {'max shift':>9} {'train acc: train mode':>21} {'inference':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in rows:
@@ -114,6 +115,7 @@ def format_table(rows):
             f"{'#' + str(r['trial_number']):>5} {r['trial_id']:>3} {r['status']:<9} "
             f"{str(r['position']):<11} {r['type']:<9} "
             f"{_cell(r, 'rate', '{:g}'):>5} {_cell(r, OBJECTIVE, '{:.4f}'):>7} "
+            f"{_cell(r, RECALIBRATED_OBJECTIVE, '{:.4f}'):>9} "
             f"{_cell(r, 'variance_shift_max', '{:.3f}'):>9} "
             f"{_cell(r, 'train_mode_accuracy', '{:.4f}'):>21} {_cell(r, 'inference_accuracy', '{:.4f}'):>9}"
         )
@@ -134,6 +136,8 @@ def summary_line(row):
     if row["status"] != "COMPLETED":
         return f"{name}: {row['status']} {row.get('message') or ''}".rstrip()
     text = f"{name}: val_accuracy {row[OBJECTIVE]:.4f}"
+    if row.get(RECALIBRATED_OBJECTIVE) is not None:
+        text += f" ({row[RECALIBRATED_OBJECTIVE]:.4f} after BN re-estimation)"
     if row.get("variance_shift_max") is not None:
         text += f", max variance shift {row['variance_shift_max']:.3f}"
     text += (
@@ -155,21 +159,18 @@ def _csv_text(rows):
 
 
 def _curves(rows):
-    """``{label: {rate: [completed rows]}}``: one curve per position and type."""
-    groups = {}
+    """``{label: {rate: [completed rows]}}``: one curve per position and type.
+
+    Only trials of one position and one type share a curve: a trial without
+    dropout (no dropout, ``remove``, or the model as it is) is a curve of its
+    own position, never joined to the others.
+    """
+    curves = {}
     for r in rows:
         if r["status"] == "COMPLETED":
-            key = "no dropout" if r["type"] == "-" else f"{r['position']} / {r['type']}"
-            groups.setdefault(key, []).append(r)
-    baseline = groups.get("no dropout", [])
-    curves = {}
-    for key, group in sorted(groups.items()):
-        if key.endswith("/ bernoulli"):
-            group = baseline + group  # rate 0 is the network without dropout
-        by_rate = curves[key] = {}
-        for r in group:
-            by_rate.setdefault(r["rate"], []).append(r)
-    return curves
+            key = str(r["position"]) if r["type"] == "-" else f"{r['position']} / {r['type']}"
+            curves.setdefault(key, {}).setdefault(r["rate"], []).append(r)
+    return dict(sorted(curves.items()))
 
 
 def _means(by_rate, name):
@@ -197,8 +198,14 @@ def plot_results(rows, path, title=""):
     fig, (ax_acc, ax_shift) = plt.subplots(1, 2, figsize=(10, 4))
     curves = _curves(rows)
     for key, by_rate in curves.items():
-        ax_acc.plot(sorted(by_rate), _means(by_rate, OBJECTIVE), marker="o", label=key)
-        ax_shift.plot(sorted(by_rate), _means(by_rate, "variance_shift_max"), marker="o", label=key)
+        # A curve of one rate is a marker: a line would join nothing.
+        style = {"marker": "o", "label": key, "linestyle": "-" if len(by_rate) > 1 else "none"}
+        ax_acc.plot(sorted(by_rate), _means(by_rate, OBJECTIVE), **style)
+        ax_shift.plot(sorted(by_rate), _means(by_rate, "variance_shift_max"), **style)
+    if not curves:
+        for ax in (ax_acc, ax_shift):
+            ax.text(0.5, 0.5, f"no trial completed ({len(rows)} run)", ha="center", va="center",
+                    transform=ax.transAxes)
     ax_acc.set_xlabel("dropout rate (Uout: beta)")
     ax_acc.set_ylabel("validation accuracy")
     ax_shift.set_xlabel("dropout rate (Uout: beta)")
@@ -228,21 +235,23 @@ def collect_rows(oracle, project_dir):
     return rows
 
 
-def best_row(rows):
+def best_row(rows, objective=OBJECTIVE):
     """The best trial's row.
 
     Args:
         rows: Result rows (`trial_row`).
+        objective: The column to rank by, one of `tuner.config.OBJECTIVES`.
 
     Returns:
-        The completed row of the highest ``val_accuracy`` (the earlier trial
-        on a tie), or None if no trial completed.
+        The completed row of the highest ``objective`` (the earlier trial
+        on a tie), or None if no trial completed with a value of it.
     """
-    done = [r for r in rows if r["status"] == "COMPLETED" and r.get(OBJECTIVE) is not None]
+    check_objective(objective)
+    done = [r for r in rows if r["status"] == "COMPLETED" and r.get(objective) is not None]
     if not done:
         return None
     # Ties go to the earlier trial: the order is reproducible.
-    return max(done, key=lambda r: (r[OBJECTIVE], -int(r["trial_id"])))
+    return max(done, key=lambda r: (r[objective], -int(r["trial_id"])))
 
 
 def export_results(tuner, rows, best, config, project_dir):
@@ -290,6 +299,7 @@ class SearchResult:
         ran: Trial ids this process ran.
         role: ``"single"``, ``"chief"`` or ``"worker"``.
         tuner: The `DropoutTuner` that ran the search (None on a worker).
+        objective: The column ``best`` was ranked by (`tuner.config.OBJECTIVES`).
     """
 
     rows: list
@@ -299,6 +309,7 @@ class SearchResult:
     ran: list
     role: str
     tuner: object = dataclasses.field(default=None, repr=False)
+    objective: str = OBJECTIVE
 
     def table(self):
         """The results table as text."""

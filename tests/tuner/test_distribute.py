@@ -46,6 +46,17 @@ SHIFT_SOURCE = textwrap.dedent(
         best = keras.saving.load_model(result.files["model"])
         shift = keras_vs.measure_variance_shift(best, data.load("digits", "train")[0][:64])
         return [shift.max(), shift.mean()]
+
+    def recalibrated_of_best(result, validation_size=None):
+        # Its accuracy after precise BN re-estimation on its training data (the first 128).
+        import keras, keras_vs
+        from keras_vs import data
+
+        best = keras.saving.load_model(result.files["model"])
+        (x, y), (x_val, y_val) = data.load("digits", "train"), data.load("digits", "test")
+        fixed = keras_vs.recalibrate_bn(best, (x[:128], y[:128]), batch_size=128)
+        scores = fixed.evaluate(x_val[:validation_size], y_val[:validation_size], verbose=0, return_dict=True)
+        return scores["accuracy"]
     """
 )
 
@@ -317,6 +328,7 @@ DATA_PARALLEL_SCRIPT = TINY_SOURCE + SHIFT_SOURCE + textwrap.dedent(
     print("RESULT", json.dumps({
         "seen": seen, "rows": result.rows, "files": sorted(result.files),
         "after": repr(keras.distribution.distribution()), "shift": shift_of_best(result),
+        "recalibrated": recalibrated_of_best(result, validation_size=358),
     }))
     """
 )
@@ -340,6 +352,8 @@ def test_trials_train_data_parallel_on_two_jax_host_devices(tmp_path):
     assert row["status"] == "COMPLETED" and 0.0 <= row["val_accuracy"] <= 1.0
     # the shift measured under the distribution is the trained network's, measured on one device
     assert [row["variance_shift_max"], row["variance_shift_mean"]] == pytest.approx(result["shift"], rel=1e-4)
+    # and so is its accuracy after BN re-estimation (on the 358 validation examples it kept)
+    assert row["val_accuracy_recalibrated"] == pytest.approx(result["recalibrated"], abs=1e-6)
     assert result["files"] == ["csv", "json", "model", "png"]
     assert result["after"] == "None"  # the global distribution is restored
     # digits' 359 validation examples: the last one is left out, with a warning
@@ -365,6 +379,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     )
     print("RESULT", json.dumps({
         "replicas": strategy.num_replicas_in_sync, "rows": result.rows, "shift": shift_of_best(result),
+        "recalibrated": recalibrated_of_best(result),
     }))
     """
 )
@@ -384,6 +399,8 @@ def test_trials_train_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
     assert row["status"] == "COMPLETED"
     # the shift measured under the strategy is the trained network's, measured outside it
     assert [row["variance_shift_max"], row["variance_shift_mean"]] == pytest.approx(result["shift"], rel=1e-4)
+    # likewise its accuracy after BN re-estimation
+    assert row["val_accuracy_recalibrated"] == pytest.approx(result["recalibrated"], abs=1e-6)
 
 
 CLUSTER_SCRIPT = TINY_SOURCE + textwrap.dedent(

@@ -2,8 +2,11 @@
 
 import types
 
+import keras
 import numpy as np
+import pytest
 
+import keras_vs as kvs
 from tuner import dropout_tuner
 
 
@@ -39,3 +42,41 @@ def test_trial_metrics_are_the_last_epochs_and_the_inconsistency():
     assert metrics["val_accuracy"] == 0.75 and metrics["variance_shift_max"] == 1.25
     assert metrics["variance_shift_mean"] == 1.1
     assert metrics["inconsistency_gap"] == -0.1 and set(metrics) >= {"loss", "accuracy", "disagreement"}
+
+
+def _classifier(with_bn=True, epochs=6):
+    """A small classifier trained on separable data, and its ``(train, validation)``."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(320, 4)).astype("float32")
+    y = np.argmax(x[:, :3], axis=1)
+    inputs = keras.Input((4,))
+    h = keras.layers.Dense(8, name="dense")(inputs)
+    if with_bn:
+        h = keras.layers.BatchNormalization(name="bn")(h)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(keras.layers.ReLU()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[:256], y[:256], batch_size=32, epochs=epochs, verbose=0)
+    return model, (x[:256], y[:256]), (x[256:], y[256:])
+
+
+def test_recalibrated_accuracy_is_the_accuracy_after_precise_bn_reestimation():
+    model, train, validation = _classifier()
+    bn = model.get_layer("bn")
+    bn.moving_mean.assign(bn.moving_mean + 3.0)  # deliberately stale statistics
+    raw = model.evaluate(*validation, verbose=0, return_dict=True)["accuracy"]
+    by_hand = kvs.recalibrate_bn(model, train, batch_size=32, method="precise")
+    expected = by_hand.evaluate(*validation, verbose=0, return_dict=True)["accuracy"]
+    assert expected > raw + 0.2  # re-estimation repairs what the stale statistics broke
+    tuner = types.SimpleNamespace(batch_size=32)
+    logs = {"val_accuracy": [raw]}
+    value = dropout_tuner.DropoutTuner._recalibrated_accuracy(tuner, model, train, validation, logs)
+    assert value == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_model_without_bn_records_its_val_accuracy_unchanged():
+    model, train, validation = _classifier(with_bn=False, epochs=0)
+    tuner = types.SimpleNamespace(batch_size=32)
+    logs = {"val_accuracy": [0.5, 0.25]}  # not evaluated again: nothing was re-estimated
+    assert dropout_tuner.DropoutTuner._recalibrated_accuracy(tuner, model, train, validation, logs) == 0.25

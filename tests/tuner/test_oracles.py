@@ -15,6 +15,13 @@ def test_every_name_gives_an_oracle_that_maximises_val_accuracy(name):
     assert oracle.objective.name == "val_accuracy" and oracle.objective.direction == "max"
 
 
+def test_the_objective_can_be_the_accuracy_after_bn_reestimation():
+    oracle = oracles.make_oracle("random", max_trials=2, epochs=2, seed=0, objective="val_accuracy_recalibrated")
+    assert oracle.objective.name == "val_accuracy_recalibrated" and oracle.objective.direction == "max"
+    with pytest.raises(ValueError, match="Received: objective='accuracy'"):
+        oracles.make_oracle("random", max_trials=2, epochs=2, seed=0, objective="accuracy")
+
+
 def _trial(trial_id, values, status="RUNNING"):
     hp = keras_tuner.HyperParameters()
     for name, value in values.items():

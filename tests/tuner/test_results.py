@@ -29,6 +29,23 @@ def test_best_row_is_the_most_accurate_earliest_completed_trial():
     assert results.best_row([ROWS[2]]) is None
 
 
+def test_best_row_ranks_by_the_recalibrated_accuracy_when_asked():
+    rows = [dict(r, val_accuracy_recalibrated=v) for r, v in zip(ROWS, (0.95, 0.7, None, 0.85))]
+    assert results.best_row(rows)["trial_id"] == "1"  # as trained: 0.8, 0.9, -, 0.9
+    assert results.best_row(rows, "val_accuracy_recalibrated")["trial_id"] == "0"
+    with pytest.raises(ValueError, match="Received: objective='val_loss'"):
+        results.best_row(rows, "val_loss")
+
+
+def test_the_recalibrated_accuracy_is_a_column_of_the_table_csv_and_summary():
+    row = dict(ROWS[3], val_accuracy_recalibrated=0.875)
+    (line,) = [ln for ln in results.format_table([row]).splitlines() if ln.startswith("   #4")]
+    assert "0.9000    0.8750" in line and "recal. BN" in results.format_table([row])
+    (read,) = csv.DictReader(results._csv_text([row]).splitlines())
+    assert float(read["val_accuracy_recalibrated"]) == 0.875
+    assert "val_accuracy 0.9000 (0.8750 after BN re-estimation)" in results.summary_line(row)
+
+
 def test_table_has_a_line_per_trial_and_dashes_for_missing_values():
     lines = results.format_table(ROWS).splitlines()
     assert len(lines) == 2 + len(ROWS)
@@ -64,12 +81,39 @@ def test_csv_holds_the_trials_max_and_mean_shift():
 
 def test_plot_draws_one_curve_per_position_and_type(tmp_path):
     curves = results._curves(ROWS)
-    assert list(curves) == ["head / bernoulli", "head / uout", "no dropout"]
-    assert sorted(curves["head / bernoulli"]) == [0.0, 0.5]  # rate 0: the network without dropout
-    assert results._means(curves["head / bernoulli"], "val_accuracy") == pytest.approx([0.8, 0.9])
+    assert list(curves) == ["head / bernoulli", "head / uout", "none"]
+    assert sorted(curves["head / bernoulli"]) == [0.5]  # the trial without dropout is not joined
+    assert results._means(curves["head / bernoulli"], "val_accuracy") == pytest.approx([0.9])
     path = tmp_path / "results.png"
     results.plot_results(ROWS, str(path), title="tiny")
     assert os.path.getsize(path) > 0
+
+
+def _drawn_lines(rows, monkeypatch):
+    """``{label: (x, linestyle)}`` of the accuracy panel, as plot_results draws it."""
+    import matplotlib.figure
+
+    figures = []
+    monkeypatch.setattr(results, "save_figure", lambda fig, path: figures.append(fig))
+    results.plot_results(rows, "unused.png")
+    (fig,) = figures
+    return {line.get_label(): (list(line.get_xdata()), line.get_linestyle())
+            for line in fig.axes[0].get_lines()}, fig
+
+
+def test_plot_joins_only_rates_of_one_position_and_type(monkeypatch):
+    rows = [_row("0", position="remove", dropout_type="-", rate=0.0),
+            _row("1", position="before_bn", rate=0.2), _row("2", position="head", rate=0.2),
+            _row("3", position="before_bn", rate=0.5)]
+    lines, _ = _drawn_lines(rows, monkeypatch)
+    assert lines == {"before_bn / bernoulli": ([0.2, 0.5], "-"),
+                     "head / bernoulli": ([0.2], "None"), "remove": ([0.0], "None")}
+
+
+def test_plot_of_a_search_without_a_completed_trial_says_so(monkeypatch):
+    lines, fig = _drawn_lines([_row("0", status="FAILED"), _row("1", status="FAILED")], monkeypatch)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert lines == {} and texts == ["no trial completed (2 run)"]
 
 
 def test_a_worker_result_cannot_load_models():
