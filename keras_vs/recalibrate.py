@@ -379,16 +379,18 @@ def _exact_staged(probe, plan, batches, budget, data):
 
 
 def _staged(probe, plan, batches, budget, data):
-    # JAX: each stage one jitted program, its activations left on the device
-    # (predict_on_batch writes back every variable and copies to the host).
-    jitted = keras.backend.backend() == "jax" and graph_lib.supports_jit(probe.model)
-    place = keras.ops.convert_to_tensor if jitted else (lambda a: a)
+    # Each stage one compiled program, its activations kept as tensors between
+    # stages: on JAX a jitted `stateless_call` (activations on the device), on
+    # TF a `tf.function` (`predict_on_batch` wrote back every variable on JAX
+    # and copied every output to the host as NumPy on both).
+    jitted = _compiled_stages(probe)
+    place = _placer(plan) if jitted else (lambda t, a: a)
     probe.resync(statistics=False)  # every copy's statistics are set below
     stats, s = {}, 0
     cache, used = [], 0
     for chunk in _read_chunks(probe, plan, batches, place):
         cache.append(chunk)
-        used += sum(a.nbytes for a in chunk.values())
+        used += sum(_nbytes(a) for a in chunk.values())
         if used > budget:
             cache = None
             break
@@ -437,7 +439,7 @@ def _read_chunks(probe, plan, batches, place):
     for group in _chunked(sized(), plan.per_example):
         empty = False
         yield {
-            id(t): place(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
+            id(t): place(t, arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
             for t, arrays in zip(plan.inputs, zip(*group))
         }
     if empty:
@@ -449,12 +451,54 @@ def _bind(plan, s, jitted):
     if s not in plan.built:
         model, inputs, outs = _stage_model(plan.stage, plan.nodes, plan.sources, plan.last_read,
                                            s, plan.name("stage"))
-        run = None if model is None else (
-            probe_lib.state_writer(model, []) if jitted else model.predict_on_batch
-        )
+        run = None if model is None else (_stage_function(model) if jitted else model.predict_on_batch)
         plan.built[s] = run, inputs, outs
     run = plan.built[s][0]
     return run.bound() if jitted and run is not None else run
+
+
+def _compiled_stages(probe):
+    """Whether the stages run as compiled programs of their own (else `predict_on_batch`)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return graph_lib.supports_jit(probe.model)
+    if backend != "tensorflow":
+        return False
+    # String, sparse or ragged inputs reach their layers as Keras converts them.
+    return not any(
+        str(t.dtype) == "string" or getattr(t, "sparse", False) or getattr(t, "ragged", False)
+        for t in probe.inputs
+    )
+
+
+def _placer(plan):
+    """``place(symbolic input, array) -> tensor``: data as the stage programs take it."""
+    if keras.backend.backend() == "jax":
+        return lambda t, a: keras.ops.convert_to_tensor(a)
+    return lambda t, a: keras.ops.convert_to_tensor(a, dtype=t.dtype)
+
+
+def _stage_function(model):
+    """``run(inputs) -> outputs``, one stage model as one compiled program; ``run.bound()``.
+
+    JAX: `probe_lib.state_writer` (a jitted `stateless_call`; stateful RNN
+    states written back). TF: a `tf.function` traced once for any number of
+    examples (the batch dimension left free unless the model fixes it), so
+    that every chunk of every call and pass runs the same program.
+    """
+    if keras.backend.backend() == "jax":
+        return probe_lib.state_writer(model, [])
+    import tensorflow as tf
+
+    signature = [[tf.TensorSpec(t.shape, t.dtype) for t in model.inputs]]
+    function = tf.function(lambda xs: model(xs, training=False), input_signature=signature,
+                           autograph=False)
+
+    def run(xs):
+        return function(list(xs))
+
+    run.bound = lambda: run
+    return run
 
 
 def _call_stage(plan, s, call, chunk):
@@ -474,7 +518,7 @@ def _call_stage(plan, s, call, chunk):
             found.append((rows[id(t)], value[0]))
         else:
             chunk[id(t)] = value
-            added += value.nbytes
+            added += _nbytes(value)
     return found, added
 
 
@@ -493,8 +537,16 @@ def _drop_spent(chunks, last_read, s):
     freed = 0
     for chunk in chunks:
         for key in [k for k in chunk if last_read.get(k, -1) <= s]:
-            freed += chunk.pop(key).nbytes
+            freed += _nbytes(chunk.pop(key))
     return freed
+
+
+def _nbytes(value):
+    """Bytes of an array or tensor (a TF tensor has no ``nbytes``)."""
+    nbytes = getattr(value, "nbytes", None)
+    if nbytes is None:  # tf.Tensor
+        nbytes = int(np.prod(value.shape)) * value.dtype.size
+    return int(nbytes)
 
 
 def _last_reads(nodes, stage):
