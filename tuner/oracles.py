@@ -122,7 +122,12 @@ def trial_callbacks(tuner, callbacks, trial):
     """Deep copies of the user's callbacks for one trial, as keras-tuner's `Tuner.run_trial` makes.
 
     A `keras.callbacks.TensorBoard` among them logs to
-    ``<log_dir>/<trial_id>/execution0`` with the trial's hyperparameters.
+    ``<log_dir>/<trial_id>/execution0`` with the trial's hyperparameters;
+    the callbacks that write files get a path per trial too, so that no trial
+    overwrites another's: `keras.callbacks.CSVLogger` ``log.csv`` ->
+    ``log_<trial_id>.csv``, `keras.callbacks.ModelCheckpoint` ``best.keras``
+    -> ``best_<trial_id>.keras``, `keras.callbacks.BackupAndRestore`
+    ``backup_dir`` -> ``<backup_dir>/<trial_id>``.
 
     Args:
         tuner: The `keras_tuner.Tuner` running the trial.
@@ -136,4 +141,32 @@ def trial_callbacks(tuner, callbacks, trial):
     configure = getattr(tuner, "_configure_tensorboard_dir", None)
     if configure is not None:
         configure(callbacks, trial, 0)
+    for callback in callbacks:
+        _per_trial_path(callback, trial.trial_id)
     return callbacks
+
+
+def _with_trial(path, trial_id):
+    """``log.csv`` -> ``log_<trial_id>.csv`` (a format field such as ``{epoch}`` stays as it is)."""
+    folder, name = os.path.split(os.fspath(path))
+    stem, ext = (name[: -len(".weights.h5")], ".weights.h5") if name.endswith(".weights.h5") \
+        else os.path.splitext(name)
+    return os.path.join(folder, f"{stem}_{trial_id}{ext}")
+
+
+def _per_trial_path(callback, trial_id):
+    """Points a file-writing Keras callback (a per-trial deep copy) at this trial's own path."""
+    import keras
+
+    if isinstance(callback, keras.callbacks.CSVLogger):
+        callback.filename = _with_trial(callback.filename, trial_id)
+    elif isinstance(callback, keras.callbacks.ModelCheckpoint):
+        callback.filepath = _with_trial(callback.filepath, trial_id)
+    elif isinstance(callback, keras.callbacks.BackupAndRestore):
+        # Its file paths derive from backup_dir in __init__: run it again with the same settings.
+        settings = {name: getattr(callback, name)
+                    for name in ("save_freq", "delete_checkpoint", "double_checkpoint")
+                    if hasattr(callback, name)}
+        keras.callbacks.BackupAndRestore.__init__(
+            callback, backup_dir=os.path.join(os.fspath(callback.backup_dir), str(trial_id)),
+            **settings)

@@ -386,11 +386,20 @@ def test_fit_verbose_reaches_every_trial(tmp_path, capsys):
 
 
 def test_csv_logger_after_the_shift_callback_records_the_shift(tmp_path):
-    log = tmp_path / "log.csv"
-    _search(tmp_path, max_trials=1, callbacks=[keras.callbacks.CSVLogger(str(log))])
-    with open(log) as f:
+    result = _search(tmp_path, max_trials=1, callbacks=[keras.callbacks.CSVLogger(str(tmp_path / "log.csv"))])
+    with open(tmp_path / f"log_{result.rows[0]['trial_id']}.csv") as f:
         header = next(csv.reader(f))
     assert "variance_shift/max" in header and "val_accuracy" in header
+
+
+def test_csv_logger_writes_a_file_per_trial(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    result = _search(tmp_path, max_trials=2, callbacks=[keras.callbacks.CSVLogger(str(logs / "log.csv"))])
+    assert sorted(os.listdir(logs)) == sorted(f"log_{r['trial_id']}.csv" for r in result.rows)
+    for row in result.rows:  # one epoch each: a header and one line, not another trial's
+        with open(logs / f"log_{row['trial_id']}.csv") as f:
+            assert len(list(csv.reader(f))) == 2
 
 
 @pytest.mark.tf_only  # keras-tuner sets TensorBoard folders on the TensorFlow backend only
@@ -400,3 +409,25 @@ def test_tensorboard_gets_a_folder_per_trial(tmp_path):
     assert sorted(os.listdir(logs)) == sorted(r["trial_id"] for r in result.rows)
     for row in result.rows:
         assert os.listdir(logs / row["trial_id"] / "execution0")
+
+
+def test_results_json_records_the_optimizer_and_loss_the_trials_used(tmp_path):
+    model = tiny()
+    model.compile(keras.optimizers.AdamW(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    result = _search(tmp_path, model=model, max_trials=1)
+    with open(result.files["json"]) as f:
+        config = json.load(f)["config"]
+    assert "learning_rate" not in config and "weight_decay" not in config  # the recipe's: unused
+    optimizer = config["training"]["optimizer"]
+    assert optimizer["class_name"].lower() == "adamw" and optimizer["config"]["learning_rate"] == pytest.approx(3e-3)
+    assert config["training"]["loss"] == "sparse_categorical_crossentropy"
+    assert config["training"]["sources"] == {"loss": "the model's own compile()",
+                                          "optimizer": "the model's own compile()"}
+
+
+def test_results_json_of_the_zoo_recipe_keeps_its_learning_rate(tmp_path):
+    result = tuner.search("wrn-10-1", "digits", oracle="grid", max_trials=1, positions=("none",),
+                          directory=str(tmp_path), **FAST)
+    with open(result.files["json"]) as f:
+        config = json.load(f)["config"]
+    assert config["learning_rate"] > 0 and config["training"]["optimizer"] == "recipe"

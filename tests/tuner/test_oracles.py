@@ -37,3 +37,20 @@ def test_grid_takes_each_point_once_in_order():
     assert oracle.populate_space("0")["values"] == POINTS[0]  # a rerun trial keeps its own
     oracle.trials["1"] = _trial("1", POINTS[1], status="COMPLETED")
     assert oracle.populate_space("2")["status"] == "STOPPED"  # every point taken, none running
+
+
+class _Trial:
+    trial_id = "03"
+
+
+def test_file_writing_callbacks_get_a_path_per_trial(tmp_path):
+    import keras
+
+    given = [keras.callbacks.CSVLogger(str(tmp_path / "log.csv")),
+             keras.callbacks.ModelCheckpoint(str(tmp_path / "e{epoch:02d}.weights.h5"), save_weights_only=True),
+             keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=3)]
+    csv_logger, checkpoint, backup = oracles.trial_callbacks(object(), given, _Trial())
+    assert csv_logger.filename == str(tmp_path / "log_03.csv")
+    assert checkpoint.filepath == str(tmp_path / "e{epoch:02d}_03.weights.h5")
+    assert backup.backup_dir == str(tmp_path / "backup" / "03") and backup.save_freq == 3
+    assert given[0].filename == str(tmp_path / "log.csv")  # the user's callbacks are untouched
