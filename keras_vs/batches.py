@@ -93,6 +93,10 @@ class Batches:
                     "The tf.data.Dataset is infinite: pass steps. Received: steps=None"
                 )
             self._kind, self._data = "tf", data
+            spec = data.element_spec
+            if isinstance(spec, tuple) and len(spec) > 1 and getattr(spec[1], "shape", None) is not None \
+                    and spec[1].shape.rank == 0:
+                raise ValueError(_UNBATCHED.format("tf.data.Dataset", "()"))
         elif isinstance(data, (np.ndarray, dict, list)) or (
             isinstance(data, tuple) and data and not hasattr(data[0], "__next__")
         ):
@@ -157,7 +161,13 @@ class Batches:
         for i, (x, y) in enumerate(self._raw()):
             if self.steps is not None and i >= self.steps:
                 return
-            yield _to_numpy(x), (None if y is None else np.asarray(y))
+            y = None if y is None else np.asarray(y)
+            if y is not None and y.ndim == 0:
+                raise ValueError(_UNBATCHED.format(self._kind_name(), y.shape))
+            yield _to_numpy(x), y
+
+    def _kind_name(self):
+        return {"tf": "tf.data.Dataset", "pydataset": "PyDataset"}.get(self._kind, "data")
 
     def head(self, max_examples):
         """Returns the first ``max_examples`` examples as NumPy ``(x, y)``."""
@@ -176,6 +186,12 @@ class Batches:
         x = keras.tree.map_structure(lambda *a: np.concatenate(a), *xs)
         y = None if any(v is None for v in ys) else np.concatenate(ys)
         return x, y
+
+
+_UNBATCHED = (
+    "The {0} yields single examples, not batches (its labels have shape {1}): batch it "
+    "first, e.g. ds.batch(128). Received: labels of shape {1}"
+)
 
 
 def num_examples(x):

@@ -4,6 +4,7 @@ import copy
 import math
 
 import keras
+import numpy as np
 
 from keras_vs import batches as batches_lib
 from keras_vs import checks
@@ -45,6 +46,12 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         steps: Optional number of batches of ``data`` to read at most (an
             infinite ``ds.repeat()`` works without it: only ``probe_size``
             examples are read).
+        attribute: Also split the shift into its statistics, dropout and
+            upstream parts (`keras_vs.attribute_shift`) and add
+            ``variance_shift/<part>_part`` (the largest over BNs; with
+            ``per_layer`` also ``variance_shift/<bn name>/<part>_part``) to
+            ``logs``. It costs a model copy and two more passes over the probe
+            set per measurement; the result is kept in ``last_attribution``.
 
     Example:
 
@@ -63,12 +70,15 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         per_layer=False,
         log_dir=None,
         steps=None,
+        attribute=False,
     ):
         super().__init__()
         self.every = checks.integer("every", every)
         checks.integer("probe_size", probe_size)
         self.batch_size = checks.integer("batch_size", batch_size)
         self.per_layer = bool(per_layer)
+        self.attribute = bool(attribute)
+        self.last_attribution = None
         self.log_dir = None if log_dir is None else str(log_dir)
         if self.log_dir is not None:  # fail now, not at the end of the first epoch
             optional.require("tensorflow", "VarianceShiftCallback's TensorBoard scalars",
@@ -76,6 +86,7 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         self.probe_x, _ = batches_lib.Batches(
             data, steps=steps, batch_size=self.batch_size, bounded=False
         ).head(int(probe_size))
+        _check_finite(self.probe_x)  # fail now, not after the first epoch
         self.last = None
         self._probe = None
         self._writer = None
@@ -99,7 +110,13 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         super().set_model(model)
 
     def on_train_begin(self, logs=None):
-        # Fail before the first epoch, not after it, on a model with no BN.
+        # Fail before the first epoch, not after it, on a model with no BN
+        # or probe data of another shape.
+        if getattr(self.model, "inputs", None):
+            try:
+                batches_lib.check_batch(self.model.inputs, self.probe_x)
+            except ValueError as e:
+                raise ValueError(f"VarianceShiftCallback's data: {e}") from None
         self._build_probe()
 
     def _build_probe(self):
@@ -120,10 +137,24 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         values = {"variance_shift/max": result.max(), "variance_shift/mean": result.mean()}
         if self.per_layer:
             values.update({f"variance_shift/{name}": value for name, value in result.items()})
+        if self.attribute:
+            values.update(self._parts())
         if logs is not None:
             logs.update(values)
         if self.log_dir is not None:
             self._write(epoch, result)
+
+    def _parts(self):
+        """``logs`` entries of the attribution of the shift, measured now."""
+        from keras_vs.attribution import PARTS, attribute_shift
+
+        self.last_attribution = parts = attribute_shift(self.model, self.probe_x,
+                                                        batch_size=self.batch_size)
+        values = {f"variance_shift/{p}_part": max(a.part(p) for a in parts.values()) for p in PARTS}
+        if self.per_layer:
+            values.update({f"variance_shift/{name}/{p}_part": a.part(p)
+                           for name, a in parts.items() for p in PARTS})
+        return values
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
@@ -158,3 +189,16 @@ class VarianceShiftCallback(keras.callbacks.Callback):
                 if math.isfinite(value):
                     tf.summary.scalar(f"variance_shift/{name}", value, step=epoch)
         self._writer.flush()
+
+
+def _check_finite(x):
+    """Refuses probe data with NaN or infinite values (they would be the measured statistic)."""
+    for a in keras.tree.flatten(x):
+        a = np.asarray(a)
+        if np.issubdtype(a.dtype, np.inexact) and not np.all(np.isfinite(a)):
+            bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+            raise ValueError(
+                f"VarianceShiftCallback's data holds {bad} NaN or infinite value(s): the "
+                f"measured shift would be NaN. Received: data of shape {a.shape} with "
+                "non-finite values"
+            )

@@ -205,6 +205,8 @@ def _search(run, space, training_config, data_config, model_options):
     """`search` once its arguments are checked and grouped."""
     strategy = distribute.get_strategy(run.strategy) if isinstance(run.strategy, str) else run.strategy
     data, data_identity = _load(run.dataset, data_config, training_config.batch_size, run.seed, strategy)
+    if not isinstance(run.model, str):
+        _check_fits(run.model, data, run.dataset)
     hypermodel = DropoutHyperModel(
         run.model, num_classes=data.num_classes, input_shape=data.input_shape,
         steps_per_epoch=data.steps_per_epoch, model_options=model_options, space=space,
@@ -232,6 +234,36 @@ def _search(run, space, training_config, data_config, model_options):
                                         run.project_dir) if run.export else {})
     return results_lib.SearchResult(rows, best, run.project_dir, files, list(tuner.ran), run.role, tuner,
                                     run.objective)
+
+
+def _check_fits(model, data, dataset):
+    """Refuses data a user's model cannot read, or whose labels it cannot predict, before any trial.
+
+    Raises:
+        ValueError: One line naming the model's input and output and the data's shapes.
+    """
+    import keras
+
+    name = dataset if isinstance(dataset, (str, os.PathLike)) else "the arrays"
+    x = data.probe[0][:2]
+    try:
+        out = model(x, training=False)
+    except Exception as e:  # noqa: BLE001  (whatever the model says about the input)
+        expected = [tuple(t.shape) for t in model.inputs] if getattr(model, "inputs", None) else "?"
+        expected = expected[0] if isinstance(expected, list) and len(expected) == 1 else expected
+        raise ValueError(
+            f"The data does not fit model {model.name!r}: it takes inputs of shape {expected}, "
+            f"{os.fspath(name)} has examples of shape {tuple(data.input_shape)} "
+            f"({type(e).__name__}). Received: input_shape={tuple(data.input_shape)}"
+        ) from None
+    outputs = keras.tree.flatten(out)
+    units = outputs[0].shape[-1] if len(outputs) == 1 and len(outputs[0].shape) == 2 else None
+    if units is not None and units < data.num_classes:
+        raise ValueError(
+            f"The data does not fit model {model.name!r}: it predicts {units} classes, "
+            f"{os.fspath(name)} has {data.num_classes} (labels 0..{data.num_classes - 1}). "
+            f"Received: num_classes={data.num_classes}"
+        )
 
 
 def _load(dataset, data_config, batch_size, seed, strategy):

@@ -43,6 +43,16 @@ def test_logs_hold_max_mean_and_per_layer_values():
     assert history.history["variance_shift/bn1"][-1] > 1.2  # dropout 0.5 right before bn1
 
 
+def test_attribute_logs_the_three_parts_per_layer():
+    x, y = _data()
+    cb = VarianceShiftCallback(x, per_layer=True, probe_size=64, attribute=True)
+    history = _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[cb])
+    part = cb.last_attribution["bn1"]
+    assert history.history["variance_shift/bn1/dropout_part"][-1] == part.part("dropout")
+    assert history.history["variance_shift/statistics_part"][-1] == max(
+        a.part("statistics") for a in cb.last_attribution.values())
+
+
 def test_logged_mean_is_the_mean_over_bns_not_the_max():
     x, y = _data()
     cb = VarianceShiftCallback(x, probe_size=64)
@@ -238,3 +248,31 @@ def test_a_mixed_precision_model_measures_as_the_float32_model(mixed_policy):
     measured = got.measure()
     for name, value in expected.measure().items():
         assert measured[name] == pytest.approx(value, rel=0.05)
+
+
+def test_probe_data_of_another_shape_fails_before_the_first_epoch():
+    model = _model()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y = _data()
+    wrong = np.zeros((16, 12), "float32")  # the model takes 8 features
+    epochs = []
+    with pytest.raises(ValueError, match=r"VarianceShiftCallback's data: .*Received: a batch of shape \(16, 12\)"):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[
+            VarianceShiftCallback(wrong), keras.callbacks.LambdaCallback(on_epoch_end=lambda e, l: epochs.append(e))])
+    assert epochs == []
+
+
+def test_nan_probe_data_is_refused_when_the_callback_is_made():
+    x, _ = _data()
+    x[3, 0] = np.nan
+    with pytest.raises(ValueError, match="holds 1 NaN or infinite value"):
+        VarianceShiftCallback(x)
+
+
+@pytest.mark.tf_only
+def test_an_unbatched_dataset_is_one_clear_error():
+    import tensorflow as tf
+
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"yields single examples, not batches .*ds.batch\(128\)"):
+        VarianceShiftCallback(tf.data.Dataset.from_tensor_slices((x, y)))

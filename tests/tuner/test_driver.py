@@ -431,3 +431,24 @@ def test_results_json_of_the_zoo_recipe_keeps_its_learning_rate(tmp_path):
     with open(result.files["json"]) as f:
         config = json.load(f)["config"]
     assert config["learning_rate"] > 0 and config["training"]["optimizer"] == "recipe"
+
+
+def _npz(path, shape, classes):
+    rng = np.random.default_rng(0)
+    np.savez(path, x=rng.random((64, *shape), dtype=np.float32), y=np.arange(64) % classes)
+    return str(path)
+
+
+def test_data_of_another_shape_is_refused_before_the_first_trial(tmp_path):
+    data_file = _npz(tmp_path / "big.npz", (12, 12, 1), 10)
+    with pytest.raises(ValueError, match=r"it takes inputs of shape \(None, 8, 8, 1\), .*big.npz has "
+                                         r"examples of shape \(12, 12, 1\)"):
+        _search(tmp_path / "s", dataset=data_file)
+    assert not os.path.exists(tmp_path / "s")  # no search folder, no failed trials
+
+
+def test_labels_the_model_cannot_predict_are_refused_before_the_first_trial(tmp_path):
+    data_file = _npz(tmp_path / "many.npz", (8, 8, 1), 20)
+    with pytest.raises(ValueError, match="it predicts 10 classes, .*many.npz has 20"):
+        _search(tmp_path / "s", dataset=data_file)
+    assert not os.path.exists(tmp_path / "s")
