@@ -204,6 +204,10 @@ class _Run:
 def _search(run, space, training_config, data_config, model_options):
     """`search` once its arguments are checked and grouped."""
     strategy = distribute.get_strategy(run.strategy) if isinstance(run.strategy, str) else run.strategy
+    progress = run.verbose > 0 and run.role != "worker"
+    if progress:  # reading a data set can take seconds without output
+        shown = run.dataset if isinstance(run.dataset, (str, os.PathLike)) else "the arrays"
+        print(f"[keras-vs] loading {os.fspath(shown)}", flush=True)
     data, data_identity = _load(run.dataset, data_config, training_config.batch_size, run.seed, strategy)
     if not isinstance(run.model, str):
         _check_fits(run.model, data, run.dataset)

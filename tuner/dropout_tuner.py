@@ -138,6 +138,9 @@ class DropoutTuner(keras_tuner.Tuner):
         hp = trial.hyperparameters
         epochs = hp.values.get("tuner/epochs", self.epochs)
         initial_epoch = hp.values.get("tuner/initial_epoch", 0)
+        if self.summaries:  # building and the first epoch's compile: seconds without output
+            print(f"[keras-vs] Trial #{int(trial.trial_id) + 1}: building the model and training "
+                  f"{epochs - initial_epoch} epoch(s); the first compiles it", flush=True)
         model = self._build(hp)
         previous = hp.values.get("tuner/trial_id")
         if previous is not None:  # Hyperband continues a promising trial

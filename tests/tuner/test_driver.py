@@ -452,3 +452,11 @@ def test_labels_the_model_cannot_predict_are_refused_before_the_first_trial(tmp_
     with pytest.raises(ValueError, match="it predicts 10 classes, .*many.npz has 20"):
         _search(tmp_path / "s", dataset=data_file)
     assert not os.path.exists(tmp_path / "s")
+
+
+def test_progress_lines_cover_loading_and_each_trials_build_and_compile(tmp_path, capsys):
+    _search(tmp_path, max_trials=1, verbose=1, fit_verbose=0)
+    out = capsys.readouterr().out
+    loading = out.index("[keras-vs] loading digits")
+    building = out.index("[keras-vs] Trial #1: building the model and training 1 epoch(s)")
+    assert loading < out.index("Running Trial #1") < building < out.index("[keras-vs] Trial #1 (trial_id")
