@@ -13,12 +13,15 @@ import sys
 from absl import flags
 
 from keras_vs import vocab
-from keras_vs.cli import CliError, Command
+from keras_vs.cli import CliError, Command, UsageError
 from keras_vs.commands import common
 from tuner import config
 from tuner import space
 
-__all__ = ["COMMAND"]
+__all__ = ["COMMAND", "DTYPE_POLICIES"]
+
+# What --dtype_policy takes (Keras' names).
+DTYPE_POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _define_flags(fv):
@@ -41,11 +44,16 @@ def _define_search_flags(define):
            "zoo.list_models()), or a .keras file of your own model: its dropouts are moved with "
            "the rewrite policies, and its own loss, metrics and optimizer (when saved compiled) "
            "train every trial.")
-    define("string", "dataset", config.DEFAULT_DATASET, "digits (offline), cifar10, cifar100, "
+    define("string", "data", config.DEFAULT_DATASET, "digits (offline), cifar10, cifar100, "
            "imagenet2012 (TensorFlow Datasets) or a .npz file with x and y (20% held out for "
-           "validation).")
+           "validation); the --data of measure and recalibrate.")
+    define("string", "dataset", None, "Deprecated: the old name of --data, still accepted.")
     define("enum", "oracle", config.DEFAULT_ORACLE, "keras-tuner search algorithm. grid visits "
            "every position before a second rate.", enum_values=list(vocab.ORACLES))
+    define("enum", "objective", config.OBJECTIVE, "What the oracle maximises and the best trial is "
+           "ranked by: the validation accuracy with the BN statistics as trained, or after precise "
+           "BN re-estimation on the training data (every trial records both).",
+           enum_values=list(config.OBJECTIVES))
     define("integer", "max_trials", config.DEFAULT_MAX_TRIALS, "Trials to run (grid: at most the "
            "grid's size; hyperband: unused).", lower_bound=1)
     define("integer", "seed", 0, "Seeds the oracle and every trial's weights, dropout masks and "
@@ -64,6 +72,10 @@ def _define_training_flags(define):
     define("integer", "epochs", config.DEFAULT_EPOCHS, "Epochs per trial; the recipe's "
            "learning-rate milestones scale with it.", lower_bound=1)
     define("integer", "batch_size", config.DEFAULT_BATCH_SIZE, "Global batch size.", lower_bound=1)
+    define("enum", "dtype_policy", None, "Keras dtype policy of every trial's zoo model (zoo.get's "
+           "dtype_policy): mixed_bfloat16 or mixed_float16 train in mixed precision, variables "
+           "and BN statistics in float32. Default: float32. A .keras model keeps the policies it "
+           "was saved with.", enum_values=list(DTYPE_POLICIES))
     define("string", "loss", None, "Keras loss of every trial, e.g. "
            "sparse_categorical_crossentropy. Default: a saved model's own; otherwise sparse "
            "categorical cross-entropy on probabilities or logits, as the model's output says.")
@@ -118,19 +130,38 @@ def _fit_verbose(fv):
     return 1 if sys.stdout.isatty() else 2  # progress bars only where they redraw
 
 
+def _data_flag(fv):
+    """--data, or the deprecated --dataset (with a note); both given must agree."""
+    if fv.dataset is None:
+        return
+    if fv["data"].present and fv.data != fv.dataset:
+        raise UsageError(f"--dataset is the old name of --data: give one. Received: "
+                         f"--data={fv.data} --dataset={fv.dataset}")
+    print(f"keras-vs tune: warning: --dataset is deprecated; use --data={fv.dataset}",
+          file=sys.stderr)
+    fv.data = fv.dataset
+
+
 def _run(args, fv):
     if args:
-        raise CliError(f"'tune' takes no positional arguments. Received: {args}")
+        raise UsageError(f"'tune' takes no positional arguments. Received: {args}")
+    _data_flag(fv)
     rates = common.float_list("rate_choices", fv.rate_choices)
     betas = common.float_list("beta_choices", fv.beta_choices)
     model, model_file = fv.model, None
     if _is_model_file(model):
+        if fv.dtype_policy is not None:
+            raise UsageError(
+                "--dtype_policy applies to zoo models: a .keras model computes in the dtype "
+                f"policies it was saved with. Received: --dtype_policy={fv.dtype_policy} "
+                f"--model={model}"
+            )
         model, model_file = _load_user_model(model, fv.unsafe), model
     common.quiet_tensorflow()
     import zoo
 
     if isinstance(model, str) and model not in zoo.list_models():
-        raise CliError(
+        raise UsageError(
             f"Unknown model. Expected a zoo name ({', '.join(zoo.list_models())}) or a .keras "
             f"file. Received: --model={model}"
         )
@@ -159,9 +190,14 @@ def _search(model, model_file, fv, rates, betas):
     """`tuner.search` with the flags' settings."""
     import tuner
 
+    try:  # values that parse but are not allowed: a bad command line
+        search_space = tuner.SearchSpace(positions=fv.positions, types=fv.types, rates=rates,
+                                         betas=betas)
+    except ValueError as e:
+        raise UsageError(common.flat(e)) from None
     return tuner.search(
-        model, fv.dataset, oracle=fv.oracle, max_trials=fv.max_trials, seed=fv.seed,
-        space=tuner.SearchSpace(positions=fv.positions, types=fv.types, rates=rates, betas=betas),
+        model, fv.data, oracle=fv.oracle, max_trials=fv.max_trials, seed=fv.seed, objective=fv.objective,
+        space=search_space,
         training_config=tuner.TrainingConfig(
             epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate,
             weight_decay=fv.weight_decay, loss=fv.loss, optimizer=fv.optimizer,
@@ -170,6 +206,7 @@ def _search(model, model_file, fv, rates, betas):
         data_config=tuner.DataConfig(take=fv.take, data_dir=fv.data_dir, download=fv.download),
         directory=fv.directory, project_name=fv.project, overwrite=fv.restart, strategy=fv.strategy,
         verbose=0 if fv.json else 1, fit_verbose=_fit_verbose(fv), model_file=model_file,
+        model_options=None if fv.dtype_policy is None else {"dtype_policy": fv.dtype_policy},
     )
 
 
@@ -182,13 +219,14 @@ def _report(result, fv):
         print()
         print(f"Search {result.project_dir}: {len(result.rows)} trial(s); max shift = max over BN "
               "layers of max(real/moving, moving/real) variance, 1 = none; train acc in training "
-              "vs inference mode on training examples.")
+              "vs inference mode on training examples; recal. BN = val acc after precise BN "
+              "re-estimation on the training data.")
         print(result.table())
         if result.best is not None:
             b = result.best
             what = b["position"] + (f", {b['type']} {b['rate']:g}" if b["type"] != "-" else "")
             print(f"best: Trial #{b['trial_number']} (trial_id {b['trial_id']}: {what}), "
-                  f"val_accuracy {b['val_accuracy']:.4f}")
+                  f"{result.objective} {b[result.objective]:.4f}")
         for path in result.files.values():
             print(f"wrote {path}")
     if not any(r["status"] == "COMPLETED" for r in result.rows):

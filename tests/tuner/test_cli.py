@@ -56,7 +56,7 @@ def test_tune_is_found_through_the_entry_point_group():
 def test_help_documents_the_search_flags(keras_vs_cli):
     code, text, _ = keras_vs_cli("tune", "--help")
     assert code == 0
-    for flag in ("--model", "--dataset", "--oracle", "--max_trials", "--epochs", "--batch_size",
+    for flag in ("--model", "--data", "--oracle", "--objective", "--max_trials", "--epochs", "--batch_size",
                  "--seed", "--directory", "--strategy", "--loss", "--optimizer", "--fit_verbose",
                  "--[no]restart", "--[no]unsafe", "--[no]from_logits"):
         assert f"  {flag}:" in text, flag
@@ -68,14 +68,11 @@ def test_help_documents_the_search_flags(keras_vs_cli):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--model=wrn-99-9",), "Unknown model"),
         (("--model=missing.keras",), "No such model file. Received: MODEL='missing.keras'"),
-        (("--dataset=svhn",), "svhn"),
-        (("--rate_choices=0.1,x",), "Received: --rate_choices=0.1,x"),
+        (("--data=svhn",), "svhn"),
         (("--positions=after_bn",), "Expected each of none, before_bn, before_conv"),
-        (("--types=gaussian",), "Expected each of bernoulli, uout"),
         (("--optimizer=adamz",), "Unknown optimizer"),
-        pytest.param(("--dataset=cifar10", "--data_dir=nowhere"), "tfds build cifar10",
+        pytest.param(("--data=cifar10", "--data_dir=nowhere"), "tfds build cifar10",
                      marks=pytest.mark.requires("tensorflow_datasets")),
     ],
 )
@@ -85,6 +82,31 @@ def test_bad_input_is_a_one_line_error(tune, tmp_path, args, message):
     (line,) = err.strip().splitlines()
     assert line.startswith("keras-vs tune: error:") and message in line
     assert not (tmp_path / "keras_vs_tune").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--model=wrn-99-9",), "Unknown model"),
+        (("--rate_choices=0.1,x",), "Received: --rate_choices=0.1,x"),
+        (("--types=gaussian",), "Expected each of bernoulli, uout"),
+        (("extra",), "'tune' takes no positional arguments. Received: ['extra']"),
+        (("--data=digits", "--dataset=cifar10"), "Received: --data=digits --dataset=cifar10"),
+    ],
+)
+def test_bad_command_line_exits_2_in_one_line(tune, tmp_path, args, message):
+    code, _, err = tune(*args)
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("keras-vs tune: error:") and message in line
+    assert not (tmp_path / "keras_vs_tune").exists()
+
+
+def test_old_dataset_flag_still_works_with_a_deprecation_note(tune):
+    code, _, err = tune("--dataset=svhn")
+    lines = err.strip().splitlines()
+    assert code == 1 and "svhn" in lines[-1]
+    assert lines[0] == "keras-vs tune: warning: --dataset is deprecated; use --data=svhn"
 
 
 def test_bad_flag_value_is_a_usage_error(tune):
@@ -212,3 +234,44 @@ def test_tune_prints_the_table_writes_files_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "[keras-vs] Trial" not in again.stdout  # no trial ran
     assert "2 trial(s)" in again.stdout
+
+
+def test_dtype_policy_trains_the_zoo_model_in_mixed_precision(tune, tmp_path):
+    code, out, err = tune("--model=wrn-10-1", "--dtype_policy=mixed_bfloat16", "--positions=before_bn",
+                          "--types=bernoulli", "--rate_choices=0.2", "--take=32", "--max_trials=1",
+                          "--epochs=1", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    (trial,) = report["trials"]
+    assert trial["status"] == "COMPLETED" and trial["variance_shift_max"] > 0
+    with open(os.path.join(report["project_dir"], "search_config.json")) as f:
+        assert json.load(f)["model_options"] == {"dtype_policy": "mixed_bfloat16"}
+    best = keras.saving.load_model(os.path.join(report["project_dir"], "best_model.keras"))
+    # The layers keep their policies in the file (Keras reloads a model's own policy as the global one).
+    assert best.get_layer("stem_conv").dtype_policy.name == "mixed_bfloat16"
+    assert best.get_layer("predictions").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+
+
+def test_dtype_policy_is_refused_for_a_saved_model_and_checked(tune, tmp_path):
+    path = _save_tiny(tmp_path / "mine.keras")
+    code, _, err = tune(f"--model={path}", "--dtype_policy=mixed_float16")
+    (line,) = err.strip().splitlines()
+    assert code == 2 and "--dtype_policy applies to zoo models" in line
+    assert f"Received: --dtype_policy=mixed_float16 --model={path}" in line
+    code, _, err = tune("--dtype_policy=float8")
+    (line,) = err.strip().splitlines()
+    assert code == 2 and line.startswith("keras-vs tune: error: flag --dtype_policy=float8")
+    assert not (tmp_path / "keras_vs_tune").exists()
+
+
+def test_data_of_another_shape_is_one_line_before_any_trial(tune, tmp_path):
+    import numpy as np
+
+    path = _save_tiny(tmp_path / "mine.keras")
+    np.savez(tmp_path / "big.npz", x=np.zeros((40, 12, 12, 1), "float32"), y=np.arange(40) % 10)
+    code, out, err = tune(f"--model={path}", f"--data={tmp_path / 'big.npz'}", *TINY)
+    (line,) = err.strip().splitlines()
+    assert code == 1 and line.startswith("keras-vs tune: error: The data does not fit")
+    assert out.splitlines() == [f"[keras-vs] loading {tmp_path / 'big.npz'}"]  # no trial ran
+    assert not (tmp_path / "keras_vs_tune").exists()
