@@ -248,6 +248,10 @@ def _check_fits(model, data, dataset):
     """
     import keras
 
+    from keras_vs import graph
+
+    if any(getattr(layer, "stateful", False) for layer in graph.sublayers(model)):
+        return  # a call would advance its states: the user's model stays as given
     name = dataset if isinstance(dataset, (str, os.PathLike)) else "the arrays"
     x = data.probe[0][:2]
     try:
