@@ -6,7 +6,7 @@ import warnings
 from absl import flags
 
 from keras_vs import vocab
-from keras_vs.cli import CliError, Command, UsageError
+from keras_vs.cli import PROG, CliError, Command, UsageError
 from keras_vs.commands import common
 
 __all__ = ["COMMAND"]

@@ -14,16 +14,27 @@ import pytest
 from keras_vs import cli
 
 L = keras.layers
-HINT = re.compile(r"keras-vs ([a-z]+)((?: [^\s,;()']+)*)")
+HINT = re.compile(r"keras-vs ([a-z]+)")
+STOP = re.compile(r"[,;()']|[.:]$")  # prose around a hint: a command ends at its first stop
 
 
 def _hints(text):
     """``[argv after 'keras-vs']`` of every hint with arguments (a bare 'keras-vs measure' is a mention)."""
     found = []
-    for match in HINT.finditer(text):
-        args = match.group(2).split()
-        if args:
-            found.append([match.group(1), *args])
+    for line in text.splitlines():
+        for match in HINT.finditer(line):
+            args = []
+            for token in line[match.end():].split():
+                if token == "keras-vs":
+                    break
+                stop = STOP.search(token)
+                if stop:
+                    if token[: stop.start()]:
+                        args.append(token[: stop.start()])
+                    break
+                args.append(token)
+            if args:
+                found.append([match.group(1), *args])
     return found
 
 
@@ -91,5 +102,7 @@ def test_weights_output_never_hints_a_command_on_the_weights_file(model_file, ke
 
 def test_hints_parse_the_placeholders_of_prose():
     text = ("Re-estimate them: keras-vs recalibrate m.keras --data=DATA -o FIXED, or fine-tune; "
-            "so 'keras-vs measure' still shows it")
-    assert _hints(text) == [["recalibrate", "m.keras", "--data=DATA", "-o", "FIXED"]]
+            "so 'keras-vs measure' still shows it. Then keras-vs analyze new.keras. Or: 'keras-vs "
+            "analyze m.keras' lists them")
+    assert _hints(text) == [["recalibrate", "m.keras", "--data=DATA", "-o", "FIXED"],
+                            ["analyze", "new.keras"], ["analyze", "m.keras"]]
