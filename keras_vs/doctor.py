@@ -207,8 +207,18 @@ def _materialize(data, batch_size, what):
 
 
 def _predict(model, x, batch_size):
-    pred = model.predict(x, batch_size=batch_size, verbose=0)
-    return np.asarray(keras.tree.flatten(pred)[0])
+    """The first output on `x`; the model's state (stateful RNNs) as it was."""
+    from keras_vs import probe as probe_lib
+    from keras_vs.graph.snapshot import Snapshot
+
+    with Snapshot(model):
+        if not any(str(t.dtype) == "string" for t in model.inputs):
+            pred = model.predict(x, batch_size=batch_size, verbose=0)
+            return np.asarray(keras.tree.flatten(pred)[0])
+        batches = Batches(x, None, batch_size)  # strings: as measuring feeds them
+        run = probe_lib.run_function(model, batches, compiled=False)
+        outs = [keras.ops.convert_to_numpy(keras.tree.flatten(run(b))[0]) for b, _ in batches]
+    return np.concatenate([np.asarray(o) for o in outs])
 
 
 # ---------------------------------------------------------------------------

@@ -70,7 +70,10 @@ def _run(args, fv):
     _check_flags(fv, path)
     data = _limited(common.load_data(fv), fv)
     validation = _validation(fv)
-    model = common.load_model_file(path, fv.unsafe, compile=True)
+    try:  # the compile settings name the metric and drive fine-tuning
+        model = common.load_model_file(path, fv.unsafe, compile=True)
+    except CliError:  # e.g. a loss Keras cannot rebuild: accuracy, no fine-tuning
+        model = common.load_model_file(path, fv.unsafe, compile=False)
     common.quiet_tensorflow()
     from keras_vs.doctor import doctor
 
