@@ -58,7 +58,7 @@ TOOLS = (
     + tuple(f"plan:{p}" for p in POLICIES)
     + tuple(f"rewrite:{p}" for p in POLICIES)
     + tuple(f"save:{p}" for p in ("original",) + POLICIES)
-    + ("measure", "inconsistency", "recalibrate", "fit")
+    + ("measure", "inconsistency", "recalibrate", "fit", "doctor")
 )
 
 
@@ -462,6 +462,26 @@ def check_inconsistency(b):
             assert acc is not None and 0.0 <= acc <= 1.0
 
 
+def check_doctor(b):
+    """The doctor on one batch, held out as it is (split stated: the corpus checks that
+    it runs, not its statistics): no fine-tuning. Labels: those `fit` uses for a class
+    with its own compile, the classes for a classifier, else the model's own outputs."""
+    y = b.entry.labels(N) if b.entry.classifier else b.outputs[0]
+    if b.entry.fit_labels is not None:
+        y = b.entry.fit_labels(N, np.random.default_rng(1))
+    report, err = _attempt(b.model, lambda: kvs.doctor(b.model, (b.x, y), (b.x, y), batch_size=N),
+                           model_is_culprit=len(b.model.outputs) > 1)
+    _assert_unchanged(b)
+    if err is not None:
+        return
+    assert [c.fix for c in report.candidates][0] == "keep"
+    assert report.recommendation in [c.fix for c in report.candidates]
+    for a in report.attribution.values():
+        parts = a.statistics * a.dropout * a.upstream
+        if math.isfinite(parts) and a.moving > 0:
+            assert parts == pytest.approx(a.real / a.moving, rel=1e-4), a
+
+
 def check_recalibrate(b):
     new, err = _attempt(b.model, lambda: kvs.recalibrate_bn(b.model, b.x))
     _assert_unchanged(b)
@@ -596,5 +616,7 @@ def test_tool(name, tool, tmp_path, request):
         check_recalibrate(b)
     elif kind == "fit":
         check_fit(b)
+    elif kind == "doctor":
+        check_doctor(b)
     else:  # pragma: no cover
         raise AssertionError(tool)
