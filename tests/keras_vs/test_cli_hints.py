@@ -106,3 +106,10 @@ def test_hints_parse_the_placeholders_of_prose():
             "analyze m.keras' lists them")
     assert _hints(text) == [["recalibrate", "m.keras", "--data=DATA", "-o", "FIXED"],
                             ["analyze", "new.keras"], ["analyze", "m.keras"]]
+
+
+def test_recalibrate_hints_are_commands_that_run(model_file, keras_vs_cli):
+    code, out, _ = keras_vs_cli("recalibrate", model_file, "--data=digits", "--steps=2", "-o",
+                                model_file.parent / "re.keras")
+    assert code == 0
+    _check_hints(out, model_file.parent, keras_vs_cli)

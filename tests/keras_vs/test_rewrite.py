@@ -508,13 +508,18 @@ def test_bn_to_bn_chain_moves_the_dropout_after_the_last_bn():
     "options, message",
     [
         ({"rate": 1.5}, "Received: rate=1.5"),
-        ({"beta": 0.2}, "Received: beta=0.2"),
+        ({"beta": 1.5}, "Received: beta=1.5"),  # after_bn's beta: of moved Uout layers
         ({"share_weights": "yes"}, "Received: share_weights='yes'"),
     ],
 )
 def test_bad_options_are_echoed(options, message):
     with pytest.raises(ValueError, match=message):
         kvs.rewrite(_simple(), "after_bn", **options)
+
+
+def test_an_option_a_policy_does_not_take_is_echoed():
+    with pytest.raises(ValueError, match="Received: beta=0.2"):
+        kvs.rewrite(_simple(), "remove", beta=0.2)
 
 
 def test_unknown_policy_is_echoed():
