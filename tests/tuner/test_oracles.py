@@ -54,3 +54,16 @@ def test_file_writing_callbacks_get_a_path_per_trial(tmp_path):
     assert checkpoint.filepath == str(tmp_path / "e{epoch:02d}_03.weights.h5")
     assert backup.backup_dir == str(tmp_path / "backup" / "03") and backup.save_freq == 3
     assert given[0].filename == str(tmp_path / "log.csv")  # the user's callbacks are untouched
+
+
+@pytest.mark.parametrize("max_trials, first_id", [(9, "0"), (10, "00")])
+def test_trial_ids_are_padded_to_the_width_of_max_trials_as_readme_says(tmp_path, max_trials, first_id):
+    # README: "Trial #1" is trial_id "0" in a search of up to 9 trials, "00" in one of 10 to 99.
+    names = [f"p{i}" for i in range(12)]
+    oracle = oracles.make_oracle("grid", max_trials=max_trials, epochs=1, seed=0,
+                                 points=[{"dropout_position": n} for n in names])
+    oracle._set_project_dir(str(tmp_path), "p")
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("dropout_position", names)
+    oracle.update_space(hp)
+    assert oracle.create_trial("tuner0").trial_id == first_id
