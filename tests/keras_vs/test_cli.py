@@ -55,7 +55,7 @@ def test_help_needs_neither_tensorflow_nor_keras(without_keras):
     assert result.returncode == 0, result.stderr
     listed = re.findall(r"^  (\S+) +(.+)$", result.stdout, re.M)
     names = [name for name, _ in listed]
-    assert names == ["analyze", "measure", "recalibrate", "rewrite", "theory", "tune"]
+    assert names == ["analyze", "doctor", "measure", "recalibrate", "rewrite", "theory", "tune"]
     assert not any("unavailable" in summary for _, summary in listed)
     assert "TensorFlow binary is optimized" not in result.stderr and result.stderr == ""
 
