@@ -44,11 +44,16 @@ def _define_search_flags(define):
            "zoo.list_models()), or a .keras file of your own model: its dropouts are moved with "
            "the rewrite policies, and its own loss, metrics and optimizer (when saved compiled) "
            "train every trial.")
-    define("string", "dataset", config.DEFAULT_DATASET, "digits (offline), cifar10, cifar100, "
+    define("string", "data", config.DEFAULT_DATASET, "digits (offline), cifar10, cifar100, "
            "imagenet2012 (TensorFlow Datasets) or a .npz file with x and y (20% held out for "
-           "validation).")
+           "validation); the --data of measure and recalibrate.")
+    define("string", "dataset", None, "Deprecated: the old name of --data, still accepted.")
     define("enum", "oracle", config.DEFAULT_ORACLE, "keras-tuner search algorithm. grid visits "
            "every position before a second rate.", enum_values=list(vocab.ORACLES))
+    define("enum", "objective", config.OBJECTIVE, "What the oracle maximises and the best trial is "
+           "ranked by: the validation accuracy with the BN statistics as trained, or after precise "
+           "BN re-estimation on the training data (every trial records both).",
+           enum_values=list(config.OBJECTIVES))
     define("integer", "max_trials", config.DEFAULT_MAX_TRIALS, "Trials to run (grid: at most the "
            "grid's size; hyperband: unused).", lower_bound=1)
     define("integer", "seed", 0, "Seeds the oracle and every trial's weights, dropout masks and "
@@ -125,9 +130,22 @@ def _fit_verbose(fv):
     return 1 if sys.stdout.isatty() else 2  # progress bars only where they redraw
 
 
+def _data_flag(fv):
+    """--data, or the deprecated --dataset (with a note); both given must agree."""
+    if fv.dataset is None:
+        return
+    if fv["data"].present and fv.data != fv.dataset:
+        raise UsageError(f"--dataset is the old name of --data: give one. Received: "
+                         f"--data={fv.data} --dataset={fv.dataset}")
+    print(f"keras-vs tune: warning: --dataset is deprecated; use --data={fv.dataset}",
+          file=sys.stderr)
+    fv.data = fv.dataset
+
+
 def _run(args, fv):
     if args:
-        raise CliError(f"'tune' takes no positional arguments. Received: {args}")
+        raise UsageError(f"'tune' takes no positional arguments. Received: {args}")
+    _data_flag(fv)
     rates = common.float_list("rate_choices", fv.rate_choices)
     betas = common.float_list("beta_choices", fv.beta_choices)
     model, model_file = fv.model, None
@@ -143,7 +161,7 @@ def _run(args, fv):
     import zoo
 
     if isinstance(model, str) and model not in zoo.list_models():
-        raise CliError(
+        raise UsageError(
             f"Unknown model. Expected a zoo name ({', '.join(zoo.list_models())}) or a .keras "
             f"file. Received: --model={model}"
         )
@@ -172,9 +190,14 @@ def _search(model, model_file, fv, rates, betas):
     """`tuner.search` with the flags' settings."""
     import tuner
 
+    try:  # values that parse but are not allowed: a bad command line
+        search_space = tuner.SearchSpace(positions=fv.positions, types=fv.types, rates=rates,
+                                         betas=betas)
+    except ValueError as e:
+        raise UsageError(common.flat(e)) from None
     return tuner.search(
-        model, fv.dataset, oracle=fv.oracle, max_trials=fv.max_trials, seed=fv.seed,
-        space=tuner.SearchSpace(positions=fv.positions, types=fv.types, rates=rates, betas=betas),
+        model, fv.data, oracle=fv.oracle, max_trials=fv.max_trials, seed=fv.seed, objective=fv.objective,
+        space=search_space,
         training_config=tuner.TrainingConfig(
             epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate,
             weight_decay=fv.weight_decay, loss=fv.loss, optimizer=fv.optimizer,
@@ -196,13 +219,14 @@ def _report(result, fv):
         print()
         print(f"Search {result.project_dir}: {len(result.rows)} trial(s); max shift = max over BN "
               "layers of max(real/moving, moving/real) variance, 1 = none; train acc in training "
-              "vs inference mode on training examples.")
+              "vs inference mode on training examples; recal. BN = val acc after precise BN "
+              "re-estimation on the training data.")
         print(result.table())
         if result.best is not None:
             b = result.best
             what = b["position"] + (f", {b['type']} {b['rate']:g}" if b["type"] != "-" else "")
             print(f"best: Trial #{b['trial_number']} (trial_id {b['trial_id']}: {what}), "
-                  f"val_accuracy {b['val_accuracy']:.4f}")
+                  f"{result.objective} {b[result.objective]:.4f}")
         for path in result.files.values():
             print(f"wrote {path}")
     if not any(r["status"] == "COMPLETED" for r in result.rows):

@@ -56,7 +56,7 @@ def test_tune_is_found_through_the_entry_point_group():
 def test_help_documents_the_search_flags(keras_vs_cli):
     code, text, _ = keras_vs_cli("tune", "--help")
     assert code == 0
-    for flag in ("--model", "--dataset", "--oracle", "--max_trials", "--epochs", "--batch_size",
+    for flag in ("--model", "--data", "--oracle", "--objective", "--max_trials", "--epochs", "--batch_size",
                  "--seed", "--directory", "--strategy", "--loss", "--optimizer", "--fit_verbose",
                  "--[no]restart", "--[no]unsafe", "--[no]from_logits"):
         assert f"  {flag}:" in text, flag
@@ -68,14 +68,11 @@ def test_help_documents_the_search_flags(keras_vs_cli):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (("--model=wrn-99-9",), "Unknown model"),
         (("--model=missing.keras",), "No such model file. Received: MODEL='missing.keras'"),
-        (("--dataset=svhn",), "svhn"),
-        (("--rate_choices=0.1,x",), "Received: --rate_choices=0.1,x"),
+        (("--data=svhn",), "svhn"),
         (("--positions=after_bn",), "Expected each of none, before_bn, before_conv"),
-        (("--types=gaussian",), "Expected each of bernoulli, uout"),
         (("--optimizer=adamz",), "Unknown optimizer"),
-        pytest.param(("--dataset=cifar10", "--data_dir=nowhere"), "tfds build cifar10",
+        pytest.param(("--data=cifar10", "--data_dir=nowhere"), "tfds build cifar10",
                      marks=pytest.mark.requires("tensorflow_datasets")),
     ],
 )
@@ -85,6 +82,31 @@ def test_bad_input_is_a_one_line_error(tune, tmp_path, args, message):
     (line,) = err.strip().splitlines()
     assert line.startswith("keras-vs tune: error:") and message in line
     assert not (tmp_path / "keras_vs_tune").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--model=wrn-99-9",), "Unknown model"),
+        (("--rate_choices=0.1,x",), "Received: --rate_choices=0.1,x"),
+        (("--types=gaussian",), "Expected each of bernoulli, uout"),
+        (("extra",), "'tune' takes no positional arguments. Received: ['extra']"),
+        (("--data=digits", "--dataset=cifar10"), "Received: --data=digits --dataset=cifar10"),
+    ],
+)
+def test_bad_command_line_exits_2_in_one_line(tune, tmp_path, args, message):
+    code, _, err = tune(*args)
+    assert code == 2, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("keras-vs tune: error:") and message in line
+    assert not (tmp_path / "keras_vs_tune").exists()
+
+
+def test_old_dataset_flag_still_works_with_a_deprecation_note(tune):
+    code, _, err = tune("--dataset=svhn")
+    lines = err.strip().splitlines()
+    assert code == 1 and "svhn" in lines[-1]
+    assert lines[0] == "keras-vs tune: warning: --dataset is deprecated; use --data=svhn"
 
 
 def test_bad_flag_value_is_a_usage_error(tune):
@@ -250,5 +272,6 @@ def test_data_of_another_shape_is_one_line_before_any_trial(tune, tmp_path):
     np.savez(tmp_path / "big.npz", x=np.zeros((40, 12, 12, 1), "float32"), y=np.arange(40) % 10)
     code, out, err = tune(f"--model={path}", f"--data={tmp_path / 'big.npz'}", *TINY)
     (line,) = err.strip().splitlines()
-    assert code == 1 and out == "" and line.startswith("keras-vs tune: error: The data does not fit")
+    assert code == 1 and line.startswith("keras-vs tune: error: The data does not fit")
+    assert out.splitlines() == [f"[keras-vs] loading {tmp_path / 'big.npz'}"]  # no trial ran
     assert not (tmp_path / "keras_vs_tune").exists()
