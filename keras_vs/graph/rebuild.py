@@ -311,7 +311,7 @@ class _Rebuilder:
                     f"graph ({_first_line(e)}): keras-vs calls the class with inputs, "
                     "outputs and its config, as Keras does when it loads a file. "
                     f"Received: model={_describe(model)}") from None
-        new.trainable = model.trainable
+        _keep_model_settings(new, model)
         return new
 
     def _sequential(self, view):
@@ -345,7 +345,7 @@ class _Rebuilder:
                 f"Cannot rebuild {type(model).__name__} {model.name!r} from its layers "
                 f"({_first_line(e)}): keras-vs calls the class with its layers and name. "
                 f"Received: model={_describe(model)}") from None
-        new.trainable = model.trainable
+        _keep_model_settings(new, model)
         return new
 
     def copy_weights(self):
@@ -353,6 +353,15 @@ class _Rebuilder:
             carry_state(old, new)
         for old, new, skip in self.carried:
             carry_state(old, new, skip=skip)
+
+
+def _keep_model_settings(new, model):
+    """`trainable` and the model's own dtype policy, which neither a Functional's nor
+    a Sequential's constructor takes: made under the global policy, a copy of a
+    mixed_float16 model would compile without loss scaling."""
+    new.trainable = model.trainable
+    if model.dtype_policy.name != new.dtype_policy.name:
+        new.dtype_policy = model.dtype_policy
 
 
 def _policy_of(x):

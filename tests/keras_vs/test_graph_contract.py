@@ -209,6 +209,33 @@ def test_inserted_layers_take_the_policy_of_the_layer_they_read(policy_name, pol
     assert added and all(layer.dtype_policy.name == policy_name for layer in added)
 
 
+@pytest.mark.parametrize("policy_name", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("sequential", [False, True])
+def test_a_copy_keeps_the_models_own_dtype_policy(policy_name, sequential):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy_name)
+    try:
+        parts = [L.Dense(4), L.Dropout(0.5, name="drop"), L.BatchNormalization(name="bn")]
+        if sequential:
+            model = keras.Sequential([L.Input((4,)), *parts], name="seq")
+        else:
+            x = L.Input((4,))
+            h = x
+            for layer in parts:
+                h = layer(h)
+            model = keras.Model(x, h)
+        model.compile("sgd", "mse")
+    finally:
+        keras.config.set_dtype_policy(previous)  # the tools run under float32
+    copied = graph.copy(model)
+    graph.compile_like(copied, model)
+    for new in (copied, kvs.rewrite(model, "after_bn"), kvs.recalibrate_bn(model, X)):
+        assert new.dtype_policy.name == policy_name
+        # Keras wraps a mixed_float16 model's optimizer in loss scaling when it compiles.
+        scaled = isinstance(new.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert scaled == (policy_name == "mixed_float16")
+
+
 @keras.saving.register_keras_serializable(package="keras_vs_tests")
 class OwnCompile(StepModel):
     """A `compile` of its own that builds `loss` itself (as keras-hub's
