@@ -254,7 +254,17 @@ def head(x, num_classes, classifier_activation, plan, kernel_init="torch", bias_
         kernel_initializer=classifier_initializer(kernel_init, fan_in),
         bias_initializer=classifier_initializer(bias_init, fan_in),
         name="predictions",
+        # Under a mixed policy, logits and softmax in float32 (Keras' guide).
+        dtype=_classifier_policy(),
     )(x)
+
+
+def _classifier_policy():
+    """float32 under a mixed global policy (its variable dtype), else the global policy."""
+    policy = keras.config.dtype_policy()
+    if policy.compute_dtype != policy.variable_dtype:
+        return policy.variable_dtype
+    return None
 
 
 def network(

@@ -15,6 +15,8 @@ import dataclasses
 import difflib
 import fnmatch
 
+import keras
+
 from zoo._densenet import (
     densenet_10_4,
     densenet_40_12,
@@ -108,11 +110,17 @@ def _lookup(name):
         ) from None
 
 
-def get(name, /, **overrides):
+def get(name, /, dtype_policy=None, **overrides):
     """Builds a registered model.
 
     Args:
         name: Registry name, e.g. ``"wrn-16-4"`` (see `list_models`).
+        dtype_policy: The Keras dtype policy of the model and its layers,
+            e.g. ``"mixed_bfloat16"`` or ``"mixed_float16"`` (None: the
+            global policy, `keras.config.dtype_policy`). Under a mixed policy
+            the classifier computes in float32, as Keras' mixed-precision
+            guide advises; variables (BN statistics included) stay float32.
+            The global policy is left as it was.
         **overrides: Keyword arguments of the family builder, e.g.
             ``num_classes=100, dropout_rate=0.3, dropout_position="head"``
             (Uout: ``dropout_type="uout", beta=0.1``); ``name=`` renames the
@@ -126,8 +134,34 @@ def get(name, /, **overrides):
     >>> model = get("wrn-10-1", num_classes=100)
     >>> model.name
     'wrn-10-1'
+    >>> get("wrn-10-1", dtype_policy="mixed_bfloat16").dtype_policy.name
+    'mixed_bfloat16'
     """
-    return _lookup(name).builder(**overrides)
+    builder = _lookup(name).builder
+    if dtype_policy is None:
+        return builder(**overrides)
+    policy = _check_policy(dtype_policy)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)  # every layer (and the model) takes it when made
+    try:
+        return builder(**overrides)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _check_policy(dtype_policy):
+    """A `keras.DTypePolicy` from a name or policy; unknown names raise naming the value."""
+    if isinstance(dtype_policy, keras.DTypePolicy):
+        return dtype_policy
+    if isinstance(dtype_policy, str):
+        try:
+            return keras.DTypePolicy(dtype_policy)
+        except ValueError:
+            pass
+    raise ValueError(
+        "Expected dtype_policy to be a Keras dtype policy or its name, e.g. 'float32', "
+        f"'mixed_bfloat16' or 'mixed_float16'. Received: dtype_policy={dtype_policy!r}"
+    )
 
 
 def entry(name):

@@ -312,3 +312,59 @@ def test_keras_save_load_round_trip_reproduces_outputs(tmp_path, name, position,
         keras.ops.convert_to_numpy(model(x, training=False)),
         rtol=1e-6, atol=1e-6,
     )
+
+
+# -- dtype policies (zoo.get(..., dtype_policy=)) -------------------------------
+
+MIXED = ["mixed_float16", "mixed_bfloat16"]
+
+
+@pytest.mark.parametrize("policy", MIXED)
+def test_get_builds_in_the_dtype_policy_it_is_given_and_leaves_the_global_one(policy):
+    model = small_model("wrn-10-1", "before_bn", "bernoulli", dtype_policy=policy)
+    compute = policy.split("_")[1]
+    assert keras.config.dtype_policy().name == "float32"
+    assert model.dtype_policy.name == policy
+    assert model.get_layer("stem_conv").compute_dtype == compute
+    bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert bn.compute_dtype == compute and bn.moving_variance.dtype == "float32"
+    assert all(w.dtype == "float32" for w in model.weights)
+    # The classifier computes in float32, as Keras' mixed-precision guide advises.
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    assert model.output.dtype == "float32"
+    assert trainable_count(model) == trainable_count(small_model("wrn-10-1", "before_bn", "bernoulli"))
+
+
+def test_get_names_a_bad_dtype_policy():
+    with pytest.raises(ValueError, match=r"Received: dtype_policy='float8'"):
+        zoo.get("wrn-10-1", dtype_policy="float8")
+    with pytest.raises(ValueError, match=r"Received: dtype_policy=16"):
+        zoo.get("wrn-10-1", dtype_policy=16)
+    assert keras.config.dtype_policy().name == "float32"
+
+
+@pytest.mark.parametrize("policy", MIXED)
+def test_a_mixed_precision_zoo_model_trains_and_its_tools_agree_with_float32(policy):
+    x = np.random.default_rng(0).normal(size=(32, *SHAPE)).astype("float32")
+    y = np.arange(32) % 10
+    keras.utils.set_random_seed(0)
+    mixed = small_model("wrn-10-1", "before_bn", "bernoulli", rate=0.5, dtype_policy=policy)
+    mixed.compile("sgd", "sparse_categorical_crossentropy")
+    if policy == "mixed_float16":  # Keras scales the loss of float16 training itself
+        assert isinstance(mixed.optimizer, keras.optimizers.LossScaleOptimizer)
+    mixed.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    full = small_model("wrn-10-1", "before_bn", "bernoulli", rate=0.5)
+    full.set_weights(mixed.get_weights())
+    assert keras_vs.find_disharmony(mixed) == keras_vs.find_disharmony(full)
+    got, expected = (keras_vs.measure_variance_shift(m, x) for m in (mixed, full))
+    assert got.keys() == expected.keys()
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=0.05), name
+    for method in ("precise", "exact"):
+        fixed, fixed_32 = (keras_vs.recalibrate_bn(m, x, method=method) for m in (mixed, full))
+        assert fixed.dtype_policy.name == policy
+        for a, b in zip(fixed.layers, fixed_32.layers):
+            if isinstance(a, keras.layers.BatchNormalization):
+                assert a.moving_variance.dtype == "float32"
+                np.testing.assert_allclose(keras.ops.convert_to_numpy(a.moving_variance),
+                                           keras.ops.convert_to_numpy(b.moving_variance), rtol=0.05)
