@@ -146,3 +146,29 @@ def test_unlabelled_data_without_validation_data_is_refused():
     model = keras.Sequential([keras.Input((2,)), layers.Dense(2)])
     with pytest.raises(ValueError, match="Received: data of type ndarray"):
         doctor(model, np.ones((8, 2), "float32"))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_a_mixed_precision_model_gets_the_float32_models_report(policy):
+    full = trained.under_trained()
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)  # left set while the doctor runs
+    try:
+        mixed = trained._cnn(layers.Dropout(0.5, name="drop"))
+        mixed.set_weights(full.get_weights())
+        mixed.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+        assert mixed.get_layer("bn1").compute_dtype == policy.split("_")[1]
+        x, y, xt, yt = trained.digits()
+        got = doctor(mixed, (x, y), (xt, yt), batch_size=64)
+        expected = doctor(full, (x, y), (xt, yt), batch_size=64)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert [c.fix for c in got.candidates] == [c.fix for c in expected.candidates]
+    for a, b in zip(got.candidates, expected.candidates):
+        assert a.value == pytest.approx(b.value, rel=0.05), a.fix
+    assert list(got.attribution) == list(expected.attribution)
+    for name, b in expected.attribution.items():
+        a = got.attribution[name]
+        for field in ("moving", "train", "real", "real_star"):
+            assert getattr(a, field) == pytest.approx(getattr(b, field), rel=0.05), (name, field)
