@@ -14,9 +14,13 @@ after one warm-up run of each (the first call compiles its function); it
 prints each ratio to predict and the peak resident memory each added
 (sampled every 2 ms) over the memory before it.
 
-`--model` takes a zoo name instead (e.g. ``wrn-16-4``, 32x32).
+`--model` takes a zoo name instead (e.g. ``wrn-16-4``); `--image_size`
+sets the side of the square inputs (32 by default; the issue-27 case is
+MobileNetV2 at 64); `--dtype_policy` builds the model under a mixed policy
+(``mixed_bfloat16``, ``mixed_float16``), the data staying float32.
 
-    python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--no_passes] [--smoke]
+    python benchmarks/bench_recalibrate.py [--repeats=3] [--examples=1024] [--image_size=64]
+        [--dtype_policy=mixed_bfloat16] [--no_passes] [--smoke]
 """
 
 import argparse
@@ -87,7 +91,11 @@ def main():
     parser.add_argument("--examples", type=int, default=1024)
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument(
-        "--model", default="mobilenetv2", help="mobilenetv2, or a zoo name (32x32 inputs)"
+        "--model", default="mobilenetv2", help="mobilenetv2, or a zoo name"
+    )
+    parser.add_argument("--image_size", type=int, default=32, help="side of the square inputs")
+    parser.add_argument(
+        "--dtype_policy", default="float32", help="float32, mixed_bfloat16 or mixed_float16"
     )
     parser.add_argument(
         "--smoke", action="store_true",
@@ -100,6 +108,8 @@ def main():
     if args.smoke:
         args.repeats, args.examples = 1, 32
     keras.utils.set_random_seed(0)
+    keras.config.set_dtype_policy(args.dtype_policy)  # the model's layers take it when made
+    size = args.image_size
     if args.smoke:  # every row runs, in seconds: the zoo's smallest WRN (7 BNs), 8x8
         import zoo
 
@@ -107,11 +117,11 @@ def main():
     elif args.model != "mobilenetv2":
         import zoo
 
-        name, model = f"{args.model} (32x32)", zoo.get(args.model, input_shape=(32, 32, 3))
+        name, model = f"{args.model} ({size}x{size})", zoo.get(args.model, input_shape=(size, size, 3))
     else:
-        name = "MobileNetV2(alpha=0.35, 32x32)"
+        name = f"MobileNetV2(alpha=0.35, {size}x{size})"
         model = keras.applications.MobileNetV2(
-            input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10
+            input_shape=(size, size, 3), alpha=0.35, weights=None, classes=10
         )
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, size=(args.examples, *model.input_shape[1:])).astype("float32")
@@ -147,7 +157,7 @@ def main():
         ),
     }
     print(
-        f"backend={keras.backend.backend()} model={name} "
+        f"backend={keras.backend.backend()} model={name} dtype_policy={args.dtype_policy} "
         f"BN layers={n_bn} examples={args.examples} batch={bs} repeats={args.repeats} "
         f"(median of round-robin repeats after one warm-up run; peak = resident memory added)"
     )

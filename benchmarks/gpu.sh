@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU numbers of RESULTS.md in one short run (JAX): the remedies against a
-# predict pass, the callback's epoch end, and zoo training against PyTorch
-# (the paper's WRN-28-10, PreResNet-110, ResNeXt-29 8x64d, DenseNet-BC-100).
+# predict pass (float32 and mixed_bfloat16), the callback's epoch end, zoo
+# training in bf16 against float32, and zoo training against PyTorch (the
+# paper's WRN-28-10, PreResNet-110, ResNeXt-29 8x64d, DenseNet-BC-100).
 # Each benchmark runs in its own process under a timeout; its output goes to
 # $OUT/<name>.txt (default: gpu-out/). On a machine without Keras, put the
 # wheels in .whl/ first (../shared/ENVIRONMENT.md, "The GPU machine").
@@ -36,6 +37,12 @@ run recalibrate 150 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_pas
 run recalibrate-wrn 100 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_passes \
   --model=wrn-16-4 --examples=2048
 run callback 90 python3 benchmarks/bench_callback.py --repeats=2 --epochs=4
+# Mixed precision (issue 27): the tools on a mixed_bfloat16 MobileNetV2, and
+# bf16 vs float32 zoo training throughput (aim >= 1.8x on H100/H200 tensor cores).
+run recalibrate-bf16 150 python3 benchmarks/bench_recalibrate.py --repeats=5 --no_passes \
+  --dtype_policy=mixed_bfloat16
+run precision 300 python3 benchmarks/bench_precision.py --models=wrn-28-10,preresnet-110 \
+  --batch=128 --steps=20 --repeats=3
 # The paper's four networks, one block each, in one process (--smoke: wrn-10-1 only).
 run torch 240 python3 benchmarks/bench_torch.py --model=wrn-28-10,preresnet-110,resnext-29-8x64d,densenet-bc-100-12
 exit $status
