@@ -91,7 +91,13 @@ def carry_state(old, new, skip=()):
 
     Example:
 
-    >>> carry_state(model, keras.Model.from_config(model.get_config()))
+    >>> a = keras.layers.Normalization()
+    >>> a.adapt(np.array([[1.0], [3.0]]))
+    >>> b = keras.layers.Normalization()
+    >>> b.build((None, 1))
+    >>> carry_state(a, b)
+    >>> float(b(np.array([[3.0]]))[0, 0])
+    1.0
     """
     _cache_attr_skipsets()
     if not skip and _is_leaf(old) and _is_leaf(new):

@@ -179,28 +179,11 @@ def test_works_under_mirrored_strategy():
 # --- what a user's model may hold (issue 23) --------------------------------
 
 
-class _Unused(layers.Layer):
-    """Owns a built BN it never calls (keras-hub's RetinaNet FPN with
-    use_fpn_batch_norm=True holds output_norm_P3..P5 like this)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.dense = layers.Dense(3)
-        self.norm = layers.BatchNormalization(name="norm")
-
-    def build(self, shape):
-        self.dense.build(shape)
-        self.norm.build(shape)
-
-    def call(self, x):
-        return self.dense(x)
-
-
 @pytest.mark.filterwarnings("ignore:Gradients do not exist")  # the BN no call reaches
-def test_a_bn_its_layer_never_calls_is_left_out_of_the_logs_with_a_warning():
+def test_a_bn_its_layer_never_calls_is_left_out_of_the_logs_with_a_warning(unused_bn):
     x, y = _data()
     model = _model()
-    model = keras.Model(model.input, _Unused(name="owner")(model.output))
+    model = keras.Model(model.input, unused_bn(name="owner")(model.output))
     model.compile("adam", "sparse_categorical_crossentropy")
     cb = VarianceShiftCallback(x, per_layer=True, probe_size=32)
     with pytest.warns(UserWarning, match=r"never called them.*'owner/norm'"):
@@ -224,15 +207,6 @@ def test_measuring_leaves_stateful_rnn_states_as_they_were():
     cb.measure()
     for old, new in zip(before, lstm.states):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), old)
-
-
-@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
-def mixed_policy(request):
-    """A mixed global dtype policy, left set while the callback runs; restored after."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(request.param)
-    yield request.param
-    keras.config.set_dtype_policy(previous)
 
 
 def test_a_mixed_precision_model_measures_as_the_float32_model(mixed_policy):

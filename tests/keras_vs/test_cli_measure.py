@@ -177,27 +177,10 @@ def test_wide_ranges_get_a_log_axis(values, scale):
     fig.clf()
 
 
-@keras.saving.register_keras_serializable("keras_vs_tests_cli_measure")
-class _Unused(layers.Layer):
-    """Owns a built BN it never calls (as keras-hub's RetinaNet FPN does)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.dense = layers.Dense(10)
-        self.norm = layers.BatchNormalization(name="norm")
-
-    def build(self, shape):
-        self.dense.build(shape)
-        self.norm.build(shape)
-
-    def call(self, x):
-        return self.dense(x)
-
-
-def test_a_bn_never_called_is_a_row_that_says_so(tmp_path, keras_vs_cli):
+def test_a_bn_never_called_is_a_row_that_says_so(tmp_path, keras_vs_cli, unused_bn):
     x = keras.Input((8, 8, 1))
     h = layers.BatchNormalization(name="bn")(layers.Dropout(0.5)(layers.Conv2D(2, 3)(x)))
-    keras.Model(x, _Unused(name="owner")(layers.GlobalAveragePooling2D()(h))).save(tmp_path / "m.keras")
+    keras.Model(x, unused_bn(units=10, name="owner")(layers.GlobalAveragePooling2D()(h))).save(tmp_path / "m.keras")
     code, out, err = keras_vs_cli("measure", tmp_path / "m.keras", "--data=digits", "--split=test")
     assert code == 0, err
     (row,) = [line for line in out.splitlines() if "owner/norm" in line]

@@ -128,27 +128,10 @@ def test_bad_arguments_are_one_line_errors(small, keras_vs_cli, unchanged_files,
     assert sorted(os.listdir(small)) == ["m.keras", "plain.keras"]
 
 
-@keras.saving.register_keras_serializable("keras_vs_tests_cli_recalibrate")
-class _Unused(L.Layer):
-    """Owns a built BN it never calls (as keras-hub's RetinaNet FPN does)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.dense = L.Dense(10)
-        self.norm = L.BatchNormalization(name="norm")
-
-    def build(self, shape):
-        self.dense.build(shape)
-        self.norm.build(shape)
-
-    def call(self, x):
-        return self.dense(x)
-
-
-def test_a_bn_never_called_is_a_note_not_a_traceback(tmp_path, keras_vs_cli):
+def test_a_bn_never_called_is_a_note_not_a_traceback(tmp_path, keras_vs_cli, unused_bn):
     x = L.Input((8, 8, 1))
     h = L.BatchNormalization(name="bn")(L.Dropout(0.5)(L.Conv2D(2, 3)(x)))
-    keras.Model(x, _Unused(name="owner")(L.GlobalAveragePooling2D()(h))).save(tmp_path / "m.keras")
+    keras.Model(x, unused_bn(units=10, name="owner")(L.GlobalAveragePooling2D()(h))).save(tmp_path / "m.keras")
     code, out, err = keras_vs_cli("recalibrate", tmp_path / "m.keras", "--data=digits",
                                   "--split=test", "-o", tmp_path / "new.keras")
     assert code == 0, err

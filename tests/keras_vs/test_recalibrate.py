@@ -342,33 +342,11 @@ def test_a_model_loaded_in_a_fresh_session_is_recalibrated(method, tmp_path):
                                conv.var((0, 1, 2)), rtol=1e-4)
 
 
-class _Unused(layers.Layer):
-    """Owns a BN it never calls (keras-hub's RetinaNet FPN with
-    use_fpn_batch_norm=True holds output_norm_P3..P5 like this)."""
-
-    def __init__(self, build_bn=True, **kwargs):
-        super().__init__(**kwargs)
-        self.build_bn = build_bn
-        self.dense = layers.Dense(3)
-        self.norm = layers.BatchNormalization(name="norm")
-
-    def build(self, shape):
-        self.dense.build(shape)
-        if self.build_bn:
-            self.norm.build(shape)
-
-    def call(self, x):
-        return self.dense(x)
-
-    def get_config(self):
-        return {**super().get_config(), "build_bn": self.build_bn}
-
-
 @pytest.mark.parametrize("method", ["precise", "exact"])
 @pytest.mark.parametrize("build_bn", [True, False], ids=["built", "unbuilt"])
-def test_a_bn_its_layer_never_calls_is_left_unchanged_with_a_warning(method, build_bn):
+def test_a_bn_its_layer_never_calls_is_left_unchanged_with_a_warning(method, build_bn, unused_bn):
     model = _mlp()
-    owner = _Unused(build_bn, name="owner")
+    owner = unused_bn(build_bn=build_bn, name="owner")
     model = keras.Model(model.input, owner(model.output))
     data = np.random.default_rng(9).normal(size=(16, 5)).astype("float32")
     with pytest.warns(UserWarning, match=r"never called them.*left unchanged.*'owner/norm'"):
@@ -419,15 +397,6 @@ def test_a_stateful_model_is_recalibrated_in_batches_of_batch_size(method):
         s.assign(value)
     fixed = recalibrate.recalibrate_bn(model, data, batch_size=8, method=method)
     np.testing.assert_allclose(_np(fixed, "bn1")[3], seen.var((0, 1)), rtol=1e-4, atol=1e-6)
-
-
-@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
-def mixed_policy(request):
-    """A mixed global dtype policy, left set while the tools run; restored after."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(request.param)
-    yield request.param
-    keras.config.set_dtype_policy(previous)
 
 
 def _conv_net():

@@ -442,37 +442,18 @@ def test_a_loaded_keras_mobilenet_v3_is_measured(tmp_path):
     assert len(result) == sum(isinstance(l, layers.BatchNormalization) for l in model.layers)
 
 
-class _Unused(layers.Layer):
-    """Owns a BN it never calls (keras-hub's RetinaNet FPN with
-    use_fpn_batch_norm=True holds output_norm_P3..P5 like this)."""
-
-    def __init__(self, build_bn=True, **kwargs):
-        super().__init__(**kwargs)
-        self.build_bn = build_bn
-        self.dense = layers.Dense(3)
-        self.norm = layers.BatchNormalization(name="norm")
-
-    def build(self, shape):
-        self.dense.build(shape)
-        if self.build_bn:
-            self.norm.build(shape)
-
-    def call(self, x):
-        return self.dense(x)
-
-
-def _with_unused_bn(build_bn=True):
+def _with_unused_bn(owner_cls, build_bn=True):
     keras.utils.set_random_seed(0)
     x = keras.Input((5,))
     h = layers.BatchNormalization(name="bn")(layers.Dropout(0.5)(layers.Dense(4)(x)))
-    return keras.Model(x, _Unused(build_bn, name="owner")(h))
+    return keras.Model(x, owner_cls(build_bn=build_bn, name="owner")(h))
 
 
 @pytest.mark.parametrize("build_bn", [True, False], ids=["built", "unbuilt"])
-def test_a_bn_its_layer_never_calls_is_listed_as_not_called(build_bn):
+def test_a_bn_its_layer_never_calls_is_listed_as_not_called(build_bn, unused_bn):
     x = np.random.default_rng(16).normal(size=(16, 5)).astype("float32")
     with pytest.warns(UserWarning, match=r"never called them.*not measured.*'owner/norm'"):
-        result = shift.measure_variance_shift(_with_unused_bn(build_bn), x)
+        result = shift.measure_variance_shift(_with_unused_bn(unused_bn, build_bn), x)
     assert list(result) == ["bn"] and result.not_called == ("owner/norm",)
 
 
@@ -510,15 +491,6 @@ def test_inconsistency_leaves_stateful_rnn_states_as_they_were():
     before = _rnn_states(model)
     shift.prediction_inconsistency(model, x, batch_size=8, steps=2)
     _assert_same_weights(before, _rnn_states(model))
-
-
-@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
-def mixed_policy(request):
-    """A mixed global dtype policy, left set while the tools run; restored after."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(request.param)
-    yield request.param
-    keras.config.set_dtype_policy(previous)
 
 
 def _conv_net():
