@@ -1120,7 +1120,7 @@ def functional_se_reloaded():
 # above): each -> Dense -> Dropout -> BN.
 
 
-@register("pre_discretization", vectors(4))
+@register("pre_discretization", vectors(4), requires=TF_LAYERS)  # adapt() reads through tf.data
 def pre_discretization():
     """Discretization adapted on data (its bin boundaries) -> Dense -> Dropout -> BN."""
     bins = L.Discretization(num_bins=5, epsilon=0.01, name="bins")

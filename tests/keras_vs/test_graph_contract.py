@@ -166,6 +166,7 @@ def test_a_class_whose_config_does_not_hold_the_edited_part_is_named():
         kvs.rewrite(model, "after_bn")
 
 
+@pytest.mark.requires("tensorflow")  # Discretization.adapt reads its data through tf.data
 def test_copy_keeps_adapted_discretization_bins():
     disc = L.Discretization(num_bins=4, name="bins")
     disc.adapt(np.random.default_rng(0).uniform(size=(64, 4)).astype("float32"))
