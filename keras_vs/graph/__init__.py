@@ -13,6 +13,9 @@ Everything else in keras-vs sees a model through this package:
 - `rebuild`: new models from a graph with per-edge `Action`s; `copy` (every
   layer re-created, all its state carried). Each model comes back as its
   own class, made as Keras makes it when it loads a file.
+- `classes`: how each model class is rebuilt (a Functional or Sequential, a
+  Functional subclass revived from its functional config, a class remade by
+  its own `from_config`); `rebuild` asks it which and lets it make the model.
 - `state`: `carry_state`, Keras' saving contract run in memory (what a
   `.keras` round trip keeps, a copy keeps); compile settings.
 - `snapshot`: what an inference pass may write (stateful RNN states,
@@ -26,7 +29,7 @@ Keras internals used here, and nowhere else in keras-vs:
 `Node.outputs`, `Node.operation`, `Sequential._functional`,
 `Functional._inputs_struct` / `_outputs_struct`, `Layer._flatten_layers`,
 `saving_lib._save_state` / `_load_state` / `_walk_saveable` and its store
-classes (`carry_state`), `functional.Functional` (the class test in `rebuild`),
+classes (`carry_state`), `functional.Functional` (the class test in `classes`),
 `KerasTensor._keras_history`, `KerasTensor` identity, a layer's `call`
 replaced on the instance (`calls_replaced`), `Optimizer._get_variable_index`
 and `keras.src.trainers.trainer.model_supports_jit` (`supports_jit`).

@@ -8,11 +8,10 @@ symbolic tensors, applying per-edge `Action`s on the way. Keras'
 Sequential models, which is why keras-vs walks the graph itself.
 
 Every model comes back as its own class, made as Keras makes it when it
-loads a file: a Functional subclass (one with its own `train_step`) is
-called with the new inputs and outputs as `functional_from_config` does;
-a class with a config of its own (a keras-hub task or backbone) is made by
-its `from_config`, with the nested models that were edited passed in their
-place. State goes through `carry_state` (Keras' saving contract), so a copy
+loads a file (`keras_vs.graph.classes` makes it: a Functional subclass with
+the new inputs and outputs, a class with a config of its own by its
+`from_config`, with the nested models that were edited passed in their
+place). State goes through `carry_state` (Keras' saving contract), so a copy
 keeps what a `.keras` round trip keeps. A class whose own graph is edited
 cannot say so in its config: it comes back as a Functional.
 
@@ -25,12 +24,11 @@ False
 """
 
 import dataclasses
-import inspect
 import warnings
 
 import keras
-from keras.src.models.functional import Functional
 
+from keras_vs.graph import classes
 from keras_vs.graph.kinds import GraphError, _describe, _first_line, has_graph
 from keras_vs.graph.model_graph import (
     Edge,
@@ -213,7 +211,7 @@ class _Rebuilder:
         new = self.models.get(id(view))
         if new is not None:
             return new
-        kind, config = _kind(view.model)
+        kind, config = classes.kind(view.model)
         own_edits = any(k[0] == id(view) for k in self.actions)
         if self.share and id(view) not in self._edited:
             new = view.model
@@ -234,34 +232,13 @@ class _Rebuilder:
 
     def _from_config(self, view, config):
         """`view`'s model remade by its class's `from_config`, edited children passed in."""
-        model = view.model
-        config = dict(config)
-        skip = []
+        children = []
         for child in {id(c): c for c in view.children.values()}.values():
             if id(child) not in self._edited and not self.share:
                 continue  # remade by from_config, state carried below
-            new_child = self.model(child)
-            keys = [k for k, v in config.items() if _serializes(v, child.model)]
-            if not keys:
-                raise GraphError(
-                    f"Cannot rebuild {type(model).__name__} {model.name!r} around its "
-                    f"rewritten part {child.model.name!r}: its get_config() does not hold "
-                    f"that model. Rewrite {child.model.name!r} itself "
-                    f"(model.get_layer({child.model.name!r})). Received: model={_describe(model)}")
-            for k in keys:
-                config[k] = new_child
-            skip.append((child.model, new_child))
-        try:
-            with keras.saving.custom_object_scope(_classes(model)):
-                new = type(model).from_config(config)
-        except Exception as e:  # noqa: BLE001 - any failure: name the class
-            raise GraphError(
-                f"Cannot rebuild {type(model).__name__} {model.name!r} from its config "
-                f"({_first_line(e)}). keras-vs makes every model it returns as Keras "
-                "loads it from a file; give the class a get_config()/from_config() "
-                "that round-trip, or use inplace=True where a tool offers it. "
-                f"Received: model={_describe(model)}") from None
-        self.carried.append((model, new, skip))
+            children.append((child.model, self.model(child)))
+        new = classes.from_config(view.model, config, children)
+        self.carried.append((view.model, new, children))
         return new
 
     def _functional(self, view, config=None):
@@ -299,20 +276,7 @@ class _Rebuilder:
         model = view.model
         inputs = keras.tree.pack_sequence_as(model._inputs_struct, new_inputs)
         outputs = keras.tree.pack_sequence_as(model._outputs_struct, outputs)
-        if config is None:  # a Functional, or a class whose config cannot hold the edit
-            new = keras.Model(inputs=inputs, outputs=outputs, name=model.name)
-        else:  # a Functional subclass: made as `functional_from_config` makes it
-            extra = {k: v for k, v in config.items() if k not in _FUNCTIONAL_KEYS}
-            try:
-                new = type(model)(inputs=inputs, outputs=outputs, name=model.name, **extra)
-            except Exception as e:  # noqa: BLE001
-                raise GraphError(
-                    f"Cannot rebuild {type(model).__name__} {model.name!r} on the new "
-                    f"graph ({_first_line(e)}): keras-vs calls the class with inputs, "
-                    "outputs and its config, as Keras does when it loads a file. "
-                    f"Received: model={_describe(model)}") from None
-        _keep_model_settings(new, model)
-        return new
+        return classes.functional(model, inputs, outputs, config)
 
     def _sequential(self, view):
         layers = []
@@ -335,33 +299,13 @@ class _Rebuilder:
             for a in acts:
                 if a.kind == "after":
                     layers.append(self.new_layer(a.layer, _policy_of(node.operation)))
-        model = view.model
-        input_layer = first._keras_history.operation
-        layers = [keras.layers.InputLayer.from_config(input_layer.get_config())] + layers
-        try:  # a Sequential subclass too, as `Sequential.from_config` makes it
-            new = type(model)(layers, name=model.name)
-        except Exception as e:  # noqa: BLE001
-            raise GraphError(
-                f"Cannot rebuild {type(model).__name__} {model.name!r} from its layers "
-                f"({_first_line(e)}): keras-vs calls the class with its layers and name. "
-                f"Received: model={_describe(model)}") from None
-        _keep_model_settings(new, model)
-        return new
+        return classes.sequential(view.model, first._keras_history.operation, layers)
 
     def copy_weights(self):
         for old, new in self.pairs:
             carry_state(old, new)
         for old, new, skip in self.carried:
             carry_state(old, new, skip=skip)
-
-
-def _keep_model_settings(new, model):
-    """`trainable` and the model's own dtype policy, which neither a Functional's nor
-    a Sequential's constructor takes: made under the global policy, a copy of a
-    mixed_float16 model would compile without loss scaling."""
-    new.trainable = model.trainable
-    if model.dtype_policy.name != new.dtype_policy.name:
-        new.dtype_policy = model.dtype_policy
 
 
 def _policy_of(x):
@@ -371,49 +315,6 @@ def _policy_of(x):
     if layer is None or isinstance(layer, keras.layers.InputLayer):
         return None
     return getattr(layer, "dtype_policy", None)
-
-
-_FUNCTIONAL_KEYS = ("name", "trainable", "layers", "input_layers", "output_layers")
-
-
-def _kind(model):
-    """How Keras remakes `model`: ``("functional"|"config"|"plain", config)``.
-
-    "plain": a Functional or Sequential. "functional": a Functional subclass
-    that Keras revives from a functional config (`functional_from_config`).
-    "config": a class with a config of its own, remade by its `from_config`.
-    """
-    if type(model) in (Functional, keras.Model) or isinstance(model, keras.Sequential):
-        return "plain", None
-    config = model.get_config()
-    spec = inspect.getfullargspec(type(model).__init__)
-    revivable = (spec.args[1:] == inspect.getfullargspec(Functional.__init__).args[1:]
-                 or (spec.varargs is not None and spec.varkw is not None))
-    if all(k in config for k in _FUNCTIONAL_KEYS[2:]) and revivable:
-        return "functional", config
-    return "config", config
-
-
-def _serializes(value, model):
-    """Whether a config entry is the serialized form of `model`."""
-    return (isinstance(value, dict) and isinstance(value.get("config"), dict)
-            and value["config"].get("name") == model.name
-            and value.get("class_name") in (type(model).__name__,
-                                            keras.saving.get_registered_name(type(model))))
-
-
-def _classes(model):
-    """The classes of every layer under `model`, by the names a config uses.
-
-    A config names classes; the classes are already loaded here, so they are
-    given to Keras as custom objects (a user's unregistered layer included).
-    """
-    found = {}
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        cls = type(layer)
-        found.setdefault(cls.__name__, cls)
-        found.setdefault(keras.saving.get_registered_name(cls), cls)
-    return found
 
 
 def rebuild(graph, actions, share_weights=False, replace=None):
