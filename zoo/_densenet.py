@@ -7,15 +7,9 @@ import dataclasses
 import keras
 
 from zoo import _checks, common
+from zoo.registry import register
 
-__all__ = [
-    "densenet",
-    "densenet_10_4",
-    "densenet_40_12",
-    "densenet_bc_22_4",
-    "densenet_bc_100_12",
-    "densenet_bc_190_40",
-]
+__all__ = ["densenet"]  # the named variants: `zoo.list_models()`
 
 
 def _dense_layer(x, growth_rate, bottleneck, prefix, plan):
@@ -104,15 +98,8 @@ def densenet(
     compression=0.5,
     stem_filters=None,
     *,
-    num_classes=10,
-    input_shape=None,
-    dropout_rate=0.0,
-    beta=0.0,
-    dropout_position="none",
-    dropout_type="bernoulli",
-    include_top=True,
-    classifier_activation="softmax",
     name=None,
+    **common_args,
 ):
     """Builds a CIFAR DenseNet (DenseNet-BC by default).
 
@@ -123,7 +110,7 @@ def densenet(
     dense layer as a block; transitions get no dropout. The reference code
     (pytorch-classification's ``--drop``) puts dropout right after each
     dense layer's 3x3 conv, before the concatenation:
-    ``dropout_position="after_conv"`` here. (The original Lua DenseNet also
+    ``zoo.DropoutPlan(rate, "after_conv")`` here. (The original Lua DenseNet also
     drops after the transition convs; no position here does that.)
 
     Args:
@@ -149,42 +136,39 @@ def densenet(
     10
     """
     body = _body("densenet", depth, growth_rate, bottleneck, compression, stem_filters)
-    return common.network(
-        "densenet", body, name or _default_name(depth, growth_rate, bottleneck, body.compression),
-        num_classes=num_classes, input_shape=input_shape, include_top=include_top,
-        classifier_activation=classifier_activation, dropout_rate=dropout_rate, beta=beta,
-        dropout_position=dropout_position, dropout_type=dropout_type,
-    )
+    default_name = _default_name(depth, growth_rate, bottleneck, body.compression)
+    family = common.Family("densenet", body, default_name)
+    return common.network(family, name=name, **common_args)
 
 
-densenet_bc_22_4 = common.variant(
-    densenet,
-    "densenet-bc-22-4",
-    "DenseNet-BC-22 with growth rate 4 (small).",
-    depth=22,
-    growth_rate=4,
-)
-densenet_10_4 = common.variant(
-    densenet,
-    "densenet-10-4",
-    "DenseNet-10 with growth rate 4, basic layers, no compression (small).",
-    depth=10,
-    growth_rate=4,
-    bottleneck=False,
-    compression=1.0,
-)
-densenet_bc_100_12 = common.variant(
-    densenet, "densenet-bc-100-12", "DenseNet-BC-100 (k = 12).", depth=100, growth_rate=12
-)
-densenet_bc_190_40 = common.variant(
-    densenet, "densenet-bc-190-40", "DenseNet-BC-190 (k = 40).", depth=190, growth_rate=40
-)
-densenet_40_12 = common.variant(
-    densenet,
-    "densenet-40-12",
-    "DenseNet-40 (k = 12), basic layers, no compression, 16-filter stem.",
-    depth=40,
-    growth_rate=12,
-    bottleneck=False,
-    compression=1.0,
-)
+# The registered variants (`zoo.list_models("densenet-*")`).
+
+
+@register(densenet, "densenet-bc-100-12", {10: 769_162, 100: 800_032})
+def densenet_bc_100_12(depth=100, growth_rate=12, **overrides):
+    """DenseNet-BC-100 (k = 12)."""
+    return densenet(depth, growth_rate, **overrides)
+
+
+@register(densenet, "densenet-bc-190-40", {10: 25_624_430, 100: 25_821_620})
+def densenet_bc_190_40(depth=190, growth_rate=40, **overrides):
+    """DenseNet-BC-190 (k = 40)."""
+    return densenet(depth, growth_rate, **overrides)
+
+
+@register(densenet, "densenet-40-12", {10: 1_019_722, 100: 1_060_132})
+def densenet_40_12(depth=40, growth_rate=12, bottleneck=False, compression=1.0, **overrides):
+    """DenseNet-40 (k = 12), basic layers, no compression, 16-filter stem."""
+    return densenet(depth, growth_rate, bottleneck, compression, **overrides)
+
+
+@register(densenet, "densenet-bc-22-4", {10: 8_714, 100: 10_874}, "derived", small=True)
+def densenet_bc_22_4(depth=22, growth_rate=4, **overrides):
+    """DenseNet-BC-22 with growth rate 4 (small)."""
+    return densenet(depth, growth_rate, **overrides)
+
+
+@register(densenet, "densenet-10-4", {10: 8_562, 100: 12_252}, "derived", small=True)
+def densenet_10_4(depth=10, growth_rate=4, bottleneck=False, compression=1.0, **overrides):
+    """DenseNet-10 with growth rate 4, basic layers, no compression (small)."""
+    return densenet(depth, growth_rate, bottleneck, compression, **overrides)

@@ -3,9 +3,10 @@ Residual Networks", 2016), layer for layer as pytorch-classification's
 ``models/cifar/preresnet.py``."""
 
 from zoo import _checks, common
+from zoo.registry import register
 from zoo._preact import SHORTCUT_INPUTS, PreactBody
 
-__all__ = ["preresnet", "preresnet11_bottleneck", "preresnet20", "preresnet110", "preresnet164"]
+__all__ = ["preresnet"]  # the named variants: `zoo.list_models()`
 
 _BLOCKS = ("basic", "bottleneck")
 
@@ -15,16 +16,9 @@ def preresnet(
     depth,
     block="basic",
     *,
-    num_classes=10,
-    input_shape=None,
-    dropout_rate=0.0,
-    beta=0.0,
-    dropout_position="none",
-    dropout_type="bernoulli",
-    include_top=True,
-    classifier_activation="softmax",
     shortcut_input="input",
     name=None,
+    **common_args,
 ):
     """Builds a pre-activation ResNet for 32x32 images.
 
@@ -61,31 +55,32 @@ def preresnet(
     n = _checks.check_depth(builder, depth, 9 if bottleneck else 6, 2, hint=f" for block={block!r}")
     _checks.check_choice(builder, "shortcut_input", shortcut_input, SHORTCUT_INPUTS)
     body = PreactBody(n, (16, 32, 64), bottleneck, shortcut_input)
-    return common.network(
-        builder, body, name or f"preresnet-{depth}",
-        num_classes=num_classes, input_shape=input_shape, include_top=include_top,
-        classifier_activation=classifier_activation, dropout_rate=dropout_rate, beta=beta,
-        dropout_position=dropout_position, dropout_type=dropout_type,
-    )
+    family = common.Family(builder, body, f"preresnet-{depth}")
+    return common.network(family, name=name, **common_args)
 
 
-preresnet20 = common.variant(
-    preresnet, "preresnet-20", "PreResNet-20, basic blocks (small).", depth=20, block="basic"
-)
-preresnet110 = common.variant(
-    preresnet, "preresnet-110", "PreResNet-110, basic blocks.", depth=110, block="basic"
-)
-preresnet164 = common.variant(
-    preresnet,
-    "preresnet-164",
-    "PreResNet-164, bottleneck blocks.",
-    depth=164,
-    block="bottleneck",
-)
-preresnet11_bottleneck = common.variant(
-    preresnet,
-    "preresnet-11-bottleneck",
-    "PreResNet-11, bottleneck blocks (small).",
-    depth=11,
-    block="bottleneck",
-)
+# The registered variants (`zoo.list_models("preresnet-*")`).
+
+
+@register(preresnet, "preresnet-110", {10: 1_730_522, 100: 1_736_372})
+def preresnet110(depth=110, block="basic", **overrides):
+    """PreResNet-110, basic blocks."""
+    return preresnet(depth, block, **overrides)
+
+
+@register(preresnet, "preresnet-164", {10: 1_703_258, 100: 1_726_388})
+def preresnet164(depth=164, block="bottleneck", **overrides):
+    """PreResNet-164, bottleneck blocks."""
+    return preresnet(depth, block, **overrides)
+
+
+@register(preresnet, "preresnet-20", {10: 272_282, 100: 278_132}, "derived", small=True)
+def preresnet20(depth=20, block="basic", **overrides):
+    """PreResNet-20, basic blocks (small)."""
+    return preresnet(depth, block, **overrides)
+
+
+@register(preresnet, "preresnet-11-bottleneck", {10: 126_746, 100: 149_876}, "derived", small=True)
+def preresnet11_bottleneck(depth=11, block="bottleneck", **overrides):
+    """PreResNet-11, bottleneck blocks (small)."""
+    return preresnet(depth, block, **overrides)

@@ -7,8 +7,9 @@ import dataclasses
 import keras
 
 from zoo import _checks, common
+from zoo.registry import register
 
-__all__ = ["resnext", "resnext_11_2x4d", "resnext_29_8x64d", "resnext_29_16x64d"]
+__all__ = ["resnext"]  # the named variants: `zoo.list_models()`
 
 
 def _shortcut(x, out_filters, strides, prefix):
@@ -82,15 +83,8 @@ def resnext(
     base_width,
     *,
     widen_factor=4,
-    num_classes=10,
-    input_shape=None,
-    dropout_rate=0.0,
-    beta=0.0,
-    dropout_position="none",
-    dropout_type="bernoulli",
-    include_top=True,
-    classifier_activation="softmax",
     name=None,
+    **common_args,
 ):
     """Builds a CIFAR ResNeXt-depth (cardinality x base_width d).
 
@@ -128,37 +122,27 @@ def resnext(
         _checks.check_int(builder, "base_width", base_width),
         _checks.check_int(builder, "widen_factor", widen_factor),
     )
-    return common.network(
-        builder, body, name or f"resnext-{depth}-{cardinality}x{base_width}d",
-        kernel_init="he_normal", bias_init="zeros",
-        num_classes=num_classes, input_shape=input_shape, include_top=include_top,
-        classifier_activation=classifier_activation, dropout_rate=dropout_rate, beta=beta,
-        dropout_position=dropout_position, dropout_type=dropout_type,
-    )
+    default_name = f"resnext-{depth}-{cardinality}x{base_width}d"
+    family = common.Family(builder, body, default_name, "he_normal", "zeros")
+    return common.network(family, name=name, **common_args)
 
 
-resnext_11_2x4d = common.variant(
-    resnext,
-    "resnext-11-2x4d",
-    "ResNeXt-11 (2x4d), widen factor 1 (small).",
-    depth=11,
-    cardinality=2,
-    base_width=4,
-    widen_factor=1,
-)
-resnext_29_8x64d = common.variant(
-    resnext,
-    "resnext-29-8x64d",
-    "ResNeXt-29 (8x64d).",
-    depth=29,
-    cardinality=8,
-    base_width=64,
-)
-resnext_29_16x64d = common.variant(
-    resnext,
-    "resnext-29-16x64d",
-    "ResNeXt-29 (16x64d).",
-    depth=29,
-    cardinality=16,
-    base_width=64,
-)
+# The registered variants (`zoo.list_models("resnext-*")`).
+
+
+@register(resnext, "resnext-29-8x64d", {10: 34_426_698, 100: 34_518_948})
+def resnext_29_8x64d(depth=29, cardinality=8, base_width=64, **overrides):
+    """ResNeXt-29 (8x64d)."""
+    return resnext(depth, cardinality, base_width, **overrides)
+
+
+@register(resnext, "resnext-29-16x64d", {10: 68_155_210, 100: 68_247_460})
+def resnext_29_16x64d(depth=29, cardinality=16, base_width=64, **overrides):
+    """ResNeXt-29 (16x64d)."""
+    return resnext(depth, cardinality, base_width, **overrides)
+
+
+@register(resnext, "resnext-11-2x4d", {10: 69_706, 100: 92_836}, "derived", small=True)
+def resnext_11_2x4d(depth=11, cardinality=2, base_width=4, widen_factor=1, **overrides):
+    """ResNeXt-11 (2x4d), widen factor 1 (small)."""
+    return resnext(depth, cardinality, base_width, widen_factor=widen_factor, **overrides)

@@ -3,9 +3,10 @@ Networks", 2016), layer for layer as pytorch-classification's
 ``models/cifar/wrn.py``."""
 
 from zoo import _checks, common
+from zoo.registry import register
 from zoo._preact import SHORTCUT_INPUTS, PreactBody
 
-__all__ = ["wide_resnet", "wrn_10_1", "wrn_16_4", "wrn_16_8", "wrn_28_10"]
+__all__ = ["wide_resnet"]  # the named variants: `zoo.list_models()`
 
 
 @common.with_common_args_doc
@@ -13,16 +14,9 @@ def wide_resnet(
     depth,
     width,
     *,
-    num_classes=10,
-    input_shape=None,
-    dropout_rate=0.0,
-    beta=0.0,
-    dropout_position="none",
-    dropout_type="bernoulli",
-    include_top=True,
-    classifier_activation="softmax",
     shortcut_input="preact",
     name=None,
+    **common_args,
 ):
     """Builds a Wide ResNet WRN-depth-width for 32x32 images.
 
@@ -33,8 +27,8 @@ def wide_resnet(
     BN-ReLU, global average pooling and a dense classifier initialised as
     torch's ``nn.Linear`` with a zero bias (as the reference). The original
     architecture puts dropout between the two convs of every block, after
-    the second ReLU: ``dropout_position="before_conv"`` here (the authors
-    used rate 0.3).
+    the second ReLU: ``zoo.DropoutPlan(0.3, "before_conv")`` here (the
+    authors used rate 0.3).
 
     Args:
         depth: 6n + 4 (10, 16, 22, 28, 40, ...); the count includes the
@@ -50,7 +44,8 @@ def wide_resnet(
 
     Example:
 
-    >>> model = wide_resnet(10, 1, dropout_rate=0.3, dropout_position="before_conv")
+    >>> from zoo import DropoutPlan
+    >>> model = wide_resnet(10, 1, dropout=DropoutPlan(0.3, "before_conv"))
     >>> model.get_layer("stage1_block1_dropout").rate
     0.3
     """
@@ -59,15 +54,32 @@ def wide_resnet(
     width = _checks.check_int(builder, "width", width)
     _checks.check_choice(builder, "shortcut_input", shortcut_input, SHORTCUT_INPUTS)
     body = PreactBody(n, (16 * width, 32 * width, 64 * width), False, shortcut_input)
-    return common.network(
-        builder, body, name or f"wrn-{depth}-{width}", bias_init="zeros",
-        num_classes=num_classes, input_shape=input_shape, include_top=include_top,
-        classifier_activation=classifier_activation, dropout_rate=dropout_rate, beta=beta,
-        dropout_position=dropout_position, dropout_type=dropout_type,
-    )
+    family = common.Family(builder, body, f"wrn-{depth}-{width}", bias_init="zeros")
+    return common.network(family, name=name, **common_args)
 
 
-wrn_10_1 = common.variant(wide_resnet, "wrn-10-1", "WRN-10-1 (small).", depth=10, width=1)
-wrn_16_4 = common.variant(wide_resnet, "wrn-16-4", "WRN-16-4.", depth=16, width=4)
-wrn_16_8 = common.variant(wide_resnet, "wrn-16-8", "WRN-16-8.", depth=16, width=8)
-wrn_28_10 = common.variant(wide_resnet, "wrn-28-10", "WRN-28-10.", depth=28, width=10)
+# The registered variants (`zoo.list_models("wrn-*")`).
+
+
+@register(wide_resnet, "wrn-10-1", {10: 77_850, 100: 83_700}, "derived", small=True)
+def wrn_10_1(depth=10, width=1, **overrides):
+    """WRN-10-1 (small)."""
+    return wide_resnet(depth, width, **overrides)
+
+
+@register(wide_resnet, "wrn-16-4", {10: 2_748_890, 100: 2_772_020})
+def wrn_16_4(depth=16, width=4, **overrides):
+    """WRN-16-4."""
+    return wide_resnet(depth, width, **overrides)
+
+
+@register(wide_resnet, "wrn-16-8", {10: 10_961_370, 100: 11_007_540})
+def wrn_16_8(depth=16, width=8, **overrides):
+    """WRN-16-8."""
+    return wide_resnet(depth, width, **overrides)
+
+
+@register(wide_resnet, "wrn-28-10", {10: 36_479_194, 100: 36_536_884})
+def wrn_28_10(depth=28, width=10, **overrides):
+    """WRN-28-10."""
+    return wide_resnet(depth, width, **overrides)

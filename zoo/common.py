@@ -12,6 +12,7 @@ and padded symmetrically (``padding=1``), classifiers initialised as
 ``nn.Linear`` (or as the reference overrides it).
 """
 
+import dataclasses
 import math
 import numbers
 import re
@@ -21,7 +22,7 @@ import keras
 
 from keras_vs import vocab
 from zoo._checks import check_int, invalid
-from zoo._dropout import DropoutPlan
+from zoo._dropout import DropoutPlan, resolve
 
 __all__ = [
     "BN_EPSILON",
@@ -29,6 +30,8 @@ __all__ = [
     "CLASSIFIER_INITS",
     "COMMON_ARGS_DOC",
     "DROPOUT_TYPES",
+    "DropoutPlan",
+    "Family",
     "POSITIONS",
     "batch_norm",
     "channel_axis",
@@ -57,25 +60,19 @@ CLASSIFIER_INITS = ("torch", "he_normal", "zeros")
 # The arguments every family builder shares, documented once: a builder's
 # docstring holds the line "{common_args}" and `with_common_args_doc` fills it.
 COMMON_ARGS_DOC = """\
-        num_classes: Classifier outputs.
+        num_classes: Classifier outputs, default 10.
         input_shape: Image shape, default ``(32, 32, 3)`` (channels first
             under that image data format); spatial sizes may be None.
-        dropout_rate: Drop rate of Bernoulli dropout
-            (`keras.layers.Dropout`), in [0, 1). 0 builds no dropout layer.
-        beta: Noise of Uout (`keras_vs.Uout`, ``dropout_type="uout"``), in
-            [0, 1]. 0 builds no dropout layer.
-        dropout_position: Where the dropout goes: ``"none"``, ``"before_bn"``
-            (right before the last BN of every block), ``"before_conv"``
-            (right before the last conv of every block), ``"after_conv"``
-            (right after the last conv of every block, before the merge) or
-            ``"head"`` (after pooling, before the classifier).
-        dropout_type: ``"bernoulli"`` (takes ``dropout_rate``) or ``"uout"``
-            (takes ``beta``; a ``dropout_rate`` given for Uout still works as
-            its beta, with a DeprecationWarning).
-        include_top: Whether to add pooling and the classifier; without it
-            the model returns the final feature map.
-        classifier_activation: Activation of the classifier (``None`` for
-            logits)."""
+        dropout: A `zoo.DropoutPlan`: which dropout (Bernoulli ``rate`` or
+            Uout ``beta``) goes where (``"none"``, ``"before_bn"``,
+            ``"before_conv"``, ``"after_conv"`` or ``"head"``). None: no
+            dropout. The flat keywords ``dropout_rate``, ``beta``,
+            ``dropout_position`` and ``dropout_type`` still work for one
+            release, with a DeprecationWarning.
+        include_top: Whether to add pooling and the classifier (default
+            True); without it the model returns the final feature map.
+        classifier_activation: Activation of the classifier, default
+            ``"softmax"`` (``None`` for logits)."""
 _COMMON_ARGS_MARKER = re.compile(r"^([ \t]*)\{common_args\}$", re.MULTILINE)
 
 
@@ -209,9 +206,9 @@ def _check_top(builder, include_top, num_classes, plan):
         num_classes = check_int(builder, "num_classes", num_classes)
     elif plan.position == "head":
         raise ValueError(
-            f"Invalid arguments for {builder}: dropout_position='head' puts "
+            f"Invalid arguments for {builder}: a dropout plan at position 'head' puts "
             "dropout before the classifier, which include_top=False removes. "
-            f"Received: include_top={include_top!r}, dropout_position='head'"
+            f"Received: include_top={include_top!r}, dropout={plan!r}"
         )
     return num_classes
 
@@ -267,46 +264,60 @@ def _classifier_policy():
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """What a family builder hands the generic builder: its own part of a model.
+
+    Attributes:
+        builder: Name of the family builder, for error messages.
+        body: ``body(inputs, plan) -> feature map``, the family's layers.
+        name: The model name when the caller gives none.
+        kernel_init, bias_init: Classifier initialisation (`CLASSIFIER_INITS`).
+    """
+
+    builder: str
+    body: object
+    name: str
+    kernel_init: str = "torch"
+    bias_init: str = "torch"
+
+
+@with_common_args_doc
 def network(
-    builder,
-    body,
-    name,
+    family,
     *,
-    num_classes,
-    input_shape,
-    dropout_rate,
-    beta,
-    dropout_position,
-    dropout_type,
-    include_top,
-    classifier_activation,
-    kernel_init="torch",
-    bias_init="torch",
+    num_classes=10,
+    input_shape=None,
+    dropout=None,
+    include_top=True,
+    classifier_activation="softmax",
+    name=None,
+    **deprecated,
 ):
     """The generic builder: checks the shared arguments, then input, body and head.
 
-    With ``include_top=False`` the body's feature map is the output,
+    Every family builder ends here, passing its shared keyword arguments
+    on. With ``include_top=False`` the body's feature map is the output,
     unpooled, as ``keras.applications`` models do.
 
     Args:
-        builder: Name of the family builder, for error messages.
-        body: ``body(inputs, plan) -> feature map``, the family's layers.
-        name: Model name.
-        num_classes, input_shape, dropout_rate, beta, dropout_position,
-            dropout_type, include_top, classifier_activation: The shared
-            arguments (`COMMON_ARGS_DOC`), as the family builder received them.
-        kernel_init, bias_init: Classifier initialisation (`CLASSIFIER_INITS`).
+        family: The family's `Family` record (body, default name, classifier).
+        {common_args}
+        name: Model name; None: ``family.name``.
+        **deprecated: The flat dropout keywords (`zoo._dropout.FLAT_KEYWORDS`),
+            deprecated for ``dropout``.
 
     Returns:
         A functional `keras.Model`.
     """
-    plan = DropoutPlan.from_arguments(builder, dropout_rate, dropout_position, dropout_type, beta)
+    builder = family.builder
+    plan = resolve(builder, dropout, deprecated)
     num_classes = _check_top(builder, include_top, num_classes, plan)
     inputs = model_input(builder, input_shape)
-    x = body(inputs, plan)
+    x = family.body(inputs, plan)
     if include_top:
-        x = head(x, num_classes, classifier_activation, plan, kernel_init, bias_init)
-    return keras.Model(inputs, x, name=name)
+        x = head(x, num_classes, classifier_activation, plan, family.kernel_init, family.bias_init)
+    return keras.Model(inputs, x, name=name or family.name)
 
 
 def variant(builder, name, doc, **config):

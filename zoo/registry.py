@@ -1,5 +1,6 @@
-"""Named model configurations: one table drives `get`, `list_models`, the
-docs (`registry_markdown`) and the parametrised tests.
+"""Named model configurations: ``@register`` beside each variant fills one
+table, which drives `get`, `list_models`, the ``zoo.*`` exports, the docs
+(`registry_markdown`) and the parametrised tests.
 
 Each entry pairs a thin named variant (a family builder with its
 architecture arguments fixed) with the model's trainable-parameter counts
@@ -14,21 +15,14 @@ kernels without bias, BN gamma and beta, classifier with bias).
 import dataclasses
 import difflib
 import fnmatch
+import functools
+import inspect
 
 import keras
 
-from zoo._densenet import (
-    densenet_10_4,
-    densenet_40_12,
-    densenet_bc_22_4,
-    densenet_bc_100_12,
-    densenet_bc_190_40,
-)
-from zoo._preresnet import preresnet11_bottleneck, preresnet20, preresnet110, preresnet164
-from zoo._resnext import resnext_11_2x4d, resnext_29_8x64d, resnext_29_16x64d
-from zoo._wide_resnet import wrn_10_1, wrn_16_4, wrn_16_8, wrn_28_10
+__all__ = ["ModelEntry", "entries", "entry", "get", "list_models", "register", "registry_markdown"]
 
-__all__ = ["ModelEntry", "entries", "entry", "get", "list_models", "registry_markdown"]
+SOURCES = ("paper", "derived")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,36 +59,74 @@ class ModelEntry:
         return (self.builder.__doc__ or "").strip().splitlines()[0]
 
 
-def _entry(builder, params10, params100, source="paper", small=False):
-    """A `ModelEntry` named after ``builder``'s model."""
-    return ModelEntry(
-        builder.model_name, builder, {10: params10, 100: params100}, source, small
+# name -> ModelEntry, in registration order (the family modules register on import).
+_BY_NAME = {}
+
+
+def register(family, name, params, source="paper", small=False):
+    """Registers the named variant it decorates; one call beside each definition.
+
+    The decorated function builds the variant: its keyword defaults are the
+    architecture arguments it fixes (the entry's ``config``) and it passes
+    every other keyword on to ``family``. The model is named ``name`` unless
+    an architecture argument is overridden (the name would then lie) or
+    ``name=`` is given.
+
+    Args:
+        family: The family builder, e.g. `zoo.wide_resnet`.
+        name: Registry name, e.g. ``"wrn-16-4"``; unique.
+        params: Trainable parameters by number of classes, ``{10: n, 100: m}``.
+        source: ``"paper"`` (reference count) or ``"derived"`` (worked out).
+        small: Whether the config is small enough for the fast test suite.
+
+    Returns:
+        The decorator; it returns the registered variant (``.config``,
+        ``.family`` and ``.model_name`` attached).
+
+    Example:
+
+    >>> @register(zoo.wide_resnet, "wrn-10-2", {10: 0, 100: 0}, "derived")  # doctest: +SKIP
+    ... def wrn_10_2(depth=10, width=2, **overrides):
+    ...     '''WRN-10-2.'''
+    ...     return zoo.wide_resnet(depth, width, **overrides)
+    """
+    if name in _BY_NAME:
+        raise ValueError(f"zoo registry: a model of this name exists. Received: name={name!r}")
+    if source not in SOURCES or set(params) != {10, 100}:
+        raise ValueError(
+            f"zoo registry: expected source in {SOURCES} and params for 10 and 100 classes. "
+            f"Received: source={source!r}, params={params!r}"
+        )
+
+    def decorate(build):
+        variant = _named_variant(family, name, build)
+        _BY_NAME[name] = ModelEntry(name, variant, dict(params), source, small)
+        return variant
+
+    return decorate
+
+
+def _named_variant(family, name, build):
+    """``build`` naming its model ``name`` unless its architecture changes."""
+    config = {
+        p.name: p.default
+        for p in inspect.signature(build).parameters.values()
+        if p.default is not inspect.Parameter.empty
+    }
+
+    @functools.wraps(build)
+    def variant(**overrides):
+        if not any(k in config for k in overrides):
+            overrides.setdefault("name", name)
+        return build(**overrides)
+
+    variant.__doc__ = (
+        f"{(build.__doc__ or '').strip()}\n\nBuilds `{family.__name__}` with "
+        + ", ".join(f"{k}={v!r}" for k, v in config.items())
+        + f"; every other keyword argument of `{family.__name__}` is accepted.\n"
     )
-
-
-_TABLE = (
-    # The paper's networks, with pytorch-classification's reference counts.
-    _entry(preresnet110, 1_730_522, 1_736_372),
-    _entry(preresnet164, 1_703_258, 1_726_388),
-    _entry(resnext_29_8x64d, 34_426_698, 34_518_948),
-    _entry(resnext_29_16x64d, 68_155_210, 68_247_460),
-    _entry(wrn_16_4, 2_748_890, 2_772_020),
-    _entry(wrn_16_8, 10_961_370, 11_007_540),
-    _entry(wrn_28_10, 36_479_194, 36_536_884),
-    _entry(densenet_bc_100_12, 769_162, 800_032),
-    _entry(densenet_bc_190_40, 25_624_430, 25_821_620),
-    _entry(densenet_40_12, 1_019_722, 1_060_132),
-    # Small configs of every family and block type, for fast tests.
-    _entry(preresnet20, 272_282, 278_132, "derived", small=True),
-    _entry(preresnet11_bottleneck, 126_746, 149_876, "derived", small=True),
-    _entry(resnext_11_2x4d, 69_706, 92_836, "derived", small=True),
-    _entry(wrn_10_1, 77_850, 83_700, "derived", small=True),
-    _entry(densenet_bc_22_4, 8_714, 10_874, "derived", small=True),
-    _entry(densenet_10_4, 8_562, 12_252, "derived", small=True),
-)
-_BY_NAME = {entry.name: entry for entry in _TABLE}
-if len(_BY_NAME) != len(_TABLE):
-    raise RuntimeError("zoo registry: duplicate model names")
+    variant.config, variant.family, variant.model_name = config, family.__name__, name
+    return variant
 
 
 def _lookup(name):
@@ -122,9 +154,9 @@ def get(name, /, dtype_policy=None, **overrides):
             guide advises; variables (BN statistics included) stay float32.
             The global policy is left as it was.
         **overrides: Keyword arguments of the family builder, e.g.
-            ``num_classes=100, dropout_rate=0.3, dropout_position="head"``
-            (Uout: ``dropout_type="uout", beta=0.1``); ``name=`` renames the
-            model.
+            ``num_classes=100, dropout=zoo.DropoutPlan(0.3, "head")``
+            (Uout: ``zoo.DropoutPlan(position="head", type="uout", beta=0.1)``);
+            ``name=`` renames the model.
 
     Returns:
         A new `keras.Model`, named ``name`` unless overridden.
@@ -194,7 +226,8 @@ def registry_markdown():
         "| trainable, 100 classes | count |",
         "|---|---|---|---:|---:|---|",
     ]
-    for e in _TABLE:
+    # The paper's networks first, then the small test configs.
+    for e in sorted(_BY_NAME.values(), key=lambda e: e.small):
         config = ", ".join(f"{k}={v!r}" for k, v in e.config.items())
         count = "reference" if e.source == "paper" else "derived (small)"
         lines.append(
