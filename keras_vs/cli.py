@@ -5,7 +5,7 @@ One script, commands owned by their packages. The plugin's own commands
 other packages add theirs through the ``keras_vs.commands`` entry-point group
 (setup.py: ``tune = tuner.cli:COMMAND``), so the plugin never imports them.
 Run from a source tree without installed metadata, the group is read from the
-tree's ``setup.py``.
+tree's ``setup.py`` (`keras_vs.entry_points` reads every group).
 
 Each command defines its absl flags when it runs, in a `flags.FlagValues` of
 its own, and imports Keras only then: ``keras-vs --help`` and ``keras-vs
@@ -15,9 +15,7 @@ Exit status: 0 done, 1 the command failed, 2 a bad command line. Every error
 is one line, ``keras-vs COMMAND: error: ...``.
 """
 
-import ast
 import dataclasses
-import importlib
 import importlib.util
 import os
 import re
@@ -28,6 +26,8 @@ import typing
 import warnings
 
 from absl import flags
+
+from keras_vs import entry_points
 
 __all__ = [
     "CliError",
@@ -100,48 +100,6 @@ class Command:
 # Discovery
 
 
-def _source_tree_targets(root=None):
-    """The GROUP entries of the setup.py in `root`, if any (read, not run).
-
-    `root` defaults to the folder above this package: a source checkout.
-    """
-    root = root or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    setup_py = os.path.join(root, "setup.py")
-    if not os.path.isfile(setup_py):
-        return {}
-    try:
-        with open(setup_py) as f:
-            tree = ast.parse(f.read())
-    except (OSError, SyntaxError):
-        return {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "entry_points":
-            try:
-                groups = ast.literal_eval(node.value)
-            except ValueError:
-                return {}
-            return _parse_entries(groups.get(GROUP, ()))
-    return {}
-
-
-def _parse_entries(lines):
-    out = {}
-    for line in lines:
-        name, _, target = line.partition("=")
-        if name.strip() and target.strip():
-            out[name.strip()] = target.strip()
-    return out
-
-
-def _installed_targets():
-    from importlib import metadata
-
-    try:
-        return {ep.name: ep.value for ep in metadata.entry_points(group=GROUP)}
-    except Exception:  # noqa: BLE001  (broken metadata of another package)
-        return {}
-
-
 def command_targets():
     """Where each command lives, ``{name: "module:attribute"}``.
 
@@ -150,9 +108,8 @@ def command_targets():
     declaration of a name wins.
     """
     targets = dict(BUILTIN)
-    for found in (_installed_targets(), _source_tree_targets()):
-        for name, target in found.items():
-            targets.setdefault(name, target)
+    for name, target in entry_points.targets(GROUP).items():
+        targets.setdefault(name, target)
     return dict(sorted(targets.items()))
 
 
@@ -163,11 +120,8 @@ def load_command(name, target):
         CliError: The module cannot be imported or holds no `Command` named
             ``name``.
     """
-    module_name, _, attr = target.partition(":")
     try:
-        value = importlib.import_module(module_name)
-        for part in (attr or "COMMAND").split("."):
-            value = getattr(value, part)
+        value = entry_points.load(target, "COMMAND")
     except Exception as e:  # noqa: BLE001  (any failure of a provider is reported, not raised)
         raise CliError(
             f"command {name!r} could not be loaded from {target} ({type(e).__name__}: {e})"

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 from absl import flags
 
-from keras_vs import cli
+from keras_vs import cli, entry_points
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(os.path.dirname(sys.executable), "keras-vs")
@@ -98,11 +98,11 @@ def test_commands_come_from_the_plugin_and_the_entry_point_group():
 def test_source_tree_declares_the_group_in_setup_py():
     # Without installed metadata the launcher reads the group from setup.py
     # (read from the checkout: an installed package has no setup.py beside it).
-    assert cli._source_tree_targets(ROOT) == {"tune": "tuner.cli:COMMAND"}
+    assert entry_points.source_tree(cli.GROUP, ROOT) == {"tune": "tuner.cli:COMMAND"}
 
 
 def test_an_installed_package_without_setup_py_reads_no_source_tree(tmp_path):
-    assert cli._source_tree_targets(str(tmp_path)) == {}
+    assert entry_points.source_tree(cli.GROUP, str(tmp_path)) == {}
 
 
 def test_plugin_modules_do_not_import_the_tuner_or_the_zoo():
