@@ -7,7 +7,7 @@ reference's own module. Only these changes, each to reach a config the
 reference cannot build or a place the zoo puts dropout:
 
 - every network takes ``drop`` (a `Drop`): dropout at the zoo's positions
-  (``zoo._dropout.DropoutPlan``), at the place each zoo family puts it;
+  (``zoo.DropoutPlan``), at the place each zoo family puts it;
 - `CifarResNeXt` takes ``base_width`` (the reference fixes 64: its grouped
   width ``cardinality * out_channels // widen_factor``) and its classifier
   reads ``stages[3]`` channels (the reference hard-codes 1024);

@@ -22,24 +22,22 @@ def dropout_layers(model):
 
 
 def test_positive_rate_with_position_none_is_rejected():
-    with pytest.raises(ValueError, match="dropout_position='none'"):
-        zoo.wide_resnet(10, 1, dropout_rate=0.3)
+    with pytest.raises(ValueError, match="position='none'"):
+        zoo.wide_resnet(10, 1, dropout=zoo.DropoutPlan(0.3))
 
 
 @pytest.mark.parametrize("dropout_type", zoo.DROPOUT_TYPES)
 @pytest.mark.parametrize("position", POSITIONS)
 def test_rate_zero_builds_the_same_graph_as_no_dropout(position, dropout_type):
     plain = zoo.wide_resnet(10, 1)
-    zero = zoo.wide_resnet(10, 1, dropout_position=position, dropout_type=dropout_type)
+    zero = zoo.wide_resnet(10, 1, dropout=zoo.DropoutPlan(position=position, type=dropout_type))
     assert dropout_layers(zero) == []
     assert [layer.name for layer in zero.layers] == [layer.name for layer in plain.layers]
 
 
 def test_head_position_needs_the_classifier():
     with pytest.raises(ValueError, match="include_top=False"):
-        zoo.wide_resnet(
-            10, 1, include_top=False, dropout_rate=0.2, dropout_position="head"
-        )
+        zoo.wide_resnet(10, 1, include_top=False, dropout=zoo.DropoutPlan(0.2, "head"))
 
 
 def test_include_top_false_returns_the_final_feature_map():
@@ -105,12 +103,11 @@ def test_he_fan_out_init_has_the_reference_standard_deviation():
 
 @pytest.mark.parametrize(
     "dropout_type, amount, cls, attribute",
-    [("bernoulli", "dropout_rate", keras.layers.Dropout, "rate"), ("uout", "beta", keras_vs.Uout, "beta")],
+    [("bernoulli", "rate", keras.layers.Dropout, "rate"), ("uout", "beta", keras_vs.Uout, "beta")],
 )
 def test_dropout_type_picks_the_layer_class_and_its_amount(dropout_type, amount, cls, attribute):
-    model = zoo.wide_resnet(
-        10, 1, dropout_position="head", dropout_type=dropout_type, **{amount: 0.25}
-    )
+    plan = zoo.DropoutPlan(position="head", type=dropout_type, **{amount: 0.25})
+    model = zoo.wide_resnet(10, 1, dropout=plan)
     (layer,) = dropout_layers(model)
     assert type(layer) is cls
     assert layer.name == "head_dropout"
@@ -182,8 +179,43 @@ def test_every_family_documents_the_shared_arguments(builder):
     start = doc.index(shared[0])
     assert doc[start : start + len(shared)] == shared
     assert "{common_args}" not in builder.__doc__
-    for arg in ("num_classes", "dropout_rate", "beta", "dropout_type", "include_top"):
-        assert arg in inspect.signature(builder).parameters
+    # The shared arguments go on to the generic builder, each documented once.
+    kinds = [p.kind for p in inspect.signature(builder).parameters.values()]
+    assert kinds[-1] is inspect.Parameter.VAR_KEYWORD
+    shared_args = [
+        p.name for p in inspect.signature(common.network).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "name"
+    ]
+    assert shared_args == [
+        "num_classes", "input_shape", "dropout", "include_top", "classifier_activation"
+    ]
+    for arg in shared_args:
+        assert any(line.startswith(f"{arg}:") for line in shared), arg
+
+
+@pytest.mark.parametrize("builder", [zoo.preresnet, zoo.resnext, zoo.wide_resnet, zoo.densenet])
+def test_every_family_passes_the_shared_arguments_on(builder):
+    model = {
+        zoo.preresnet: lambda **kw: builder(20, **kw),
+        zoo.resnext: lambda **kw: builder(11, 2, 4, widen_factor=1, **kw),
+        zoo.wide_resnet: lambda **kw: builder(10, 1, **kw),
+        zoo.densenet: lambda **kw: builder(10, 4, bottleneck=False, **kw),
+    }[builder](
+        num_classes=3, input_shape=(8, 8, 1), dropout=zoo.DropoutPlan(0.1, "head"),
+        include_top=True, classifier_activation=None,
+    )
+    assert model.input.shape == (None, 8, 8, 1) and model.output.shape == (None, 3)
+    assert model.get_layer("head_dropout").rate == 0.1
+    assert model.get_layer("predictions").activation is keras.activations.linear
+
+
+@pytest.mark.parametrize("name, build", [
+    ("preresnet", lambda **kw: zoo.preresnet(20, **kw)),
+    ("wide_resnet", lambda **kw: zoo.wrn_10_1(**kw)),
+])
+def test_a_family_rejects_an_unknown_keyword_by_its_own_name(name, build):
+    with pytest.raises(TypeError, match=rf"{name}\(\) got an unexpected keyword argument 'num_class'"):
+        build(num_class=3)
 
 
 # -- stride-2 padding: torch's padding=1 is symmetric --------------------------

@@ -67,8 +67,7 @@ def test_transitions_halve_the_resolution():
 )
 def test_dropout_acts_on_the_branch_of_every_dense_layer(graph, bottleneck, position, after):
     depth = 10 if bottleneck else 7
-    model = zoo.densenet(depth, 4, bottleneck=bottleneck, dropout_rate=0.2,
-                         dropout_position=position)
+    model = zoo.densenet(depth, 4, bottleneck=bottleneck, dropout=zoo.DropoutPlan(0.2, position))
     drops = graph.dropout_names(model)
     assert len(drops) == 3
     for drop in drops:
@@ -83,8 +82,8 @@ def test_dropout_acts_on_the_branch_of_every_dense_layer(graph, bottleneck, posi
 def test_after_conv_drops_the_3x3_output_before_the_concat(graph, bottleneck, conv):
     # The reference's --drop: F.dropout(conv(...)) then torch.cat((x, out), 1).
     depth = 10 if bottleneck else 7
-    model = zoo.densenet(depth, 4, bottleneck=bottleneck, dropout_rate=0.2,
-                         dropout_position="after_conv")
+    model = zoo.densenet(depth, 4, bottleneck=bottleneck,
+                         dropout=zoo.DropoutPlan(0.2, "after_conv"))
     drops = graph.dropout_names(model)
     assert len(drops) == 3
     for drop in drops:
@@ -95,7 +94,7 @@ def test_after_conv_drops_the_3x3_output_before_the_concat(graph, bottleneck, co
 
 
 def test_after_conv_reaches_every_later_bn_of_the_stage_and_the_transition():
-    model = zoo.densenet(22, 4, dropout_rate=0.2, dropout_position="after_conv")
+    model = zoo.densenet(22, 4, dropout=zoo.DropoutPlan(0.2, "after_conv"))
     direct = {}
     for f in keras_vs.find_disharmony(model):
         if f.kind == "direct":

@@ -62,7 +62,7 @@ def test_pre_activation_order_and_final_bn_relu(graph):
 )
 def test_dropout_sits_at_its_position_in_every_block(graph, block, position, before, after):
     depth = 20 if block == "basic" else 11
-    model = zoo.preresnet(depth, block=block, dropout_rate=0.2, dropout_position=position)
+    model = zoo.preresnet(depth, block=block, dropout=zoo.DropoutPlan(0.2, position))
     drops = graph.dropout_names(model)
     assert len(drops) == (9 if block == "basic" else 3)
     for drop in drops:

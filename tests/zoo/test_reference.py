@@ -79,7 +79,7 @@ def _pair(name, position="none", rate=0.0, seed=0):
     torch.manual_seed(seed)
     net = build_ref(ref.Drop(position, rate))
     ref.randomize_batch_norms(net, seed)
-    model = build_zoo(dropout_rate=rate, dropout_position=position, classifier_activation=None)
+    model = build_zoo(dropout=zoo.DropoutPlan(rate, position), classifier_activation=None)
     ref.transfer(net, family, model)
     return model, net
 

@@ -32,15 +32,11 @@ def trainable_count(model):
 
 
 def small_model(entry_name, position, dropout_type, rate=0.3, **kwargs):
-    amount = "beta" if dropout_type == "uout" else "dropout_rate"
-    return zoo.get(
-        entry_name,
-        input_shape=SHAPE,
-        dropout_position=position,
-        dropout_type=dropout_type,
-        **{amount: 0.0 if position == "none" else rate},
-        **kwargs,
+    amount = "beta" if dropout_type == "uout" else "rate"
+    plan = zoo.DropoutPlan(
+        position=position, type=dropout_type, **{amount: 0.0 if position == "none" else rate}
     )
+    return zoo.get(entry_name, input_shape=SHAPE, dropout=plan, **kwargs)
 
 
 # -- the table and the API ---------------------------------------------------
@@ -85,8 +81,41 @@ def test_get_passes_overrides_including_name():
 
 
 def test_get_rejects_unknown_overrides():
-    with pytest.raises(TypeError, match="dropout"):
+    with pytest.raises(TypeError, match="'dropuot'"):
+        zoo.get("wrn-10-1", dropuot=zoo.DropoutPlan(0.3, "head"))
+    with pytest.raises(ValueError, match="Received: dropout=0.3"):
         zoo.get("wrn-10-1", dropout=0.3)
+
+
+def test_every_registered_variant_is_exported_under_its_function_name():
+    for e in zoo.entries():
+        assert getattr(zoo, e.builder.__name__) is e.builder
+        assert e.builder.__name__ in zoo.__all__
+
+
+def test_one_decorated_function_adds_a_model(monkeypatch):
+    from zoo import registry
+
+    monkeypatch.setattr(registry, "_BY_NAME", dict(registry._BY_NAME))
+
+    @zoo.register(zoo.wide_resnet, "wrn-10-2", {10: 1, 100: 2}, "derived")
+    def wrn_10_2(depth=10, width=2, **overrides):
+        """WRN-10-2."""
+        return zoo.wide_resnet(depth, width, **overrides)
+
+    assert "wrn-10-2" in zoo.list_models("wrn-10-*")
+    assert zoo.entry("wrn-10-2").config == {"depth": 10, "width": 2}
+    assert zoo.entry("wrn-10-2").family == "wide_resnet"
+    assert "| `wrn-10-2` | `zoo.wide_resnet` | depth=10, width=2 |" in zoo.registry_markdown()
+    model = zoo.get("wrn-10-2", num_classes=3, dropout=zoo.DropoutPlan(0.1, "head"))
+    assert (model.name, model.output.shape) == ("wrn-10-2", (None, 3))
+
+
+def test_register_rejects_a_duplicate_name_and_incomplete_counts():
+    with pytest.raises(ValueError, match="Received: name='wrn-10-1'"):
+        zoo.register(zoo.wide_resnet, "wrn-10-1", {10: 1, 100: 1})
+    with pytest.raises(ValueError, match=r"Received: source='paper', params=\{10: 1\}"):
+        zoo.register(zoo.wide_resnet, "wrn-x", {10: 1})
 
 
 def test_get_builds_a_fresh_model_each_time():

@@ -41,7 +41,7 @@ def test_blocks_are_post_activation_with_bn_projection(graph):
     [("before_bn", "conv3", "bn3"), ("before_conv", "relu2", "conv3"), ("after_conv", "conv3", "bn3")],
 )
 def test_dropout_sits_at_its_position_in_every_block(graph, position, before, after):
-    model = zoo.resnext(11, 2, 4, dropout_rate=0.2, dropout_position=position)
+    model = zoo.resnext(11, 2, 4, dropout=zoo.DropoutPlan(0.2, position))
     drops = graph.dropout_names(model)
     assert len(drops) == 3
     for drop in drops:

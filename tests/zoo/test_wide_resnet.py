@@ -34,7 +34,7 @@ def test_wider_first_stage_projects_the_pre_activated_input(graph):
 
 
 def test_wrn_own_placement_is_between_the_convs(graph):
-    model = zoo.wide_resnet(16, 1, dropout_rate=0.3, dropout_position="before_conv")
+    model = zoo.wide_resnet(16, 1, dropout=zoo.DropoutPlan(0.3, "before_conv"))
     drops = graph.dropout_names(model)
     assert len(drops) == 6
     for drop in drops:
@@ -44,7 +44,7 @@ def test_wrn_own_placement_is_between_the_convs(graph):
 
 
 def test_after_conv_drops_the_branch_before_the_add(graph):
-    model = zoo.wide_resnet(10, 1, dropout_rate=0.3, dropout_position="after_conv")
+    model = zoo.wide_resnet(10, 1, dropout=zoo.DropoutPlan(0.3, "after_conv"))
     drops = graph.dropout_names(model)
     assert len(drops) == 3
     for drop in drops:
