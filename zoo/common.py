@@ -17,6 +17,7 @@ import math
 import numbers
 import re
 import textwrap
+import warnings
 
 import keras
 
@@ -321,9 +322,10 @@ def network(
 
 
 def variant(builder, name, doc, **config):
-    """Returns a thin named variant of ``builder`` with ``config`` fixed.
+    """Returns a thin named variant of ``builder`` with ``config`` fixed (deprecated).
 
-    The variant accepts every keyword of ``builder``; its model is named
+    Deprecated: define the variant beside its family with `zoo.register`,
+    which also enters it in the registry. The variant accepts every keyword of ``builder``; its model is named
     ``name`` unless an architecture argument of ``config`` is overridden (the
     name would then lie) or ``name=`` is given.
 
@@ -337,6 +339,13 @@ def variant(builder, name, doc, **config):
         The variant function; ``.config`` holds the fixed arguments,
         ``.family`` the builder's name and ``.model_name`` ``name``.
     """
+    warnings.warn(
+        "zoo.common.variant is deprecated; define the variant with "
+        f"@zoo.register({builder.__name__}, {name!r}, {{10: ..., 100: ...}}) on a function "
+        "whose keyword defaults fix its architecture.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
 
     def build(**kwargs):
         arguments = {**config, **kwargs}

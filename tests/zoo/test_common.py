@@ -127,6 +127,14 @@ def test_variant_exposes_its_configuration():
     assert "cardinality=8" in zoo.resnext_29_8x64d.__doc__
 
 
+def test_common_variant_is_deprecated_for_register():
+    with pytest.warns(DeprecationWarning, match=r"@zoo\.register\(wide_resnet, 'wrn-10-3'"):
+        wrn_10_3 = common.variant(zoo.wide_resnet, "wrn-10-3", "WRN-10-3.", depth=10, width=3)
+    assert wrn_10_3.config == {"depth": 10, "width": 3}
+    assert wrn_10_3(num_classes=2).name == "wrn-10-3"
+    assert "wrn-10-3" not in zoo.list_models()
+
+
 def test_positions_are_the_vocabulary_ones():
     from keras_vs import vocab
 
