@@ -39,6 +39,7 @@ import numpy as np
 
 from keras_vs import graph as graph_lib
 from keras_vs import probe as probe_lib
+from keras_vs import runner
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
 
 __all__ = ["BNAttribution", "ShiftAttribution", "attribute", "attribute_shift"]
@@ -253,7 +254,7 @@ def attribute(model, data, exact, *, steps=None, batch_size=DEFAULT_BATCH_SIZE):
     for name in measured:
         bn = bns[name]
         twin = graph_lib.unwrap(counterpart.get(id(bn), bn))
-        real_star = float(np.mean(probe_lib.host_values([twin.moving_variance])[0]))
+        real_star = float(np.mean(runner.host_values([twin.moving_variance])[0]))
         if twin is graph_lib.unwrap(bn):  # no counterpart (hidden BN): nothing re-estimated
             real_star = math.nan
         layers[name] = BNAttribution(

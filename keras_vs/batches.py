@@ -12,7 +12,7 @@ import numpy as np
 
 from keras_vs import checks
 
-__all__ = ["DEFAULT_BATCH_SIZE", "Batches", "check_batch", "num_examples"]
+__all__ = ["DEFAULT_BATCH_SIZE", "Batches", "check_batch", "checked", "empty_error", "num_examples"]
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -182,7 +182,7 @@ class Batches:
             if total >= max_examples:
                 break
         if total == 0:
-            raise ValueError("The data set is empty. Received: no examples")
+            raise empty_error(self.steps)
         x = keras.tree.map_structure(lambda *a: np.concatenate(a), *xs)
         y = None if any(v is None for v in ys) else np.concatenate(ys)
         return x, y
@@ -197,6 +197,47 @@ _UNBATCHED = (
 def num_examples(x):
     """The common first dimension of the arrays in ``x``."""
     return _num_examples(x)
+
+
+def empty_error(steps=None):
+    """The one error for data in which no example reached the model.
+
+    Args:
+        steps: The number of batches asked for (None: all of them).
+    """
+    read = "every batch" if steps is None else f"{steps} step(s)"
+    return ValueError(
+        f"The data set is empty: no examples reached the model. Received: no examples in {read}"
+    )
+
+
+def checked(batches, inputs):
+    """``(x, y, size)`` for every non-empty batch, each checked against `inputs`.
+
+    Args:
+        batches: A `Batches`.
+        inputs: The model's symbolic inputs (what `check_batch` takes).
+
+    Raises:
+        ValueError: A batch does not fit `inputs` (`check_batch`, naming
+            it), or no batch holds an example (`empty_error`, raised once
+            the data is exhausted).
+
+    Example:
+
+    >>> x = keras.Input((2,))
+    >>> [size for _, _, size in checked(Batches(np.ones((5, 2)), None, 2), [x])]
+    [2, 2, 1]
+    """
+    seen = False
+    for index, (x, y) in enumerate(batches):
+        check_batch(inputs, x, index)
+        size = _num_examples(x)
+        if size:
+            seen = True
+            yield x, y, size
+    if not seen:
+        raise empty_error(batches.steps)
 
 
 def check_batch(inputs, x, index=None):

@@ -123,8 +123,8 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         if self._probe is None:
             probe = probe_lib.Probe(self.model)
             if probe.model is None and probe.hidden:
-                raise shift.no_bn_error(self.model, probe)
-            shift.warn_hidden(probe)
+                raise probe_lib.no_bn_error(self.model, probe)
+            probe_lib.warn_hidden(probe)
             self._probe = probe
         return self._probe
 
@@ -175,7 +175,7 @@ class VarianceShiftCallback(keras.callbacks.Callback):
             compiled=not getattr(self.model, "run_eagerly", False),
         )
         if not self._warned:
-            shift.warn_not_called(self.last.not_called, "not measured")
+            probe_lib.warn_not_called(self.last.not_called, "not measured")
             self._warned = bool(self.last.not_called)
         return self.last
 

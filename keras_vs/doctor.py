@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from keras_vs import attribution as attribution_lib
+from keras_vs import checks
 from keras_vs import graph as graph_lib
 from keras_vs import vocab
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
@@ -160,9 +161,7 @@ def _check(model, validation_split, fine_tune_epochs, confidence):
                          f"Received: model {model.name!r} with {len(model.outputs)} outputs")
     if not 0 < validation_split < 1:
         raise ValueError(f"Expected 0 < validation_split < 1. Received: validation_split={validation_split!r}")
-    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
-        raise ValueError(f"Expected fine_tune_epochs to be an integer >= 0. "
-                         f"Received: fine_tune_epochs={fine_tune_epochs!r}")
+    checks.integer("fine_tune_epochs", fine_tune_epochs, minimum=0)
     if not 0 < confidence < 1:
         raise ValueError(f"Expected 0 < confidence < 1. Received: confidence={confidence!r}")
 
@@ -208,7 +207,7 @@ def _materialize(data, batch_size, what):
 
 def _predict(model, x, batch_size):
     """The first output on `x`; the model's state (stateful RNNs) as it was."""
-    from keras_vs import probe as probe_lib
+    from keras_vs import runner
     from keras_vs.graph.snapshot import Snapshot
 
     with Snapshot(model):
@@ -216,7 +215,7 @@ def _predict(model, x, batch_size):
             pred = model.predict(x, batch_size=batch_size, verbose=0)
             return np.asarray(keras.tree.flatten(pred)[0])
         batches = Batches(x, None, batch_size)  # strings: as measuring feeds them
-        run = probe_lib.run_function(model, batches, compiled=False)
+        run = runner.run_function(model, batches, compiled=False)
         outs = [keras.ops.convert_to_numpy(keras.tree.flatten(run(b))[0]) for b, _ in batches]
     return np.concatenate([np.asarray(o) for o in outs])
 

@@ -6,7 +6,7 @@ entering every BatchNormalization layer and compare it with the layer's
 moving variance. The BN inputs are tapped by `keras_vs.probe.Probe` on the
 user's own layers (nothing is copied or re-instantiated), in one compiled
 pass; the user's model is only read. Re-estimation lives in
-`keras_vs.recalibrate` (re-exported here).
+`keras_vs.recalibrate`.
 """
 
 import contextlib
@@ -23,11 +23,10 @@ from keras import ops
 
 from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
+from keras_vs import runner
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
 from keras_vs.graph.snapshot import Snapshot
-from keras_vs import probe as probe_lib
-from keras_vs.probe import probe_for
-from keras_vs.recalibrate import recalibrate_bn
+from keras_vs.probe import no_bn_error, probe_for, warn_hidden, warn_not_called
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -35,9 +34,24 @@ __all__ = [
     "VarianceShift",
     "measure_variance_shift",
     "prediction_inconsistency",
-    "recalibrate_bn",
     "statistic",
 ]
+
+
+def __getattr__(name):
+    # keras_vs.shift.recalibrate_bn: the package's own import until it reads
+    # keras_vs.recalibrate (no import circle: recalibrate never imports shift).
+    if name == "recalibrate_bn":
+        warnings.warn(
+            "keras_vs.shift.recalibrate_bn is deprecated: use keras_vs.recalibrate_bn "
+            "(keras_vs.recalibrate.recalibrate_bn).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from keras_vs.recalibrate import recalibrate_bn
+
+        return recalibrate_bn
+    raise AttributeError(f"module 'keras_vs.shift' has no attribute {name!r}")
 
 
 @contextlib.contextmanager
@@ -121,47 +135,6 @@ class VarianceShift(collections.abc.Mapping):
         return f"VarianceShift({{{body}}}{rest})"
 
 
-def no_bn_error(model, probe):
-    """The error for a model with nothing to measure, naming hidden BNs."""
-    if probe.hidden:
-        where = "; ".join(f"{layer!r} holds {bns}" for layer, bns in probe.hidden.items())
-        return ValueError(
-            "Every BatchNormalization of this model sits inside a custom layer, where "
-            "keras-vs cannot tap its input, so nothing can be measured or recalibrated "
-            f"({where}). Build the block as a Functional model (nested models are "
-            f"followed). Received: model {model.name!r}"
-        )
-    if probe.names:  # owned, never called
-        return ValueError(
-            "The model calls none of its BatchNormalization layers, so nothing can be "
-            f"measured or recalibrated ({probe.names} are never called). "
-            f"Received: model {model.name!r}"
-        )
-    return ValueError(
-        f"The model has no BatchNormalization layer. Received: model {model.name!r}"
-    )
-
-
-def warn_hidden(probe):
-    """Warns about BNs inside custom layers that were skipped."""
-    if probe.hidden:
-        where = "; ".join(f"{layer!r} holds {bns}" for layer, bns in probe.hidden.items())
-        warnings.warn(
-            f"BatchNormalization layers inside custom layers were not reached: {where}.",
-            stacklevel=3,
-        )
-
-
-def warn_not_called(names, action, stacklevel=3):
-    """Warns that the BNs `names` were never called on the data (`action`: what was done)."""
-    if names:
-        warnings.warn(
-            f"BatchNormalization layers owned by a layer that never called them on the "
-            f"data have no input statistics and were {action}: {list(names)}.",
-            stacklevel=stacklevel,
-        )
-
-
 def measure(probe, batches, compiled=None):
     """Measures with a built `Probe` (mode "inference") on `Batches`."""
     if probe.model is None:
@@ -170,7 +143,7 @@ def measure(probe, batches, compiled=None):
     moving_var, real_var, moving_mean, real_mean = {}, {}, {}, {}
     names = [name for name in probe.names if name in moments]
     bns = [graph_lib.unwrap(probe.bns[name]) for name in names]
-    values = probe_lib.host_values([v for bn in bns for v in (bn.moving_variance, bn.moving_mean)])
+    values = runner.host_values([v for bn in bns for v in (bn.moving_variance, bn.moving_mean)])
     for i, name in enumerate(names):
         moving_var[name], moving_mean[name] = values[2 * i], values[2 * i + 1]
         count, real_mean[name], real_var[name] = moments[name]
@@ -334,7 +307,7 @@ def prediction_inconsistency(model, data, steps=None, *, batch_size=DEFAULT_BATC
             f"Received: model {model.name!r} with {len(graph.root.outputs)} outputs"
         )
     both, state = _both_modes(model)
-    run = probe_lib.run_function(both, batches)
+    run = runner.run_function(both, batches)
     with state:  # stateful layers as they were after the pass
         return _compare(batches, inputs, run)
 
@@ -363,7 +336,7 @@ def _both_modes(model):
         train_copy.set_weights(model.get_weights())
         _align(state, copy_state)
         return both, state
-    name = probe_lib.private_names(model)
+    name = runner.private_names(model)
     inputs, outputs = graph_lib.inline(model)[:2]
     with _rng_preserved():
         train_copy = graph_lib.copy(model)
@@ -396,13 +369,10 @@ def _compare(batches, inputs, run):
     """Counts agreement and accuracy of the two modes over `batches`."""
     n = examples = agree = correct_train = correct_inf = 0
     has_labels = True
-    for index, (x, y) in enumerate(batches):
-        batches_lib.check_batch(inputs, x, index)
-        if batches_lib.num_examples(x) == 0:
-            continue
+    for x, y, size in batches_lib.checked(batches, inputs):
         pred_inf, pred_train = (np.asarray(ops.convert_to_numpy(p)) for p in run(x))
         c_inf, c_train = _classes(pred_inf), _classes(pred_train)
-        examples += batches_lib.num_examples(x)
+        examples += size
         n += c_inf.size  # predictions: one per position for a segmentation output
         agree += int(np.sum(c_inf == c_train))
         if y is None:
@@ -411,8 +381,8 @@ def _compare(batches, inputs, run):
             labels = _labels(y, pred_inf)
             correct_inf += int(np.sum(c_inf == labels))
             correct_train += int(np.sum(c_train == labels))
-    if n == 0:
-        raise ValueError("The data set is empty: no examples reached the model. Received: no examples")
+    if n == 0:  # examples, but outputs without a position to compare
+        raise batches_lib.empty_error(batches.steps)
     return Inconsistency(
         correct_train / n if has_labels else None,
         correct_inf / n if has_labels else None,

@@ -1,5 +1,8 @@
 """recalibrate_bn's two methods checked against NumPy, and its guarantees."""
 
+import importlib.util
+import pathlib
+import sys
 import warnings
 
 import keras
@@ -7,7 +10,24 @@ import numpy as np
 import pytest
 from keras import layers
 
+from keras_vs import exact
+from keras_vs import probe as probe_lib
 from keras_vs import recalibrate
+from keras_vs.batches import Batches
+
+
+def _stateful_helpers():
+    """tests/keras_vs/stateful.py, loaded once per process (test modules are not a package)."""
+    name = "keras_vs_tests_stateful"
+    if name not in sys.modules:
+        path = pathlib.Path(__file__).resolve().parent / "stateful.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+stateful = _stateful_helpers()
 
 
 def _mlp(seed=0, widths=(6, 4)):
@@ -110,9 +130,9 @@ def test_exact_is_bit_identical_whatever_the_memory_budget(budget):
 def test_exact_recomputes_from_the_stage_where_the_budget_runs_out(budget, monkeypatch):
     model = _mlp(widths=(6, 12, 3))
     x = np.random.default_rng(3).normal(size=(45, 5)).astype("float32")
-    reads, read = [], recalibrate._read_chunks
-    monkeypatch.setattr(recalibrate, "_read_chunks", lambda *a: reads.append(1) or read(*a))
-    monkeypatch.setattr(recalibrate, "_exact_passes", None)  # never the whole-probe passes
+    reads, read = [], exact._read_chunks
+    monkeypatch.setattr(exact, "_read_chunks", lambda *a: reads.append(1) or read(*a))
+    monkeypatch.setattr(exact, "by_passes", None)  # never the whole-probe passes
     recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=budget)
     assert len(reads) == _BUDGETS[budget]
 
@@ -121,8 +141,8 @@ def test_exact_by_stages_and_by_whole_probe_passes_agree_to_rounding():
     model = _mlp()
     x = np.random.default_rng(3).normal(size=(45, 5)).astype("float32")
     staged = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact", memory_budget=0)
-    probe = recalibrate.probe_lib.probe_for(model, "copies")
-    stats = recalibrate._exact_passes(probe, recalibrate.Batches(x, None, 10))
+    probe = probe_lib.probe_for(model, "exact")
+    stats = exact.by_passes(probe, probe.method, Batches(x, None, 10))
     for name in ("bn1", "bn2"):
         for a, b in zip(_bn_arrays(staged, [name]), stats[name], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -176,9 +196,9 @@ def test_exact_in_several_chunks_equals_one_chunk(monkeypatch):
     one = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
     # 24 bytes per example (6 float32 channels): 3 examples fit, so each
     # batch of 10 is a chunk of its own.
-    monkeypatch.setattr(recalibrate, "_CHUNK_BYTES", 24 * 3)
-    seen, chunked = [], recalibrate._chunked
-    monkeypatch.setattr(recalibrate, "_chunked", lambda *a: seen.append(list(chunked(*a))) or seen[-1])
+    monkeypatch.setattr(exact, "_CHUNK_BYTES", 24 * 3)
+    seen, chunked = [], exact._chunked
+    monkeypatch.setattr(exact, "_chunked", lambda *a: seen.append(list(chunked(*a))) or seen[-1])
     many = recalibrate.recalibrate_bn(model, x, batch_size=10, method="exact")
     assert [len(group) for group in seen[0]] == [1, 1, 1, 1, 1]
     for name in ("bn1", "bn2"):
@@ -186,20 +206,6 @@ def test_exact_in_several_chunks_equals_one_chunk(monkeypatch):
             a = keras.ops.convert_to_numpy(getattr(one.get_layer(name), attr))
             b = keras.ops.convert_to_numpy(getattr(many.get_layer(name), attr))
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-
-
-@pytest.mark.parametrize(
-    "sizes,per_example,expected",
-    [
-        ([10, 10, 10, 5], 1, [(0, 4)]),  # all fit in one chunk
-        ([10, 10, 10, 5], None, [(0, 1), (1, 2), (2, 3), (3, 4)]),  # unknown shape: per batch
-        ([4, 4, 4], recalibrate._CHUNK_BYTES // 8, [(0, 2), (2, 3)]),  # 8 examples a chunk
-        ([4], 2 * recalibrate._CHUNK_BYTES, [(0, 1)]),  # one batch over the limit still runs
-    ],
-)
-def test_chunks_group_consecutive_batches_under_the_byte_limit(sizes, per_example, expected):
-    groups = recalibrate._chunked(zip(sizes, range(len(sizes))), per_example)
-    assert list(groups) == [list(range(a, b)) for a, b in expected]
 
 
 def test_only_bn_statistics_change_and_the_input_model_is_untouched():
@@ -258,8 +264,8 @@ def test_repeated_calls_reuse_one_compiled_probe():
     model = _mlp()
     x = np.random.default_rng(7).normal(size=(20, 5)).astype("float32")
     recalibrate.recalibrate_bn(model, x)
-    probe = recalibrate.probe_lib.probe_for(model, "precise")
-    assert recalibrate.probe_lib.probe_for(model, "precise") is probe
+    probe = probe_lib.probe_for(model, "precise")
+    assert probe_lib.probe_for(model, "precise") is probe
     again = recalibrate.recalibrate_bn(model, x * 2)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(again.get_layer("bn1").moving_mean),
@@ -359,29 +365,18 @@ def test_a_bn_its_layer_never_calls_is_left_unchanged_with_a_warning(method, bui
 
 
 def _stateful():
-    """A stateful LSTM (fixed batch of 8) -> dropout -> BN -> stateful LSTM -> BN."""
-    keras.utils.set_random_seed(0)
-    x = keras.Input(batch_shape=(8, 5, 3))
-    h = layers.LSTM(4, stateful=True, return_sequences=True, name="lstm1")(x)
-    h = layers.BatchNormalization(name="bn1")(layers.Dropout(0.5)(h))
-    h = layers.BatchNormalization(name="bn2")(layers.LSTM(3, stateful=True, name="lstm2")(h))
-    model = keras.Model(x, layers.Dense(2, activation="softmax")(h))
+    model = stateful.stateful_model()
     data = np.random.default_rng(10).normal(size=(32, 5, 3)).astype("float32")
     model(data[:8])  # states that are not the initial zeros
     return model, data
 
 
-def _states(model):
-    return [np.array(keras.ops.convert_to_numpy(s))
-            for l in model.layers if getattr(l, "stateful", False) for s in l.states]
-
-
 @pytest.mark.parametrize("method", ["precise", "exact"])
 def test_recalibration_leaves_stateful_rnn_states_as_they_were(method):
     model, data = _stateful()
-    before = _states(model)
+    before = stateful.rnn_states(model)
     recalibrate.recalibrate_bn(model, data, batch_size=8, method=method, inplace=True)
-    for old, new in zip(before, _states(model)):
+    for old, new in zip(before, stateful.rnn_states(model)):
         np.testing.assert_array_equal(new, old)
 
 

@@ -1,6 +1,9 @@
 """measure_variance_shift, prediction_inconsistency and recalibrate_bn on real Keras models."""
 
+import importlib.util
 import math
+import pathlib
+import sys
 
 import keras
 import numpy as np
@@ -11,6 +14,21 @@ from keras import layers
 
 from keras_vs import probe as probe_lib
 from keras_vs import shift
+from keras_vs.recalibrate import recalibrate_bn
+
+
+def _stateful_helpers():
+    """tests/keras_vs/stateful.py, loaded once per process (test modules are not a package)."""
+    name = "keras_vs_tests_stateful"
+    if name not in sys.modules:
+        path = pathlib.Path(__file__).resolve().parent / "stateful.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+stateful = _stateful_helpers()
 
 
 def _bn_only(features=3, axis=-1, shape=None):
@@ -228,7 +246,7 @@ def test_dropout_after_the_last_bn_shows_no_shift_and_recalibration_is_exact():
     model, x, y = _trained("head", 0.5)
     result = shift.measure_variance_shift(model, x, batch_size=256)
     assert max(result.values()) <= 1.1
-    fixed = shift.recalibrate_bn(model, x, batch_size=256)
+    fixed = recalibrate_bn(model, x, batch_size=256)
     assert max(shift.measure_variance_shift(fixed, x, batch_size=256).values()) <= 1.05
 
 
@@ -238,7 +256,7 @@ def test_recalibration_removes_the_shift_without_losing_accuracy(method):
     model, x, y = _trained("before_bn", 0.5)
     before = shift.measure_variance_shift(model, x, batch_size=256)
     assert before.max() > 1.5
-    fixed = shift.recalibrate_bn(model, x, batch_size=256, method=method)
+    fixed = recalibrate_bn(model, x, batch_size=256, method=method)
     after = shift.measure_variance_shift(fixed, x, batch_size=256)
     assert after.max() <= 1.05
     acc = lambda m: float(np.mean(np.argmax(m.predict(x, verbose=0), axis=1) == y))  # noqa: E731
@@ -254,7 +272,7 @@ def test_recalibration_returns_a_copy_with_only_bn_statistics_changed():
     model, _, _ = _nested()
     before = _weights(model)
     x = np.random.default_rng(6).normal(size=(50, 6)).astype("float32") * 3 + 2
-    fixed = shift.recalibrate_bn(model, x, batch_size=16)
+    fixed = recalibrate_bn(model, x, batch_size=16)
     assert fixed is not model
     _assert_same_weights(before, _weights(model))
     moving = {id(v) for bn in probe_lib.Probe(fixed).bns.values() for v in (bn.moving_mean, bn.moving_variance)}
@@ -272,7 +290,7 @@ def test_exact_statistics_are_the_population_statistics_at_inference(budget):
     model, _, _ = _nested()
     x = np.random.default_rng(7).normal(size=(50, 6)).astype("float32") * 3 + 2
     kwargs = {} if budget is None else {"memory_budget": budget}
-    fixed = shift.recalibrate_bn(model, x, batch_size=16, method="exact", **kwargs)
+    fixed = recalibrate_bn(model, x, batch_size=16, method="exact", **kwargs)
     result = shift.measure_variance_shift(fixed, x)
     for name in result:
         np.testing.assert_allclose(result.moving_var[name], result.real_var[name], rtol=1e-4)
@@ -282,25 +300,25 @@ def test_exact_statistics_are_the_population_statistics_at_inference(budget):
 def test_recalibration_inplace_updates_and_returns_the_model():
     model = _bn_only()
     x = np.arange(24, dtype="float32").reshape(8, 3)
-    assert shift.recalibrate_bn(model, x, inplace=True) is model
+    assert recalibrate_bn(model, x, inplace=True) is model
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model.layers[0].moving_variance), x.var(axis=0), rtol=1e-6)
 
 
 def test_recalibration_without_bn_is_a_clear_error():
     model = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
     with pytest.raises(ValueError, match="no BatchNormalization"):
-        shift.recalibrate_bn(model, np.ones((4, 3)))
+        recalibrate_bn(model, np.ones((4, 3)))
 
 
 def test_exact_beyond_the_memory_budget_rejects_one_shot_iterators():
     data = (np.ones((2, 3), "float32") for _ in range(2))
     with pytest.raises(ValueError, match="one-shot iterator of type generator"):
-        shift.recalibrate_bn(_bn_only(), data, method="exact", memory_budget=0)
+        recalibrate_bn(_bn_only(), data, method="exact", memory_budget=0)
 
 
 def test_precise_reads_a_one_shot_iterator_once():
     data = (np.full((2, 3), i, "float32") for i in range(2))
-    fixed = shift.recalibrate_bn(_bn_only(), data)
+    fixed = recalibrate_bn(_bn_only(), data)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(fixed.layers[0].moving_mean), 0.5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(fixed.layers[0].moving_variance), 0.25)
 
@@ -397,7 +415,7 @@ def test_keras_application_is_measured_and_recalibrated():
     result = shift.measure_variance_shift(model, x, batch_size=8)
     assert list(result) == bn_names
     assert all(math.isfinite(v) and v >= 1.0 for v in result.values())
-    fixed = shift.recalibrate_bn(model, x, batch_size=8)
+    fixed = recalibrate_bn(model, x, batch_size=8)
     after = shift.measure_variance_shift(fixed, x, batch_size=8)
     assert after.max() <= 1.001
 
@@ -457,23 +475,8 @@ def test_a_bn_its_layer_never_calls_is_listed_as_not_called(build_bn, unused_bn)
     assert list(result) == ["bn"] and result.not_called == ("owner/norm",)
 
 
-def _stateful():
-    """A stateful LSTM (fixed batch of 8) -> dropout -> BN -> stateful LSTM -> BN."""
-    keras.utils.set_random_seed(0)
-    x = keras.Input(batch_shape=(8, 5, 3))
-    h = layers.LSTM(4, stateful=True, return_sequences=True, name="lstm1")(x)
-    h = layers.BatchNormalization(name="bn1")(layers.Dropout(0.5)(h))
-    h = layers.BatchNormalization(name="bn2")(layers.LSTM(3, stateful=True, name="lstm2")(h))
-    return keras.Model(x, layers.Dense(2, activation="softmax")(h))
-
-
-def _rnn_states(model):
-    return [np.array(keras.ops.convert_to_numpy(s))
-            for l in model.layers if getattr(l, "stateful", False) for s in l.states]
-
-
 def _stateful_and_data():
-    model = _stateful()
+    model = stateful.stateful_model()
     x = np.random.default_rng(17).normal(size=(32, 5, 3)).astype("float32")
     model(x[:8])  # states that are not the initial zeros
     return model, x
@@ -481,16 +484,16 @@ def _stateful_and_data():
 
 def test_measuring_leaves_stateful_rnn_states_as_they_were():
     model, x = _stateful_and_data()
-    before = _rnn_states(model)
+    before = stateful.rnn_states(model)
     shift.measure_variance_shift(model, x, batch_size=8, steps=2)  # eager: the layers advance them
-    _assert_same_weights(before, _rnn_states(model))
+    _assert_same_weights(before, stateful.rnn_states(model))
 
 
 def test_inconsistency_leaves_stateful_rnn_states_as_they_were():
     model, x = _stateful_and_data()
-    before = _rnn_states(model)
+    before = stateful.rnn_states(model)
     shift.prediction_inconsistency(model, x, batch_size=8, steps=2)
-    _assert_same_weights(before, _rnn_states(model))
+    _assert_same_weights(before, stateful.rnn_states(model))
 
 
 def _conv_net():
