@@ -1,5 +1,8 @@
 """Find every dropout that feeds a batch normalization ("disharmony").
 
+The matching itself is `keras_vs.match` (one pass over the graph, typed
+records); this module reports the match as `Finding`s, one per pair.
+
 Vocabulary: a dropout *feeds* a BN when a path leads from it to
 the BN through no other BN; the pair is ``"direct"`` when no conv/dense layer
 sits on the path (the paper's case a, the large shift) and
@@ -8,12 +11,12 @@ sits on the path (the paper's case a, the large shift) and
 
 import dataclasses
 
-import keras
-
 from keras_vs import graph as graph_lib
+from keras_vs import match as match_lib
 from keras_vs import vocab
 
-__all__ = ["DIRECT", "OPAQUE", "RECURRENT", "THROUGH_LINEAR", "Finding", "find_disharmony"]
+__all__ = ["DIRECT", "OPAQUE", "RECURRENT", "THROUGH_LINEAR", "Finding", "Pair", "find_disharmony",
+           "pairs"]
 
 DIRECT = vocab.DIRECT
 THROUGH_LINEAR = vocab.THROUGH_LINEAR
@@ -23,46 +26,15 @@ RECURRENT = vocab.RECURRENT
 #: The one definition lives in the graph core (wrappers included).
 DROPOUT_LIKE = graph_lib.DROPOUT_CLASSES
 BN_LIKE = graph_lib.BN_CLASSES
-#: Weighted sums over many inputs: the paper's case (b).
-LINEAR = tuple(
-    getattr(keras.layers, name)
-    for name in (
-        "Dense",
-        "EinsumDense",
-        "Conv1D",
-        "Conv2D",
-        "Conv3D",
-        "Conv1DTranspose",
-        "Conv2DTranspose",
-        "Conv3DTranspose",
-        "DepthwiseConv1D",
-        "DepthwiseConv2D",
-        "SeparableConv1D",
-        "SeparableConv2D",
-    )
-    if hasattr(keras.layers, name)
-)
-#: Normalizations that use batch statistics at inference too: the shift
-#: does not reach past them.
-BLOCKING = tuple(
-    getattr(keras.layers, name)
-    for name in (
-        "LayerNormalization",
-        "GroupNormalization",
-        "UnitNormalization",
-        "RMSNormalization",
-    )
-    if hasattr(keras.layers, name)
-)
-
+#: Weighted sums over many inputs (`keras_vs.match.LINEAR`): the paper's case (b).
+LINEAR = match_lib.LINEAR
+#: Normalizations that use batch statistics at inference too (`keras_vs.match.BLOCKING`).
+BLOCKING = match_lib.BLOCKING
 
 is_dropout_like = graph_lib.is_dropout_like
 is_bn_like = graph_lib.is_bn_like
 dropout_rate = graph_lib.noise_rate
-
-
-def is_linear(layer):
-    return isinstance(graph_lib.unwrap(layer), LINEAR)
+is_linear = match_lib.is_linear
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,123 +73,25 @@ class Finding:
         return f"{text} [{self.note}]" if self.note else text
 
 
-@dataclasses.dataclass
-class Reach:
-    """A BN node reached from one edge."""
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """A `Finding` and the dropout it is about, as matched.
 
-    view: object
-    node: object
-    name: str
-    kind: str
-    path: tuple
-
-
-@dataclasses.dataclass
-class EdgeReport:
-    """Where one out-edge of a dropout call leads."""
-
-    edge: object
-    reaches: dict  # (id(view), id(node)) -> Reach
-    outputs: set  # names of root outputs reached through no BN
-
-    @property
-    def feeds_bn(self):
-        return bool(self.reaches)
-
-    @property
-    def feeds_bn_directly(self):
-        return any(r.kind == DIRECT for r in self.reaches.values())
-
-
-@dataclasses.dataclass
-class DropoutCall:
-    """One call of a dropout-like layer and where each of its out-edges leads."""
-
-    view: object
-    node: object
-    layer: object
-    name: str
-    rate: float
-    edges: list
-
-
-def reach(start_edges, first=()):
-    """Walks forward from `start_edges` to the BNs they feed.
-
-    Args:
-        start_edges: `graph.Edge`s to start from.
-        first: Layer names that start every path.
-
-    Returns:
-        ``(reaches, outputs)``: ``{(id(view), id(node)): Reach}`` (a direct
-        path wins over a through-linear one) and the root outputs reached
-        through no BN.
+    Attributes:
+        source: `keras_vs.match.DropoutMatch.source` of the dropout (or
+            recurrent layer), or None for a dropout hidden in a custom layer.
+        finding: The `Finding`.
     """
-    reaches, outputs = {}, set()
 
-    def visit(view, node, state):
-        linear, path = state
-        op = node.operation
-        path = path + (view.qualname(op),)
-        if is_bn_like(op):
-            k = (id(view), id(node))
-            kind = THROUGH_LINEAR if linear else DIRECT
-            old = reaches.get(k)
-            if old is None or (old.kind == THROUGH_LINEAR and kind == DIRECT):
-                reaches[k] = Reach(view, node, view.qualname(op), kind, path)
-            return None
-        if isinstance(op, BLOCKING):
-            return None
-        return (linear or is_linear(op), path)
-
-    def on_output(view, slot, state):
-        t = view.outputs[slot]
-        outputs.add(graph_lib.producer_name(t, str(slot)))
-
-    graph_lib.walk(start_edges, visit, on_output, (False, tuple(first)), lambda s: s[0])
-    return reaches, outputs
-
-
-def dropout_calls(graph, include_forced=False):
-    """Every call of a dropout-like layer in a `graph.ModelGraph`.
-
-    Args:
-        graph: A `graph.ModelGraph`.
-        include_forced: Also return calls made with ``training=True`` (MC
-            dropout), which rewrites leave in place.
-    """
-    return _calls(graph, is_dropout_like, dropout_rate, include_forced)
-
-
-def recurrent_calls(graph):
-    """Every call of a recurrent layer with dropout in its cells (rate: its ``dropout``)."""
-    return _calls(graph, graph_lib.is_recurrent_dropout,
-                  lambda layer: graph_lib.recurrent_dropout(layer)[0], True)
-
-
-def _calls(graph, select, rate_of, include_forced):
-    calls = []
-    for view in graph.views:
-        for node in view.nodes:
-            layer = node.operation
-            if not select(layer) or view.children.get(id(node)):
-                continue
-            if graph_lib.forced_training(node) and not include_forced:
-                continue
-            name = view.qualname(layer)
-            edges = []
-            for t in node.outputs:
-                for e in view.out_edges(t):
-                    reaches, outputs = reach([e], first=(name,))
-                    edges.append(EdgeReport(e, reaches, outputs))
-            calls.append(DropoutCall(view, node, layer, name, rate_of(layer), edges))
-    return calls
+    source: tuple
+    finding: Finding
 
 
 _MC_NOTE = (
     "called with training=True (MC dropout): on in model(x) calls, off in predict(); "
     "rewrites keep it"
 )
+_OPAQUE_NOTE = "inside custom layer {layer!r}: keras-vs cannot see or rewrite it"
 
 
 def _recurrent_note(layer):
@@ -226,74 +100,41 @@ def _recurrent_note(layer):
             f"recurrent_dropout={recurrent:g} on its state")
 
 
-def findings_from_calls(graph, calls, kind=None):
-    """One `Finding` per (source, BN) pair of `calls`; `kind` overrides the path's kind."""
+def _pairs_of_calls(graph, calls, kind=None):
+    """One `Pair` per (source, BN) of `calls`; `kind` overrides the path's kind."""
     by_pair = {}
     for call in calls:
         notes = [_recurrent_note(call.layer)] if kind == vocab.RECURRENT else []
-        if graph_lib.forced_training(call.node):
+        if call.forced:
             notes.append(_MC_NOTE)
         note = "; ".join(notes)
-        reached = sorted(
-            (r for report in call.edges for r in report.reaches.values()),
-            key=lambda r: graph.order(r.view, r.node),
-        )
-        for r in reached:
-            k = (call.name, r.name)
+        for r in sorted(call.reaches, key=lambda r: graph.position(r.bn)):
+            k = (call.source, r.bn.layer_key)
             old, old_kind = by_pair.get(k, (None, None))
             if old is None or (old_kind == THROUGH_LINEAR and r.kind == DIRECT) or (
-                old_kind == r.kind and len(r.path) < len(old.path)
+                old_kind == r.kind and len(r.path) < len(old.finding.path)
             ):
                 finding = Finding(call.name, r.name, kind or r.kind, r.path, call.rate, note)
-                by_pair[k] = (finding, r.kind)  # the path's own kind decides the best path
-    return [finding for finding, _ in by_pair.values()]
+                by_pair[k] = (Pair(call.source, finding), r.kind)  # the path's own kind decides
+    return [pair for pair, _ in by_pair.values()]
 
 
-_OPAQUE_NOTE = "inside custom layer {layer!r}: keras-vs cannot see or rewrite it"
+def pairs(match):
+    """Every (dropout, BN) pair of a `keras_vs.match.Match`, as `Pair`s.
 
+    Args:
+        match: What `keras_vs.match.match` returned.
 
-def opaque_findings(graph):
-    """Pairs whose dropout or BN hides inside a custom layer (kind ``"opaque"``)."""
-    found = {}
-
-    def add(finding):
-        found.setdefault((finding.dropout, finding.bn), finding)
-
-    for view in graph.views:
-        for node in view.nodes:
-            layer = node.operation
-            name = view.qualname(layer)
-            drops, bns = graph_lib.hidden(layer)
-            note = _OPAQUE_NOTE.format(layer=name)
-            for d in drops:  # inside the layer, and from it to the BNs it feeds
-                for b in bns:
-                    add(Finding(f"{name}/{d.name}", f"{name}/{b.name}", OPAQUE, (name,),
-                                dropout_rate(d), note))
-                for t in node.outputs:
-                    reaches, _ = reach(view.out_edges(t), first=(name,))
-                    for r in reaches.values():
-                        add(Finding(f"{name}/{d.name}", r.name, OPAQUE, r.path,
-                                    dropout_rate(d), note))
-            if is_dropout_like(layer) and not graph_lib.forced_training(node):
-                for t in node.outputs:  # a visible dropout into hidden BNs
-                    for e in view.out_edges(t):
-                        _into_hidden(e, name, dropout_rate(layer), add)
-    return list(found.values())
-
-
-def _into_hidden(edge, dropout, rate, add):
-    def visit(view, node, path):
-        op = node.operation
-        path = path + (view.qualname(op),)
-        _, bns = graph_lib.hidden(op)
-        for b in bns:
-            add(Finding(dropout, f"{view.qualname(op)}/{b.name}", OPAQUE, path, rate,
-                        _OPAQUE_NOTE.format(layer=view.qualname(op))))
-        if is_bn_like(op) or isinstance(op, BLOCKING) or bns:
-            return None
-        return path
-
-    graph_lib.walk([edge], visit, None, (dropout,))
+    Returns:
+        A list of `Pair`, in `find_disharmony`'s order.
+    """
+    found = _pairs_of_calls(match.graph, match.dropouts)
+    hidden = [
+        Pair(p.source, Finding(p.dropout, p.bn, OPAQUE, p.path, p.rate,
+                               _OPAQUE_NOTE.format(layer=p.inside)))
+        for p in match.hidden
+    ]
+    return found + hidden + _pairs_of_calls(match.graph, match.recurrent, kind=RECURRENT)
 
 
 def find_disharmony(model):
@@ -317,13 +158,11 @@ def find_disharmony(model):
 
     Example:
 
+    >>> import keras
     >>> x = keras.Input((8,))
     >>> y = keras.layers.Dropout(0.5, name="drop")(x)
     >>> y = keras.layers.BatchNormalization(name="bn")(y)
     >>> [(f.dropout, f.bn, f.kind) for f in find_disharmony(keras.Model(x, y))]
     [('drop', 'bn', 'direct')]
     """
-    graph = graph_lib.ModelGraph(model)
-    found = findings_from_calls(graph, dropout_calls(graph, include_forced=True))
-    recurrent = findings_from_calls(graph, recurrent_calls(graph), kind=RECURRENT)
-    return found + opaque_findings(graph) + recurrent
+    return [pair.finding for pair in pairs(match_lib.match(model))]

@@ -17,48 +17,55 @@ inference, so the rewritten model computes the same inference outputs.
 
 import numbers
 
+import dataclasses
+
 from keras_vs import analysis
 from keras_vs import graph as graph_lib
+from keras_vs import match as match_lib
+from keras_vs import policies
 from keras_vs import vocab
 from keras_vs.changes import Change, Plan
-from keras_vs.policies import Planner
 
-__all__ = ["POLICIES", "Change", "Plan", "plan", "rewrite"]
+__all__ = ["POLICIES", "Change", "Plan", "plan", "rewrite", "rewrite_with_plan"]
 
 POLICIES = vocab.POLICIES
-_OPTIONS = {
-    vocab.AFTER_BN: ("rate", "beta", "share_weights"),  # beta: of moved Uout layers
-    vocab.HEAD: ("rate", "beta", "share_weights"),  # beta: a Uout head
-    vocab.UOUT: ("beta", "share_weights"),
-    vocab.REMOVE: ("share_weights",),
-}
 
 
-def _kept_pairs(model, policy, changes):
-    """`Change("keep")` entries for the pairs of `model` that `changes` leave alone."""
-    changed = {c.layer for c in changes if c.action != "keep"}
-    reported = {c.layer for c in changes if c.action == "keep"}
-    kept = {}
-    for finding in analysis.find_disharmony(model):
-        if finding.dropout in changed or finding.dropout in reported:
-            continue
-        entry = kept.setdefault(finding.dropout, {"feeds": [], "kinds": set(), "rate": finding.rate,
-                                                  "note": finding.note})
-        entry["feeds"].append(f"{finding.bn} ({finding.kind})")
-        entry["kinds"].add(finding.kind)
-    out = []
-    for dropout, entry in kept.items():
-        if entry["kinds"] == {vocab.RECURRENT}:
-            note = (f"policy {policy!r} keeps recurrent layers as they are ({entry['note']}); "
+@dataclasses.dataclass(frozen=True)
+class _Kept:
+    """The pairs of one dropout a policy leaves alone."""
+
+    dropout: str
+    rate: float
+    note: str
+    feeds: tuple = ()
+    kinds: frozenset = frozenset()
+
+    def reason(self, policy):
+        if self.kinds == {vocab.RECURRENT}:
+            return (f"policy {policy!r} keeps recurrent layers as they are ({self.note}); "
                     "set the layer's dropout and recurrent_dropout to change it")
-        elif policy == vocab.AFTER_BN and entry["kinds"] == {analysis.THROUGH_LINEAR}:
-            note = ("after_bn moves only dropouts that feed a BN directly; through a conv/dense "
+        if policy == vocab.AFTER_BN and self.kinds == {vocab.THROUGH_LINEAR}:
+            return ("after_bn moves only dropouts that feed a BN directly; through a conv/dense "
                     "layer the shift is usually smaller (the paper's case b): policy head, uout or "
                     "remove changes it")
-        else:
-            note = f"policy {policy!r} cannot change it"
-        out.append(Change("keep", dropout, feeds=tuple(entry["feeds"]), rate=entry["rate"], note=note))
-    return out
+        return f"policy {policy!r} cannot change it"
+
+
+def _kept_pairs(match, policy, outcome):
+    """`Change("keep")` entries for the pairs of `match` that `outcome` leaves alone."""
+    kept = {}
+    for pair in analysis.pairs(match):
+        if pair.source is not None and pair.source in outcome.sources:
+            continue
+        f = pair.finding
+        # A dropout hidden in a custom layer has no source: its name is its identity.
+        key = pair.source if pair.source is not None else ("hidden", f.dropout)
+        old = kept.setdefault(key, _Kept(f.dropout, f.rate, f.note))
+        kept[key] = dataclasses.replace(old, feeds=old.feeds + (f"{f.bn} ({f.kind})",),
+                                        kinds=old.kinds | {f.kind})
+    return [Change("keep", k.dropout, feeds=k.feeds, rate=k.rate, note=k.reason(policy))
+            for k in kept.values()]
 
 
 def _check_options(policy, options):
@@ -67,11 +74,12 @@ def _check_options(policy, options):
             f"Unknown policy. Expected one of {', '.join(POLICIES)}. "
             f"Received: policy={policy!r}"
         )
-    unknown = sorted(set(options) - set(_OPTIONS[policy]))
+    allowed = policies.POLICY_CLASSES[policy].OPTIONS
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(
             f"Option(s) {', '.join(unknown)} do not apply to policy {policy!r} "
-            f"(it takes {', '.join(_OPTIONS[policy])}). Received: "
+            f"(it takes {', '.join(allowed)}). Received: "
             + ", ".join(f"{k}={options[k]!r}" for k in unknown)
         )
     for key, upper in (("rate", 1.0), ("beta", 1.0)):
@@ -94,6 +102,23 @@ def _check_options(policy, options):
             f"Option share_weights must be True or False. Received: share_weights={share!r}"
         )
 
+
+def _match(model, policy, options):
+    """Checks the arguments, matches `model` once and runs the policy on the match."""
+    _check_options(policy, options)
+    match = match_lib.match(model)
+    return match, policies.run_policy(match, policy, options)
+
+
+def _plan(match, policy, outcome):
+    return Plan(list(outcome.changes) + _kept_pairs(match, policy, outcome), policy)
+
+
+def _build(model, match, outcome, options):
+    new = graph_lib.rebuild(match.graph, dict(outcome.actions),
+                            share_weights=options.get("share_weights", False))
+    graph_lib.compile_like(new, model)
+    return new
 
 
 def plan(model, policy, **options):
@@ -120,9 +145,8 @@ def plan(model, policy, **options):
     policy 'after_bn': 1 change(s)
       move    drop as 'bn_dropout' after bn (rate=0.5); fed bn (direct)
     """
-    _check_options(policy, options)
-    changes = Planner(model, policy, options).changes
-    return Plan(list(changes) + _kept_pairs(model, policy, changes), policy)
+    match, outcome = _match(model, policy, options)
+    return _plan(match, policy, outcome)
 
 
 def rewrite(model, policy, **options):
@@ -158,10 +182,30 @@ def rewrite(model, policy, **options):
     >>> [layer.name for layer in new.layers[1:]]
     ['bn', 'bn_dropout']
     """
-    _check_options(policy, options)
-    planner = Planner(model, policy, options)
-    new = graph_lib.rebuild(
-        planner.graph, planner.actions, share_weights=options.get("share_weights", False)
-    )
-    graph_lib.compile_like(new, model)
-    return new
+    match, outcome = _match(model, policy, options)
+    return _build(model, match, outcome, options)
+
+
+def rewrite_with_plan(model, policy, **options):
+    """`rewrite` and `plan` from one match: the plan is the rewrite's report.
+
+    Args:
+        model: A Functional or Sequential `keras.Model`.
+        policy: ``"after_bn"``, ``"head"``, ``"uout"`` or ``"remove"``.
+        **options: As for `plan`.
+
+    Returns:
+        ``(new_model, plan)``: what `rewrite` and `plan` return, the
+        changes of the plan being those the new model has.
+
+    Example:
+
+    >>> import keras
+    >>> x = keras.Input((4,))
+    >>> y = keras.layers.BatchNormalization(name="bn")(keras.layers.Dropout(0.5, name="drop")(x))
+    >>> new, report = rewrite_with_plan(keras.Model(x, y), "remove")
+    >>> [c.action for c in report], [layer.name for layer in new.layers[1:]]
+    (['remove'], ['bn'])
+    """
+    match, outcome = _match(model, policy, options)
+    return _build(model, match, outcome, options), _plan(match, policy, outcome)

@@ -19,6 +19,7 @@ import collections
 
 import keras
 
+from keras_vs.graph.call_site import CallSite
 from keras_vs.graph.kinds import GraphError, _describe, _is_sequential, has_graph
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "signature",
     "sublayers",
     "walk",
+    "walk_sites",
 ]
 
 
@@ -55,6 +57,11 @@ class Edge(collections.namedtuple("Edge", ["view", "node", "slot", "tensor"])):
         if self.node is None:
             return f"{self.view.prefix}<output {self.slot}>"
         return self.view.qualname(self.node.operation)
+
+    @property
+    def consumer(self):
+        """The `CallSite` that reads the edge, or None for an output slot."""
+        return None if self.node is None else CallSite(self.view, self.node)
 
 
 class View:
@@ -107,6 +114,15 @@ class View:
     def producer(self, tensor):
         """The node that computes `tensor`, or None for an input of the view."""
         return self._producer.get(id(tensor))
+
+    def call_sites(self):
+        """A `CallSite` per node, producers before consumers."""
+        return [CallSite(self, node) for node in self.nodes]
+
+    def producer_site(self, tensor):
+        """The `CallSite` that computes `tensor`, or None for an input of the view."""
+        node = self._producer.get(id(tensor))
+        return None if node is None else CallSite(self, node)
 
     def out_edges(self, tensor):
         """Every edge that reads `tensor`: consumer nodes and output slots."""
@@ -182,6 +198,10 @@ class ModelGraph:
         """A sort key: views in discovery order, nodes in topological order."""
         return self._order.get((id(view), id(node)), (len(self.views), 0))
 
+    def position(self, site):
+        """`order` of a `CallSite`."""
+        return self.order(site.view, site.node)
+
     def all_layers(self):
         """``(view, layer)`` for every operation of every view, once per view."""
         for view in self.views:
@@ -218,7 +238,7 @@ def layer_pairs(old, new):
 
     Example:
 
-    >>> pairs = layer_pairs(model, copy(model))
+    >>> pairs = layer_pairs(model, copy(model))  # doctest: +SKIP
     """
     olds, news = list(ModelGraph(old).all_layers()), list(ModelGraph(new).all_layers())
     pairs = [(a, b) for (_, a), (_, b) in zip(olds, news)] if len(olds) == len(news) else None
@@ -242,7 +262,8 @@ def sublayers(model):
 
     Example:
 
-    >>> [l.name for l in sublayers(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="d")]))]
+    >>> x = keras.Input((2,))
+    >>> [l.name for l in sublayers(keras.Model(x, keras.layers.Dense(1, name="d")(x)))][1:]
     ['d']
     """
     return list(model._flatten_layers(include_self=False, recursive=True))
@@ -308,6 +329,12 @@ def walk(start_edges, visit, on_output=None, state=None, state_key=lambda s: Non
             continue
         for t in edge.node.outputs:
             queue.extend((e, stack, new_state) for e in view.out_edges(t))
+
+
+def walk_sites(start_edges, visit, on_output=None, state=None, state_key=lambda s: None):
+    """`walk` whose `visit` takes ``(call_site, state)``: a `CallSite`, not a node."""
+    walk(start_edges, lambda view, node, st: visit(CallSite(view, node), st),
+         on_output, state, state_key)
 
 
 def check_sequential_chains(graph):

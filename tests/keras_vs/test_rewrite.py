@@ -385,6 +385,22 @@ def test_plan_lists_the_changes_and_builds_nothing():
     assert len(model.layers) == n_layers
 
 
+@pytest.mark.parametrize("policy", POLICIES)
+def test_plans_changes_equal_the_rewrites_report(policy):
+    from keras_vs.rewrite import rewrite_with_plan
+
+    model = _simple()
+    new, report = rewrite_with_plan(model, policy)
+    assert list(report) == list(kvs.plan(model, policy)) and report.policy == policy
+    names = {layer.name for layer in new.layers}
+    for change in report.changes:  # the report describes the model it came with
+        assert change.new_layer is None or change.new_layer in names
+        assert change.action not in ("remove", "replace", "move") or change.layer not in names
+    x = _inputs_for(model)
+    for a, b in zip(_outputs(new, x), _outputs(model, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 def test_plan_of_a_model_without_disharmony_is_empty():
     x = L.Input((4,))
     model = keras.Model(x, L.Dense(2)(L.BatchNormalization()(x)))
