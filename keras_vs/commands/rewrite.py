@@ -80,12 +80,14 @@ def _run(args, fv):
     model = common.load_model_file(path, fv.unsafe)
     common.quiet_tensorflow()
     import keras_vs as kvs
+    from keras_vs.rewrite import rewrite_with_plan
 
     options = {k: getattr(fv, k) for k in ("rate", "beta") if getattr(fv, k) is not None}
-    try:
-        plan = kvs.plan(model, fv.policy, **options)
-        if not fv.dry_run:
-            new = kvs.rewrite(model, fv.policy, **options)
+    try:  # one match: the plan printed is the report of the model written
+        if fv.dry_run:
+            plan = kvs.plan(model, fv.policy, **options)
+        else:
+            new, plan = rewrite_with_plan(model, fv.policy, **options)
     except ValueError as e:  # bad options, or a layer keras-vs cannot rebuild
         raise CliError(common.flat(e)) from None
     remaining = []

@@ -135,6 +135,38 @@ def test_walk_enters_and_leaves_nested_models_and_reports_outputs():
     assert outputs == [0]
 
 
+def test_walk_sites_visits_call_sites_across_nested_models():
+    g = ModelGraph(_nested())
+    seen = []
+
+    def visit(site, state):
+        seen.append((site.name, site.view.prefix))
+        return state
+
+    graph.model_graph.walk_sites(g.root.out_edges(g.root.inputs[0]), visit, state=())
+    assert seen == [("mid/mid_relu", "mid/"), ("mid/inner/in_fc", "mid/inner/"), ("bn", "")]
+
+
+def test_call_sites_of_a_nested_model_call_lead_to_its_view():
+    g = ModelGraph(_nested())
+    (call,) = g.root.call_sites()[:1]
+    assert call.name == "mid" and call.child.prefix == "mid/"
+    assert call.child.calls[0][0] is g.root
+    mid_relu = call.child.call_sites()[0]
+    assert mid_relu.child is None and mid_relu.name == "mid/mid_relu"
+
+
+def test_edges_name_their_consuming_call_site():
+    g = ModelGraph(_fork())
+    (drop,) = [s for s in g.root.call_sites() if s.name == "drop"]
+    consumers = [e.consumer for e in drop.out_edges()]
+    assert sorted(c.name for c in consumers) == ["bn", "fc"]
+    assert [e.consumer for e in g.root.output_edges()] == [None, None]
+    assert g.root.producer_site(g.root.inputs[0]) is None
+    with pytest.raises(ValueError, match="Received: tensor="):
+        drop.output_slot(g.root.inputs[0])
+
+
 def test_walk_stops_where_visit_returns_none():
     g = ModelGraph(_fork())
     seen = []
