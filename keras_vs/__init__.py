@@ -1,10 +1,10 @@
 """keras-vs: find, measure and fix the Dropout/BatchNormalization variance shift.
 
-Importing the package imports Keras and registers `Uout` with Keras' loader,
+The public names are imported when first used (PEP 562), so ``import
+keras_vs`` and ``keras-vs --help`` start without Keras. `Uout` is registered
+with Keras' loader as soon as Keras is imported, before or after keras_vs,
 so ``keras.saving.load_model`` reads files with Uout layers after ``import
-keras_vs``. The one exception is the ``keras-vs`` console script: started as
-that script, the package imports these names when one is first used, so that
-``keras-vs --help`` starts without Keras.
+keras_vs``.
 
 Example:
 
@@ -13,84 +13,78 @@ Example:
 0.5
 """
 
-import os as _os
+import importlib as _importlib
+import importlib.util as _importlib_util
 import sys as _sys
+import types as _types
+
+from keras_vs import _keras_import
 
 __version__ = "0.1.0"
 
+# Public name -> the module that defines it.
+_PUBLIC = {
+    "BNAttribution": "keras_vs.attribution",
+    "Candidate": "keras_vs.doctor",
+    "Change": "keras_vs.rewrite",
+    "DoctorReport": "keras_vs.doctor",
+    "Finding": "keras_vs.analysis",
+    "GraphError": "keras_vs.graph",
+    "Inconsistency": "keras_vs.shift",
+    "Plan": "keras_vs.rewrite",
+    "ShiftAttribution": "keras_vs.attribution",
+    "Uout": "keras_vs.layers",
+    "VarianceShift": "keras_vs.shift",
+    "VarianceShiftCallback": "keras_vs.callbacks",
+    "attribute_shift": "keras_vs.attribution",
+    "doctor": "keras_vs.doctor",
+    "find_disharmony": "keras_vs.analysis",
+    "measure_variance_shift": "keras_vs.shift",
+    "plan": "keras_vs.rewrite",
+    "prediction_inconsistency": "keras_vs.shift",
+    "recalibrate_bn": "keras_vs.shift",
+    "rewrite": "keras_vs.rewrite",
+}
+# Public submodules, besides the names above.
+_MODULES = ("theory",)
 
-def _load():
-    """Imports the public API into the package (and registers Uout with Keras)."""
-    from keras_vs import theory
-    from keras_vs.analysis import Finding, find_disharmony
-    from keras_vs.attribution import BNAttribution, ShiftAttribution, attribute_shift
-    from keras_vs.callbacks import VarianceShiftCallback
-    from keras_vs.doctor import Candidate, DoctorReport, doctor
-    from keras_vs.graph import GraphError
-    from keras_vs.layers import Uout
-    from keras_vs.rewrite import Change, Plan, plan, rewrite
-    from keras_vs.shift import (
-        Inconsistency,
-        VarianceShift,
-        measure_variance_shift,
-        prediction_inconsistency,
-        recalibrate_bn,
-    )
-
-    globals().update(
-        (name, value) for name, value in locals().items() if not name.startswith("_")
-    )
-
-
-def _started_as_command():
-    """Whether this process is the ``keras-vs`` console script (or ``python -m keras_vs.cli``)."""
-    orig = list(getattr(_sys, "orig_argv", None) or [])
-    if "-m" in orig[:-1] and orig[orig.index("-m") + 1] == "keras_vs.cli":
-        return True
-    argv = getattr(_sys, "argv", None) or [""]
-    name = _os.path.basename(argv[0])
-    for suffix in ("-script.py", ".exe"):
-        name = name[: -len(suffix)] if name.endswith(suffix) else name
-    return name == "keras-vs"
+__all__ = sorted([*_PUBLIC, *_MODULES]) + ["__version__"]
 
 
 def __getattr__(name):
-    # Only reached while the imports are deferred (see the module docstring),
-    # or for a submodule that is not imported yet.
-    if name == "theory":
-        import importlib
+    """A public name, imported on first use; or a submodule not imported yet."""
+    module_name = _PUBLIC.get(name)
+    if module_name is not None:
+        value = getattr(_importlib.import_module(module_name), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+    if not name.startswith("_") and _importlib_util.find_spec(f"{__name__}.{name}") is not None:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-        return importlib.import_module("keras_vs.theory")
-    if name in __all__ and name != "__version__":
-        _load()
-        return globals()[name]
-    raise AttributeError(f"module 'keras_vs' has no attribute {name!r}")
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
-__all__ = [
-    "BNAttribution",
-    "Candidate",
-    "Change",
-    "DoctorReport",
-    "Finding",
-    "GraphError",
-    "Inconsistency",
-    "Plan",
-    "ShiftAttribution",
-    "Uout",
-    "VarianceShift",
-    "VarianceShiftCallback",
-    "attribute_shift",
-    "doctor",
-    "find_disharmony",
-    "measure_variance_shift",
-    "plan",
-    "prediction_inconsistency",
-    "recalibrate_bn",
-    "rewrite",
-    "theory",
-    "__version__",
-]
+class _Package(_types.ModuleType):
+    """keras_vs itself; keeps `kvs.rewrite` the function when its module loads.
 
-if not _started_as_command():
-    _load()
+    Loading submodule ``keras_vs.rewrite`` (or ``doctor``) sets the package's
+    attribute of that name to the module; the public name is the function.
+    """
+
+    def __setattr__(self, name, value):
+        if isinstance(value, _types.ModuleType) and _PUBLIC.get(name) == value.__name__:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
+
+
+def _register_layers():
+    _importlib.import_module("keras_vs.layers")  # registers Uout for .keras loading
+
+
+_keras_import.after_keras(_register_layers)
