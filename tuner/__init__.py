@@ -8,8 +8,8 @@ to its validation accuracy. ``keras-vs tune`` is the same on the command line.
 Example:
 
 >>> import tuner
->>> sorted(tuner.ORACLES)
-['bayesian', 'grid', 'hyperband', 'random']
+>>> tuner.RunConfig(oracle="grid", max_trials=4).max_trials
+4
 """
 
 import importlib
@@ -17,19 +17,19 @@ import importlib
 # Where each public name lives. Names are imported on first use, so that
 # `keras-vs --help`, which imports `tuner.cli`, starts without Keras.
 _EXPORTS = {
-    "tuner.config": ("DEFAULT_DIRECTORY", "OBJECTIVES", "DataConfig", "TrainingConfig"),
-    "tuner.distribute": ("STRATEGIES", "get_strategy"),
+    "tuner.config": ("DEFAULT_DIRECTORY", "OBJECTIVES", "DataConfig", "ProjectConfig", "RunConfig",
+                     "TrainingConfig"),
+    "tuner.distribute": ("get_strategy",),
     "tuner.driver": ("search",),
     "tuner.dropout_tuner": ("DropoutTuner",),
-    "tuner.hypermodel": ("DROPOUT_TYPES", "MODEL_POSITIONS", "ZOO_POSITIONS", "DropoutHyperModel", "with_dropout"),
-    "tuner.oracles": ("ORACLES",),
+    "tuner.hypermodel": ("DropoutHyperModel", "with_dropout"),
     "tuner.recipe": ("RECIPES", "Recipe", "TorchSGD"),
     "tuner.results": ("SearchResult", "format_table"),
     "tuner.space": ("SearchSpace",),
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = (
-    "cli", "config", "data", "distribute", "driver", "dropout_tuner", "hypermodel", "identity", "oracles",
+    "cli", "config", "data", "deprecation", "distribute", "driver", "dropout_tuner", "hypermodel", "identity", "oracles",
     "project", "recipe", "results", "space", "training",
 )
 
@@ -50,17 +50,14 @@ def __dir__():
 
 __all__ = [
     "DEFAULT_DIRECTORY",
-    "DROPOUT_TYPES",
-    "MODEL_POSITIONS",
     "OBJECTIVES",
-    "ORACLES",
     "RECIPES",
-    "STRATEGIES",
-    "ZOO_POSITIONS",
     "DataConfig",
     "DropoutHyperModel",
     "DropoutTuner",
+    "ProjectConfig",
     "Recipe",
+    "RunConfig",
     "SearchResult",
     "SearchSpace",
     "TorchSGD",

@@ -187,7 +187,7 @@ def _run(args, fv):
 
 
 def _search(model, model_file, fv, rates, betas):
-    """`tuner.search` with the flags' settings."""
+    """`tuner.search` with the records the flags make."""
     import tuner
 
     try:  # values that parse but are not allowed: a bad command line
@@ -196,16 +196,20 @@ def _search(model, model_file, fv, rates, betas):
     except ValueError as e:
         raise UsageError(common.flat(e)) from None
     return tuner.search(
-        model, fv.data, oracle=fv.oracle, max_trials=fv.max_trials, seed=fv.seed, objective=fv.objective,
+        model, fv.data,
         space=search_space,
-        training_config=tuner.TrainingConfig(
+        training=tuner.TrainingConfig(
             epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate,
             weight_decay=fv.weight_decay, loss=fv.loss, optimizer=fv.optimizer,
             from_logits=fv.from_logits,
         ),
-        data_config=tuner.DataConfig(take=fv.take, data_dir=fv.data_dir, download=fv.download),
-        directory=fv.directory, project_name=fv.project, overwrite=fv.restart, strategy=fv.strategy,
-        verbose=0 if fv.json else 1, fit_verbose=_fit_verbose(fv), model_file=model_file,
+        data=tuner.DataConfig(take=fv.take, data_dir=fv.data_dir, download=fv.download),
+        run=tuner.RunConfig(
+            oracle=fv.oracle, max_trials=fv.max_trials, seed=fv.seed, objective=fv.objective,
+            strategy=fv.strategy, verbose=0 if fv.json else 1, fit_verbose=_fit_verbose(fv),
+        ),
+        project=tuner.ProjectConfig(directory=fv.directory, name=fv.project, overwrite=fv.restart,
+                                    model_file=model_file),
         model_options=None if fv.dtype_policy is None else {"dtype_policy": fv.dtype_policy},
     )
 

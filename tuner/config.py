@@ -1,22 +1,26 @@
-"""The settings of a search, as frozen records: how each trial trains, which data it reads.
+"""The settings of a search, as frozen records: training, data, how it runs, where it goes.
 
-`TrainingConfig` and `DataConfig` group the keywords of `tuner.search` (and
-`tuner.DropoutHyperModel`) that used to be passed one by one from function to
-function; `tuner.SearchSpace` is the third group. Each checks its values when
-made, so a bad value fails before any data is read or model built. This
-module imports no Keras: ``keras-vs tune`` builds these records before it
-loads TensorFlow.
+`tuner.search` takes four of them besides `tuner.SearchSpace` (the dropout
+choices): `TrainingConfig` (how every trial trains), `DataConfig` (which
+examples it reads), `RunConfig` (oracle, trials, seed, distribution,
+callbacks, output) and `ProjectConfig` (the search folder). Each checks its
+values when made, so a bad value fails before any data is read or model
+built. This module imports no Keras: ``keras-vs tune`` builds these records
+before it loads TensorFlow.
 
 Example:
 
 >>> TrainingConfig(epochs=2, optimizer="adam").batch_size
 128
+>>> RunConfig(oracle="random", max_trials=4).seed
+0
 """
 
 import dataclasses
 import numbers
+import os
 
-from keras_vs import checks
+from keras_vs import checks, vocab
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -31,10 +35,10 @@ __all__ = [
     "OBJECTIVES",
     "RECALIBRATED_OBJECTIVE",
     "DataConfig",
+    "ProjectConfig",
+    "RunConfig",
     "TrainingConfig",
-    "check_int",
     "check_objective",
-    "given_or_made",
 ]
 
 # What every oracle maximises, and what the results table ranks by, by default.
@@ -59,11 +63,6 @@ DEFAULT_PROBE_SIZE = 256
 DEFAULT_DIRECTORY = "keras_vs_tune"  # parent folder of the search folders
 
 
-def check_int(name, value, minimum=1, allow_none=False):
-    """``value`` as an int, or a ValueError that names ``name`` (`keras_vs.checks.integer`)."""
-    return checks.integer(name, value, minimum=minimum, allow_none=allow_none)
-
-
 def check_objective(objective):
     """``objective`` if it is one of `OBJECTIVES`, else a ValueError that names it."""
     if objective not in OBJECTIVES:
@@ -82,44 +81,10 @@ def _check_rate(name, value):
     return float(value)
 
 
-def _is_default(value, default):
-    if value is default:
-        return True
-    if isinstance(default, tuple) and isinstance(value, (tuple, list)):
-        return tuple(value) == default
-    return default is not None and type(value) is type(default) and value == default
-
-
-def given_or_made(name, given, record_class, defaults, **keywords):
-    """The record passed as ``name``, or one made of the separate keywords.
-
-    `tuner.search` and `tuner.DropoutHyperModel` take either the record or
-    its fields as keywords; a keyword changed from its default next to the
-    record is refused rather than silently ignored.
-
-    Args:
-        name: The record's keyword (e.g. ``"training_config"``).
-        given: The record passed, or None.
-        record_class: Its class (e.g. `TrainingConfig`).
-        defaults: ``{keyword: default}`` of the caller's signature.
-        **keywords: The values of those keywords.
-
-    Returns:
-        An instance of ``record_class``.
-    """
-    if given is None:
-        return record_class(**keywords)
-    if not isinstance(given, record_class):
-        raise ValueError(
-            f"Expected {name} to be a tuner.{record_class.__name__}. Received: {name}={given!r}"
-        )
-    changed = [k for k, v in keywords.items() if not _is_default(v, defaults[k])]
-    if changed:
-        received = ", ".join(f"{k}={keywords[k]!r}" for k in changed)
-        raise ValueError(
-            f"Pass {', '.join(changed)} inside {name}, not next to it. Received: {received}"
-        )
-    return given
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"Unknown {name}. Expected one of {', '.join(allowed)}. Received: {name}={value!r}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +120,8 @@ class TrainingConfig:
 
     def __post_init__(self):
         # Frozen: the checked, normalised values are set through object.__setattr__.
-        object.__setattr__(self, "epochs", check_int("epochs", self.epochs))
-        object.__setattr__(self, "batch_size", check_int("batch_size", self.batch_size))
+        object.__setattr__(self, "epochs", checks.integer("epochs", self.epochs))
+        object.__setattr__(self, "batch_size", checks.integer("batch_size", self.batch_size))
         object.__setattr__(self, "learning_rate", _check_rate("learning_rate", self.learning_rate))
         object.__setattr__(self, "weight_decay", _check_rate("weight_decay", self.weight_decay))
         if self.from_logits is not None and not isinstance(self.from_logits, bool):
@@ -183,5 +148,91 @@ class DataConfig:
     download: bool = False
 
     def __post_init__(self):
-        object.__setattr__(self, "probe_size", check_int("probe_size", self.probe_size))
-        object.__setattr__(self, "take", check_int("take", self.take, allow_none=True))
+        object.__setattr__(self, "probe_size", checks.integer("probe_size", self.probe_size))
+        object.__setattr__(self, "take", checks.integer("take", self.take, allow_none=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How a search runs: the oracle, its trials, their seed, distribution, callbacks and output.
+
+    Attributes:
+        oracle: One of `keras_vs.vocab.ORACLES`: ``"random"``, ``"bayesian"``,
+            ``"hyperband"`` or ``"grid"`` (every position before a second rate).
+        max_trials: Trials to run (not used by Hyperband, whose budget is
+            `TrainingConfig.epochs`).
+        seed: Seeds the oracle and every trial's weights, dropout masks and
+            data order.
+        objective: What the oracle maximises and the best trial is ranked by,
+            one of `OBJECTIVES`: ``"val_accuracy"`` (BN statistics as trained)
+            or ``"val_accuracy_recalibrated"`` (after precise BN re-estimation
+            on the training data). Every trial records both.
+        strategy: A name of `keras_vs.vocab.STRATEGIES` (see
+            `tuner.get_strategy`), a `tf.distribute.Strategy` or a
+            `keras.distribution.Distribution` (JAX: set as Keras' global
+            distribution for the search).
+        max_consecutive_failed_trials: Stop after this many failed trials in a row.
+        callbacks: Keras callbacks for every trial, deep-copied per trial; they
+            run after the variance-shift callback, so a CSVLogger or
+            TensorBoard (one folder per trial) records ``variance_shift/*`` too.
+        verbose: keras-tuner's progress and the one-line summary per trial (0: silent).
+        fit_verbose: ``verbose`` of each trial's `keras.Model.fit`; None follows ``verbose``.
+    """
+
+    oracle: str = DEFAULT_ORACLE
+    max_trials: int = DEFAULT_MAX_TRIALS
+    seed: int = 0
+    objective: str = OBJECTIVE
+    strategy: object = "auto"
+    max_consecutive_failed_trials: int = 3
+    callbacks: tuple = ()
+    verbose: int = 1
+    fit_verbose: object = None
+
+    def __post_init__(self):
+        _check_choice("oracle", self.oracle, vocab.ORACLES)
+        object.__setattr__(self, "max_trials", checks.integer("max_trials", self.max_trials))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ValueError(f"Expected seed to be an integer. Received: seed={self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+        check_objective(self.objective)
+        if isinstance(self.strategy, str):
+            _check_choice("strategy", self.strategy, vocab.STRATEGIES)
+        object.__setattr__(self, "max_consecutive_failed_trials", checks.integer(
+            "max_consecutive_failed_trials", self.max_consecutive_failed_trials))
+        object.__setattr__(self, "callbacks", tuple(self.callbacks))
+        object.__setattr__(self, "verbose", checks.integer("verbose", self.verbose, minimum=0))
+        fit_verbose = self.verbose if self.fit_verbose is None else self.fit_verbose
+        object.__setattr__(self, "fit_verbose", checks.integer("fit_verbose", fit_verbose, minimum=0))
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectConfig:
+    """Where a search lives and what it writes there.
+
+    The search folder is keras-tuner's: rerunning the same search resumes it.
+
+    Attributes:
+        directory: Parent folder of the search folder.
+        name: Search folder name; None: ``"<model>-<dataset>-<oracle>"``. A
+            folder that holds the search of another user model (other
+            architecture or weights) or other data (other arrays or ``.npz``
+            contents) is refused, overwrite or not: pass another name.
+        overwrite: Delete an earlier search of the same folder instead of
+            resuming it (only a folder keras-vs wrote is ever deleted).
+        export: Write ``results.csv``, ``results.json``, ``results.png`` and
+            ``best_model.keras`` at the end.
+        model_file: The file a user's model was loaded from (``keras-vs tune
+            --model``): recorded with the search to name it in messages.
+    """
+
+    directory: str = DEFAULT_DIRECTORY
+    name: object = None
+    overwrite: bool = False
+    export: bool = True
+    model_file: object = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "directory", os.fspath(self.directory))
+        if self.model_file is not None:
+            object.__setattr__(self, "model_file", os.fspath(self.model_file))

@@ -18,7 +18,6 @@ import keras
 from keras_vs import vocab
 
 __all__ = [
-    "STRATEGIES",
     "clear_session",
     "data_parallel_size",
     "describe",
@@ -27,8 +26,6 @@ __all__ = [
     "get_strategy",
     "tuner_strategy",
 ]
-
-STRATEGIES = vocab.STRATEGIES
 
 
 def get_strategy(name="auto", tpu=None):
@@ -65,7 +62,7 @@ def get_strategy(name="auto", tpu=None):
     Other backends accept only ``"auto"`` and ``"none"`` (both give None).
 
     Args:
-        name: One of `STRATEGIES`.
+        name: One of `keras_vs.vocab.STRATEGIES`.
         tpu: TPU name or address for ``"tpu"`` (TensorFlow only).
 
     Returns:
@@ -77,8 +74,10 @@ def get_strategy(name="auto", tpu=None):
     >>> get_strategy("none") is None
     True
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy. Expected one of {', '.join(STRATEGIES)}. Received: strategy={name!r}")
+    if name not in vocab.STRATEGIES:
+        raise ValueError(
+            f"Unknown strategy. Expected one of {', '.join(vocab.STRATEGIES)}. Received: strategy={name!r}"
+        )
     if name == "none":
         return None
     backend = keras.backend.backend()

@@ -12,80 +12,65 @@ keras-tuner's chief/worker mode (``KERASTUNER_TUNER_ID``,
 processes that share it. At the end the chief (or the only process) writes
 ``results.csv``, ``results.json``, ``results.png`` and ``best_model.keras``
 next to the trials.
-
-This module also keeps the names it held before the search was split into
-those modules, so that ``from tuner import driver`` code goes on working.
 """
 
 import dataclasses
-import numbers
 import os
 import warnings
 
 from keras_vs import data as kvs_data
-from keras_vs import vocab
-from tuner import config as config_lib
 from tuner import data as data_lib
+from tuner import deprecation
 from tuner import distribute
 from tuner import identity
+from tuner import oracles
 from tuner import project as project_lib
 from tuner import results as results_lib
 from tuner.config import (
-    DEFAULT_BATCH_SIZE,
     DEFAULT_DATASET,
-    DEFAULT_DIRECTORY,
-    DEFAULT_EPOCHS,
-    DEFAULT_MAX_TRIALS,
     DEFAULT_MODEL,
-    DEFAULT_ORACLE,
-    DEFAULT_PROBE_SIZE,
     OBJECTIVE,
     DataConfig,
+    ProjectConfig,
+    RunConfig,
     TrainingConfig,
 )
 from tuner.dropout_tuner import DropoutTuner
 from tuner.hypermodel import DropoutHyperModel
-from tuner.oracles import ORACLES, DropoutGridOracle, make_oracle  # noqa: F401
-from tuner.project import (  # noqa: F401
-    CONFIG_FILE,
-    RESULT_FILES,
-    TRIAL_FILE,
-    WEIGHTS_FILE,
-    default_project_name,
-    read_trial_file,
-)
-from tuner.results import (  # noqa: F401
-    SearchResult,
-    collect_rows,
-    export_results,
-    format_table,
-    plot_results,
-    summary_line,
-    trial_row,
-)
-from tuner.space import DEFAULT_BETAS, DEFAULT_RATES, SearchSpace, point_text
+from tuner.space import SearchSpace, point_text
 from tuner.training import RECIPE
 
 __all__ = ["search"]
 
 
+# The keywords `search` took before its records, and the field each became
+# (`tuner.deprecation`): accepted until the next release, with a warning.
+_MOVED = {
+    **{k: f"space.{k}" for k in ("positions", "types", "rates", "betas")},
+    **{k: f"training.{k}" for k in ("epochs", "batch_size", "learning_rate", "weight_decay", "loss",
+                                    "optimizer", "from_logits")},
+    **{k: f"data.{k}" for k in ("take", "probe_size", "data_dir", "download")},
+    **{k: f"run.{k}" for k in ("oracle", "max_trials", "seed", "objective", "strategy",
+                               "max_consecutive_failed_trials", "callbacks", "verbose", "fit_verbose")},
+    **{k: f"project.{k}" for k in ("directory", "overwrite", "export", "model_file")},
+    "project_name": "project.name",
+    "training_config": "training",
+    "data_config": "data",
+}
+
+
 def search(
-    model=DEFAULT_MODEL, dataset=DEFAULT_DATASET, *, oracle=DEFAULT_ORACLE, max_trials=DEFAULT_MAX_TRIALS,
-    seed=0, positions=None, types=vocab.DROPOUT_TYPES, rates=DEFAULT_RATES, betas=DEFAULT_BETAS,
-    epochs=DEFAULT_EPOCHS, batch_size=DEFAULT_BATCH_SIZE, learning_rate=None, weight_decay=None,
-    loss=None, optimizer=None, from_logits=None, take=None, probe_size=DEFAULT_PROBE_SIZE,
-    data_dir=None, download=False, directory=DEFAULT_DIRECTORY, project_name=None, overwrite=False,
-    strategy="auto", max_consecutive_failed_trials=3, callbacks=(), verbose=1, fit_verbose=None,
-    export=True, model_options=None, space=None, training_config=None, data_config=None,
-    model_file=None, objective=OBJECTIVE,
+    model=DEFAULT_MODEL, dataset=DEFAULT_DATASET, *, space=None, training=None, data=None, run=None,
+    project=None, model_options=None, **deprecated,
 ):
     """Searches dropout position, type and rate; records variance shift per trial.
 
-    One seed fixes the oracle's choices and, in every trial, the initial
-    weights, dropout masks and data order: on CPU two runs of the default
-    search print the same table. GPU kernels may still change the last
-    digits between runs; call `tf.config.experimental.enable_op_determinism()`
-    first for bitwise repeatable trials there (slower).
+    One seed (``run.seed``) fixes the oracle's choices and, in every trial,
+    the initial weights, dropout masks and data order: on CPU two runs of the
+    default search print the same table. GPU kernels may still change the
+    last digits between runs; call
+    `tf.config.experimental.enable_op_determinism()` first for bitwise
+    repeatable trials there (slower).
 
     Args:
         model: A zoo name (`zoo.list_models`) or a user's `keras.Model` (see
@@ -93,150 +78,97 @@ def search(
         dataset: ``"digits"``, ``"cifar10"``, ``"cifar100"``,
             ``"imagenet2012"``, a ``.npz`` file with ``x`` and ``y`` (20% held
             out for validation), or ``((x_train, y_train), (x_val, y_val))``.
-        oracle: One of `tuner.ORACLES`: ``"random"``, ``"bayesian"``,
-            ``"hyperband"`` or ``"grid"`` (every position before a second rate).
-        max_trials: Trials to run (not used by Hyperband, whose budget is ``epochs``).
-        seed: Seeds the oracle and every trial's weights, dropout masks and data order.
-        positions, types, rates, betas: Fields of ``space``.
-        epochs, batch_size, learning_rate, weight_decay, loss, optimizer,
-            from_logits: Fields of ``training_config``.
-        take, probe_size, data_dir, download: Fields of ``data_config``.
-        directory: Parent folder of the search folder.
-        project_name: Search folder name; defaults to ``"<model>-<dataset>-<oracle>"``.
-            A folder that holds the search of another user model (other
-            architecture or weights) or other data (other arrays or ``.npz``
-            contents) is refused, overwrite or not: pass another name.
-        overwrite: Delete an earlier search of the same folder instead of
-            resuming it (only a folder keras-vs wrote is ever deleted).
-        strategy: A name of `tuner.STRATEGIES` (see `tuner.get_strategy`), a
-            `tf.distribute.Strategy` or a `keras.distribution.Distribution`
-            (JAX: set as Keras' global distribution for the search).
-        max_consecutive_failed_trials: Stop after this many failed trials in a row.
-        callbacks: Keras callbacks for every trial, deep-copied per trial; they
-            run after the variance-shift callback, so a CSVLogger or
-            TensorBoard (one folder per trial) records ``variance_shift/*`` too.
-        verbose: keras-tuner's progress and the one-line summary per trial (0: silent).
-        fit_verbose: ``verbose`` of each trial's `keras.Model.fit`; None follows ``verbose``.
-        export: Write the result files and the best model.
+        space: A `tuner.SearchSpace`: the positions, types, rates and betas
+            searched (default: every position of the model's kind, Bernoulli
+            rates 0.2 and 0.5, Uout beta 0.5).
+        training: A `tuner.TrainingConfig`: how every trial trains.
+        data: A `tuner.DataConfig`: which training examples are read and
+            how many measure the shift.
+        run: A `tuner.RunConfig`: oracle, trials, seed, objective,
+            distribution, callbacks, verbosity.
+        project: A `tuner.ProjectConfig`: the search folder, overwriting,
+            exporting the results.
         model_options: Extra zoo builder arguments, e.g. ``{"width": 4}``.
-        space, training_config, data_config: A `tuner.SearchSpace`,
-            `tuner.TrainingConfig` and `tuner.DataConfig`, instead of their
-            fields as keywords (a field changed next to its record is an error).
-        model_file: The file a user's ``model`` was loaded from (``keras-vs
-            tune --model``): recorded with the search to name it in messages.
-        objective: What the oracle maximises and the best trial is ranked by:
-            ``"val_accuracy"`` (BN statistics as trained) or
-            ``"val_accuracy_recalibrated"`` (after precise BN re-estimation on
-            the training data, `keras_vs.recalibrate_bn`). Every trial records
-            both; the saved weights and ``best_model.keras`` are as trained.
+        **deprecated: The keywords this function took before its records
+            (``epochs=``, ``oracle=``, ...): each still works until the next
+            release, with a DeprecationWarning naming its record field.
 
     Returns:
         A `tuner.SearchResult`.
 
     Example:
 
-    >>> result = search("densenet-bc-22-4", "digits", max_trials=1, epochs=1,
-    ...                 take=64, directory=tmp, verbose=0)  # doctest: +SKIP
+    >>> result = search("densenet-bc-22-4", "digits",
+    ...                 training=TrainingConfig(epochs=1), data=DataConfig(take=64),
+    ...                 run=RunConfig(max_trials=1, verbose=0),
+    ...                 project=ProjectConfig(directory=tmp))  # doctest: +SKIP
     >>> result.rows[0]["status"]  # doctest: +SKIP
     'COMPLETED'
     """
-    run = _Run(
-        model=model, dataset=dataset, oracle=oracle, max_trials=config_lib.check_int("max_trials", max_trials),
-        seed=_check_seed(seed), objective=config_lib.check_objective(objective),
-        directory=os.fspath(directory),
-        project_name=project_name or project_lib.default_project_name(model, dataset, oracle),
-        overwrite=overwrite, strategy=strategy, max_consecutive_failed_trials=max_consecutive_failed_trials,
-        callbacks=tuple(callbacks), verbose=verbose, fit_verbose=verbose if fit_verbose is None else fit_verbose,
-        export=export, role=project_lib.role(),
-        model_file=None if model_file is None else os.fspath(model_file),
-    )
-    # Keywords left at these defaults may sit next to their record.
-    defaults = search.__kwdefaults__
-    made = config_lib.given_or_made
-    training_config = made("training_config", training_config, TrainingConfig, defaults, epochs=epochs,
-                           batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-                           loss=loss, optimizer=optimizer, from_logits=from_logits)
-    data_config = made("data_config", data_config, DataConfig, defaults, take=take, probe_size=probe_size,
-                       data_dir=data_dir, download=download)
-    space = made("space", space, SearchSpace, defaults, positions=positions, types=types, rates=rates, betas=betas)
-    return _search(run, space, training_config, data_config, model_options)
+    given = dict(space=space, training=training, data=data, run=run, project=project)
+    made = deprecation.records("tuner.search", given, _DEFAULTS, deprecated, _MOVED)
+    run, project = made["run"], made["project"]
+    if project.name is None:
+        project = dataclasses.replace(project, name=project_lib.default_project_name(model, dataset, run.oracle))
+    job = _Job(model, dataset, run, project, project_lib.role())
+    return _search(job, made["space"], made["training"], made["data"], model_options)
 
 
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"Expected seed to be an integer. Received: seed={seed!r}")
-    return int(seed)
+_DEFAULTS = dict(space=SearchSpace(), training=TrainingConfig(), data=DataConfig(), run=RunConfig(),
+                 project=ProjectConfig())
 
 
 @dataclasses.dataclass(frozen=True)
-class _Run:
-    """One search's settings besides its space, training and data (`search`'s arguments)."""
+class _Job:
+    """One search's model, data, run and folder (its name resolved), and this process's role."""
 
     model: object
     dataset: object
-    oracle: str
-    max_trials: int
-    seed: int
-    objective: str
-    directory: str
-    project_name: str
-    overwrite: bool
-    strategy: object
-    max_consecutive_failed_trials: int
-    callbacks: tuple
-    verbose: int
-    fit_verbose: int
-    export: bool
-    role: str  # of this process: "single", "chief" or "worker" (`tuner.project.role`)
-    model_file: object = None  # where a user's model was loaded from (messages only)
-
-    def __post_init__(self):
-        if self.oracle not in ORACLES:
-            raise ValueError(
-                f"Unknown oracle. Expected one of {', '.join(ORACLES)}. Received: oracle={self.oracle!r}"
-            )
+    run: RunConfig
+    project: ProjectConfig
+    role: str  # "single", "chief" or "worker" (`tuner.project.role`)
 
     @property
     def project_dir(self):
-        return os.path.join(self.directory, self.project_name)
+        return os.path.join(self.project.directory, self.project.name)
 
 
-def _search(run, space, training_config, data_config, model_options):
-    """`search` once its arguments are checked and grouped."""
+def _search(job, space, training_config, data_config, model_options):
+    """`search` once its records are made."""
+    run = job.run
     strategy = distribute.get_strategy(run.strategy) if isinstance(run.strategy, str) else run.strategy
-    progress = run.verbose > 0 and run.role != "worker"
-    if progress:  # reading a data set can take seconds without output
-        shown = run.dataset if isinstance(run.dataset, (str, os.PathLike)) else "the arrays"
+    if run.verbose > 0 and job.role != "worker":  # reading a data set can take seconds without output
+        shown = job.dataset if isinstance(job.dataset, (str, os.PathLike)) else "the arrays"
         print(f"[keras-vs] loading {os.fspath(shown)}", flush=True)
-    data, data_identity = _load(run.dataset, data_config, training_config.batch_size, run.seed, strategy)
-    if not isinstance(run.model, str):
-        _check_fits(run.model, data, run.dataset)
+    data, data_identity = _load(job.dataset, data_config, training_config.batch_size, run.seed, strategy)
+    if not isinstance(job.model, str):
+        _check_fits(job.model, data, job.dataset)
     hypermodel = DropoutHyperModel(
-        run.model, num_classes=data.num_classes, input_shape=data.input_shape,
+        job.model, num_classes=data.num_classes, input_shape=data.input_shape,
         steps_per_epoch=data.steps_per_epoch, model_options=model_options, space=space,
-        training_config=training_config,
+        training=training_config,
     )
-    config = _settings(run, hypermodel, data_config, data_identity)
-    _announce(run, hypermodel)
-    project_lib.prepare(run.project_dir, config, run.overwrite, run.role)
-    oracle = make_oracle(run.oracle, run.max_trials, training_config.epochs, run.seed,
-                         run.max_consecutive_failed_trials, hypermodel.grid_points(), run.objective)
+    config = _settings(job, hypermodel, data_config, data_identity)
+    _announce(job, hypermodel)
+    project_lib.prepare(job.project_dir, config, job.project.overwrite, job.role)
+    oracle = oracles.make_oracle(run.oracle, run.max_trials, training_config.epochs, run.seed,
+                                 run.max_consecutive_failed_trials, hypermodel.grid_points(), run.objective)
     tuner = DropoutTuner(
         oracle, hypermodel, probe=data.probe, epochs=training_config.epochs,
         batch_size=training_config.batch_size, seed=run.seed, fit_verbose=run.fit_verbose,
-        summaries=run.verbose > 0, directory=run.directory, project_name=run.project_name,
+        summaries=run.verbose > 0, directory=job.project.directory, project_name=job.project.name,
         distribution_strategy=distribute.tuner_strategy(strategy), overwrite=False,
     )
     with distribute.distributed(strategy):
         tuner.search(data.train, data.validation, callbacks=list(run.callbacks), verbose=run.verbose)
-    if run.role == "worker":
-        return results_lib.SearchResult([], None, run.project_dir, {}, list(tuner.ran), run.role,
+    if job.role == "worker":
+        return results_lib.SearchResult([], None, job.project_dir, {}, list(tuner.ran), job.role,
                                         objective=run.objective)
     rows = results_lib.collect_rows(tuner.oracle, tuner.project_dir)
     best = results_lib.best_row(rows, run.objective)
     files = (results_lib.export_results(tuner, rows, best, _results_config(config, hypermodel),
-                                        run.project_dir) if run.export else {})
-    return results_lib.SearchResult(rows, best, run.project_dir, files, list(tuner.ran), run.role, tuner,
+                                        job.project_dir) if job.project.export else {})
+    return results_lib.SearchResult(rows, best, job.project_dir, files, list(tuner.ran), job.role, tuner,
                                     run.objective)
 
 
@@ -286,25 +218,26 @@ def _load(dataset, data_config, batch_size, seed, strategy):
     return dataclasses.replace(data, train=train, validation=validation, steps_per_epoch=steps), fingerprint
 
 
-def _settings(run, hypermodel, data_config, data_identity):
+def _settings(job, hypermodel, data_config, data_identity):
     """The settings recorded in ``search_config.json``: a rerun with others is refused.
 
     A user's model and data that are not a named set add their fingerprints
     (`tuner.identity`); a zoo model and a named set are identified by name.
     """
-    model, dataset = run.model, run.dataset
+    model, dataset, run = job.model, job.dataset, job.run
+    space, training_config = hypermodel.space, hypermodel.training_config
     config = {
         "model": model if isinstance(model, str) else f"user model {model.name!r}",
         "dataset": dataset if isinstance(dataset, str) else (
             os.fspath(dataset) if isinstance(dataset, os.PathLike) else "arrays"),
         "oracle": run.oracle,
-        "epochs": hypermodel.epochs,
-        "batch_size": hypermodel.batch_size,
+        "epochs": training_config.epochs,
+        "batch_size": training_config.batch_size,
         "seed": run.seed,
-        "positions": list(hypermodel.positions),
-        "types": list(hypermodel.types),
-        "rates": list(hypermodel.rates),
-        "betas": list(hypermodel.betas),
+        "positions": list(space.positions),
+        "types": list(space.types),
+        "rates": list(space.rates),
+        "betas": list(space.betas),
         "learning_rate": hypermodel.recipe.learning_rate,
         "weight_decay": hypermodel.recipe.weight_decay,
         "take": data_config.take,
@@ -312,8 +245,8 @@ def _settings(run, hypermodel, data_config, data_identity):
     }
     if not isinstance(model, str):
         config[identity.MODEL_KEY] = identity.model_identity(model)
-        if run.model_file is not None:
-            config[identity.FILE_KEY] = run.model_file
+        if job.project.model_file is not None:
+            config[identity.FILE_KEY] = job.project.model_file
     if data_identity is not None:
         config[identity.DATA_KEY] = data_identity
     if run.objective != OBJECTIVE:  # absent otherwise: earlier searches still resume
@@ -339,9 +272,10 @@ def _results_config(config, hypermodel):
     return out
 
 
-def _announce(run, hypermodel):
+def _announce(job, hypermodel):
     """Prints every trial's loss and optimizer; warns when ``max_trials`` cuts the grid short."""
-    if run.verbose > 0 and run.role != "worker":
+    run = job.run
+    if run.verbose > 0 and job.role != "worker":
         setup = hypermodel.training.describe()
         print(f"[keras-vs] every trial: loss {setup['loss']}, optimizer {setup['optimizer']}", flush=True)
     points = hypermodel.grid_points()

@@ -11,7 +11,6 @@ own loss and optimizer when compiled (`tuner.training`).
 """
 
 import dataclasses
-import inspect
 
 import keras
 import keras_tuner
@@ -19,29 +18,24 @@ import keras_tuner
 import keras_vs
 import zoo
 from keras_vs import graph as graph_lib
+from keras_vs import checks
 from keras_vs import vocab
-from tuner import config as config_lib
+from tuner import deprecation
 from tuner import recipe as recipe_lib
 from tuner import training as training_lib
 from tuner.config import TrainingConfig
-from tuner.recipe import RECIPES, Recipe  # noqa: F401  (importable from here, as before)
+from tuner.recipe import RECIPES
 from tuner.space import SearchSpace
 
-__all__ = ["DROPOUT_TYPES", "MODEL_POSITIONS", "ZOO_POSITIONS", "DropoutHyperModel", "with_dropout"]
+__all__ = ["DropoutHyperModel", "with_dropout"]
 
-# The one vocabulary (keras_vs.vocab), under the names this module has always exported.
-ZOO_POSITIONS = vocab.DROPOUT_POSITIONS
-MODEL_POSITIONS = vocab.MODEL_POSITIONS
-DROPOUT_TYPES = vocab.DROPOUT_TYPES
-# The keyword defaults of `DropoutHyperModel`: older than `SearchSpace`'s
-# (the default search's) and kept, so that existing code builds the same space.
-_KEYWORD_RATES = (0.1, 0.3, 0.5)
-_KEYWORD_BETAS = (0.1, 0.3, 0.5)
-# The zoo builder's argument for each dropout type's amount: Bernoulli's
+# The `zoo.DropoutPlan` field of each dropout type's amount: Bernoulli's
 # drop rate, Uout's noise.
-_ZOO_AMOUNT = dict(zip(vocab.DROPOUT_TYPES, ("dropout_rate", "beta")))
-# Builder arguments the search itself sets.
-_SEARCH_SET = ("num_classes", "input_shape", "dropout_position", "dropout_type", *_ZOO_AMOUNT.values())
+_ZOO_AMOUNT = dict(zip(vocab.DROPOUT_TYPES, ("rate", "beta")))
+# Builder arguments the search itself sets (the flat dropout ones are the
+# zoo's deprecated spelling of ``dropout``).
+_SEARCH_SET = ("num_classes", "input_shape", "dropout", "dropout_rate", "dropout_position", "dropout_type",
+               "beta")
 
 
 def _model_options(model, options):
@@ -68,27 +62,33 @@ def _model_options(model, options):
 def _model_kind(model):
     """``(family, user_model, zoo_name, positions)`` of a zoo name or a user's model."""
     if isinstance(model, str):
-        return zoo.entry(model).family, None, model, ZOO_POSITIONS  # unknown names raise here
+        return zoo.entry(model).family, None, model, vocab.DROPOUT_POSITIONS  # unknown names raise here
     if isinstance(model, keras.Model):
         if not model.built or not getattr(model, "inputs", None):
             raise ValueError(
                 "Expected a built Functional or Sequential model (with known inputs). "
                 f"Received: model={model!r}"
             )
-        return None, model, None, MODEL_POSITIONS
+        return None, model, None, vocab.MODEL_POSITIONS
     raise ValueError(
         "Expected a zoo model name or a keras.Model. "
         f"Received: model={model!r} of type {type(model).__name__}"
     )
 
 
+# The keywords `DropoutHyperModel` took before its records, and the field
+# each became (`tuner.deprecation`): accepted until the next release.
+_MOVED = {
+    **{k: f"space.{k}" for k in ("positions", "types", "rates", "betas")},
+    **{k: f"training.{k}" for k in ("epochs", "batch_size", "learning_rate", "weight_decay", "from_logits",
+                                    "loss", "optimizer")},
+    "training_config": "training",
+}
+_DEFAULTS = dict(space=SearchSpace(), training=TrainingConfig())
+
+
 class DropoutHyperModel(keras_tuner.HyperModel):
     """Searches dropout position, type and rate (or Uout's beta) of a network.
-
-    The search space and the training can be given as keywords or as a
-    `tuner.SearchSpace` (``space``) and a `tuner.TrainingConfig`
-    (``training_config``); a keyword changed from its default next to its
-    record is an error.
 
     Args:
         model: A zoo name (e.g. ``"wrn-10-1"``, see `zoo.list_models`) or a
@@ -97,25 +97,23 @@ class DropoutHyperModel(keras_tuner.HyperModel):
             model's current weights.
         num_classes: Classes of the zoo network (ignored for a user model).
         input_shape: Input shape of the zoo network (ignored for a user model).
-        positions: Positions to search; defaults to `ZOO_POSITIONS` for a zoo
-            network and `MODEL_POSITIONS` for a user model.
-        types: Dropout types to search, from `DROPOUT_TYPES`.
-        rates: Bernoulli rates to search, each in (0, 1).
-        betas: Uout betas to search, each in (0, 1].
-        epochs: Epochs each trial trains (scales the schedule's milestones).
-        steps_per_epoch: Optimizer steps per epoch.
-        batch_size: Batch size; the learning rate is scaled by it / 128.
-        learning_rate, weight_decay, from_logits, loss, optimizer: The
-            training setup; see `tuner.TrainingConfig`.
+        steps_per_epoch: Optimizer steps per epoch (the recipe's schedule
+            counts steps).
         model_options: Extra keyword arguments of the zoo builder, e.g.
             ``{"width": 4}`` to search a WRN-10-4 from ``"wrn-10-1"``
             (not for a user model; the dropout arguments, ``num_classes``
             and ``input_shape`` are set by the search).
-        space: A `tuner.SearchSpace`, instead of ``positions``, ``types``,
-            ``rates`` and ``betas``.
-        training_config: A `tuner.TrainingConfig`, instead of ``epochs``,
-            ``batch_size``, ``learning_rate``, ``weight_decay``, ``loss``,
-            ``optimizer`` and ``from_logits``.
+        space: A `tuner.SearchSpace` (default: the default search's; its
+            positions default to every position of the model's kind,
+            `keras_vs.vocab.DROPOUT_POSITIONS` for a zoo network and
+            `keras_vs.vocab.MODEL_POSITIONS` for a user model).
+        training: A `tuner.TrainingConfig`: its epochs scale the schedule's
+            milestones, its batch size the recipe's learning rate (by
+            ``batch_size / 128``); loss and optimizer as `tuner.training` says.
+        **deprecated: The keywords this class took before its records
+            (``rates=``, ``epochs=``, ``training_config=``, ...): each still
+            works until the next release, with a DeprecationWarning naming
+            its record field.
 
     The model is compiled in `build`, so the hypermodel also works inside
     keras-tuner's own tuners, e.g. ``keras_tuner.RandomSearch(hypermodel,
@@ -124,48 +122,29 @@ class DropoutHyperModel(keras_tuner.HyperModel):
     Example:
 
     >>> import keras_tuner
-    >>> hypermodel = DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), epochs=1,
-    ...                                steps_per_epoch=1)
+    >>> hypermodel = DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), steps_per_epoch=1,
+    ...                                training=TrainingConfig(epochs=1))
     >>> hp = keras_tuner.HyperParameters()
     >>> hypermodel.build(hp).name, hp.values
     ('wrn-10-1', {'dropout_position': 'none'})
     """
 
     def __init__(
-        self, model, num_classes=10, input_shape=None, positions=None, types=DROPOUT_TYPES,
-        rates=_KEYWORD_RATES, betas=_KEYWORD_BETAS, epochs=1, steps_per_epoch=1,
-        batch_size=recipe_lib.REFERENCE_BATCH, learning_rate=None, weight_decay=None,
-        from_logits=None, model_options=None, loss=None, optimizer=None, *, space=None,
-        training_config=None,
+        self, model, num_classes=10, input_shape=None, steps_per_epoch=1, model_options=None, *,
+        space=None, training=None, **deprecated,
     ):
         super().__init__(name="dropout")
+        made = deprecation.records("tuner.DropoutHyperModel", dict(space=space, training=training),
+                                   _DEFAULTS, deprecated, _MOVED)
         self.model_options = _model_options(model, model_options)
         self.family, self.user_model, self.zoo_name, allowed = _model_kind(model)
-        # Keywords left at these defaults may sit next to their record.
-        defaults = {n: p.default for n, p in inspect.signature(DropoutHyperModel).parameters.items()}
-        space = config_lib.given_or_made(
-            "space", space, SearchSpace, defaults, positions=positions, types=types, rates=rates, betas=betas
-        )
-        self.space = space.for_model(allowed)
-        self.num_classes = config_lib.check_int("num_classes", num_classes)
+        self.space = made["space"].for_model(allowed)
+        self.num_classes = checks.integer("num_classes", num_classes)
         self.input_shape = None if input_shape is None else tuple(input_shape)
-        self.training_config = config_lib.given_or_made(
-            "training_config", training_config, TrainingConfig, defaults, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay, loss=loss,
-            optimizer=optimizer, from_logits=from_logits,
-        )
-        self.steps_per_epoch = config_lib.check_int("steps_per_epoch", steps_per_epoch)
+        self.training_config = made["training"]
+        self.steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
         self.recipe = _recipe(self.family, self.training_config)
         self.training = training_lib.TrainingSetup.resolve(self.user_model, self.training_config)
-
-    # The fields of `space` and `training_config`, under their old attribute names.
-    positions = property(lambda self: self.space.positions)
-    types = property(lambda self: self.space.types)
-    rates = property(lambda self: self.space.rates)
-    betas = property(lambda self: self.space.betas)
-    epochs = property(lambda self: self.training_config.epochs)
-    batch_size = property(lambda self: self.training_config.batch_size)
-    from_logits = property(lambda self: self.training_config.from_logits)
 
     def declare_hyperparameters(self, hp):
         """Declares the conditional search space on ``hp`` (see `tuner.SearchSpace.declare`).
@@ -186,26 +165,23 @@ class DropoutHyperModel(keras_tuner.HyperModel):
         position, dropout_type, amount = self.declare_hyperparameters(hp)
         if self.user_model is None:
             dropout_type = dropout_type or "bernoulli"  # no dropout: Bernoulli at rate 0
-            model = zoo.get(
-                self.zoo_name,
-                num_classes=self.num_classes,
-                input_shape=self.input_shape,
-                dropout_position=position,
-                dropout_type=dropout_type,
-                **{_ZOO_AMOUNT[dropout_type]: 0.0 if amount is None else amount},
-                **self.model_options,
-            )
+            plan = zoo.DropoutPlan(position=position, type=dropout_type,
+                                   **{_ZOO_AMOUNT[dropout_type]: 0.0 if amount is None else amount})
+            model = zoo.get(self.zoo_name, num_classes=self.num_classes, input_shape=self.input_shape,
+                            dropout=plan, **self.model_options)
         else:
             model = with_dropout(self.user_model, position, dropout_type, amount)
         return self.training.compile(model, self.optimizer)
 
     def learning_rate_schedule(self):
         """The recipe's step schedule over this run's steps (a float if it has no steps)."""
-        return recipe_lib.learning_rate_schedule(self.recipe, self.epochs, self.steps_per_epoch, self.batch_size)
+        config = self.training_config
+        return recipe_lib.learning_rate_schedule(self.recipe, config.epochs, self.steps_per_epoch, config.batch_size)
 
     def optimizer(self):
         """A new `tuner.recipe.TorchSGD`: the recipe's momentum, coupled decay and schedule."""
-        return recipe_lib.optimizer(self.recipe, self.epochs, self.steps_per_epoch, self.batch_size)
+        config = self.training_config
+        return recipe_lib.optimizer(self.recipe, config.epochs, self.steps_per_epoch, config.batch_size)
 
 
 def _recipe(family, training_config):
@@ -250,7 +226,7 @@ def with_dropout(model, position, dropout_type=None, value=None):
 
     Args:
         model: A Functional or Sequential `keras.Model`.
-        position: One of `MODEL_POSITIONS`.
+        position: One of `keras_vs.vocab.MODEL_POSITIONS`.
         dropout_type: ``"bernoulli"`` or ``"uout"`` (ignored for ``"remove"``).
         value: Rate (Bernoulli) or beta (Uout); None keeps the layers' own.
 
@@ -266,15 +242,15 @@ def with_dropout(model, position, dropout_type=None, value=None):
     >>> [type(layer).__name__ for layer in new.layers]
     ['InputLayer', 'BatchNormalization', 'Uout']
     """
-    if position not in MODEL_POSITIONS:
+    if position not in vocab.MODEL_POSITIONS:
         raise ValueError(
-            f"Unknown position for a user model. Expected one of {', '.join(MODEL_POSITIONS)}. "
+            f"Unknown position for a user model. Expected one of {', '.join(vocab.MODEL_POSITIONS)}. "
             f"Received: position={position!r}"
         )
     builds_dropout = position not in vocab.NO_DROPOUT_POSITIONS
-    if builds_dropout and dropout_type not in (None,) + DROPOUT_TYPES:
+    if builds_dropout and dropout_type not in (None,) + vocab.DROPOUT_TYPES:
         raise ValueError(
-            f"Unknown dropout type. Expected one of {', '.join(DROPOUT_TYPES)}. "
+            f"Unknown dropout type. Expected one of {', '.join(vocab.DROPOUT_TYPES)}. "
             f"Received: dropout_type={dropout_type!r}"
         )
     if position == "original":

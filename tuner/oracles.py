@@ -1,6 +1,6 @@
 """The keras-tuner oracles of a search, and the one place that uses keras-tuner's private API.
 
-`make_oracle` gives the oracle of each name in `ORACLES`: keras-tuner's
+`make_oracle` gives the oracle of each name in `keras_vs.vocab.ORACLES`: keras-tuner's
 random, Bayesian and Hyperband oracles, or `DropoutGridOracle`, a grid in a
 chosen order. Every one writes keras-tuner's ``oracle.json`` and
 ``trial.json`` atomically, so that a search killed at any moment can be
@@ -30,9 +30,7 @@ from keras_vs import vocab
 from keras_vs.files import write_atomic
 from tuner.config import OBJECTIVE, check_objective
 
-__all__ = ["ORACLES", "DropoutGridOracle", "make_oracle", "trial_callbacks"]
-
-ORACLES = vocab.ORACLES
+__all__ = ["DropoutGridOracle", "make_oracle", "trial_callbacks"]
 
 
 class _AtomicFiles:
@@ -85,7 +83,7 @@ def make_oracle(name, max_trials, epochs, seed, max_consecutive_failed_trials=3,
     """The oracle of a search, maximising ``objective``.
 
     Args:
-        name: One of `ORACLES`.
+        name: One of `keras_vs.vocab.ORACLES`.
         max_trials: Trials to run (not used by Hyperband).
         epochs: Hyperband's largest per-trial budget.
         seed: Seeds the oracle's sampling.

@@ -35,8 +35,8 @@ import numbers
 import keras
 from keras import ops
 
+from keras_vs import checks
 from keras_vs import graph as graph_lib
-from tuner.config import check_int
 
 __all__ = [
     "RECIPES",
@@ -97,8 +97,8 @@ def milestone_steps(recipe, epochs, steps_per_epoch):
     >>> milestone_steps(RECIPES["preresnet"], epochs=164, steps_per_epoch=391)
     [31671, 47702]
     """
-    epochs = check_int("epochs", epochs)
-    steps_per_epoch = check_int("steps_per_epoch", steps_per_epoch)
+    epochs = checks.integer("epochs", epochs)
+    steps_per_epoch = checks.integer("steps_per_epoch", steps_per_epoch)
     total = epochs * steps_per_epoch
     # Exact fractions: 81 / 164 * (164 * n) must land on 81 * n, not beside it.
     return [round(fractions.Fraction(m * total, recipe.epochs)) for m in recipe.milestones]
@@ -109,7 +109,7 @@ def learning_rate_schedule(recipe, epochs, steps_per_epoch, batch_size=REFERENCE
 
     The rate is scaled linearly from batch size 128 to ``batch_size``.
     """
-    batch_size = check_int("batch_size", batch_size)
+    batch_size = checks.integer("batch_size", batch_size)
     lr = recipe.learning_rate * batch_size / REFERENCE_BATCH
     total = epochs * steps_per_epoch
     # Step k (0-based) uses the decayed rate once k >= its milestone step, as

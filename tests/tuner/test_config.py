@@ -1,13 +1,13 @@
-"""tuner.config: the training and data records, and records next to keywords."""
+"""tuner.config: the search's records; tuner.deprecation: the old keywords that became their fields."""
 
 import json
 import os
+import pathlib
 
 import keras
 import pytest
 
 import tuner
-from tuner import config as config_lib
 from tuner.config import DataConfig, TrainingConfig
 
 
@@ -51,52 +51,75 @@ def test_bad_values_name_what_was_received(make, match):
         make()
 
 
-def test_a_record_or_its_keywords_not_both():
-    defaults = {"epochs": 8, "batch_size": 128}
-    given = TrainingConfig(epochs=2)
-    assert config_lib.given_or_made("training_config", given, TrainingConfig, defaults, epochs=8) is given
-    assert config_lib.given_or_made("training_config", None, TrainingConfig, defaults, epochs=3).epochs == 3
-    with pytest.raises(ValueError, match=r"Pass epochs inside training_config, not next to it. Received: epochs=3"):
-        config_lib.given_or_made("training_config", given, TrainingConfig, defaults, epochs=3)
-    with pytest.raises(ValueError, match="Expected training_config to be a tuner.TrainingConfig"):
-        config_lib.given_or_made("training_config", {"epochs": 2}, TrainingConfig, defaults, epochs=8)
+def test_run_and_project_records_check_their_values():
+    assert tuner.RunConfig(verbose=2).fit_verbose == 2  # follows verbose unless given
+    assert tuner.RunConfig(callbacks=[]).callbacks == ()
+    assert tuner.ProjectConfig(directory=pathlib.Path("d")).directory == "d"
+    for make, match in [
+        (lambda: tuner.RunConfig(oracle="sobol"), "Unknown oracle.*Received: oracle='sobol'"),
+        (lambda: tuner.RunConfig(objective="val_loss"), "objective='val_loss'"),
+        (lambda: tuner.RunConfig(max_trials=0), "max_trials=0"),
+        (lambda: tuner.RunConfig(seed=1.5), "seed=1.5"),
+        (lambda: tuner.RunConfig(strategy="gpu"), "Unknown strategy.*Received: strategy='gpu'"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            make()
 
 
-def test_hypermodel_takes_records_or_keywords_alike():
-    by_keywords = tuner.DropoutHyperModel(
-        "wrn-10-1", positions=("none", "head"), rates=(0.2,), betas=(0.5,), epochs=3, batch_size=64,
-        learning_rate=0.05,
-    )
+def test_old_keywords_of_the_hypermodel_warn_and_build_the_same_records():
+    with pytest.warns(DeprecationWarning, match=r"tuner.DropoutHyperModel\(rates=...\) is deprecated.*"
+                      r"pass space=tuner.SearchSpace\(rates=...\) instead"):
+        by_keywords = tuner.DropoutHyperModel(
+            "wrn-10-1", positions=("none", "head"), rates=(0.2,), betas=(0.5,), epochs=3, batch_size=64,
+            learning_rate=0.05,
+        )
     by_records = tuner.DropoutHyperModel(
         "wrn-10-1",
         space=tuner.SearchSpace(positions=("none", "head"), rates=(0.2,), betas=(0.5,)),
-        training_config=tuner.TrainingConfig(epochs=3, batch_size=64, learning_rate=0.05),
+        training=tuner.TrainingConfig(epochs=3, batch_size=64, learning_rate=0.05),
     )
     assert by_records.space == by_keywords.space
     assert by_records.training_config == by_keywords.training_config
     assert by_records.recipe == by_keywords.recipe and by_records.recipe.learning_rate == 0.05
     assert by_records.grid_points() == by_keywords.grid_points()
-    with pytest.raises(ValueError, match="Pass rates inside space"):
+    with pytest.warns(DeprecationWarning, match="pass training="):
+        renamed = tuner.DropoutHyperModel("wrn-10-1", training_config=tuner.TrainingConfig(epochs=3))
+    assert renamed.training_config.epochs == 3
+    with pytest.raises(ValueError, match="pass rates inside space, not next to it"), pytest.warns(DeprecationWarning):
         tuner.DropoutHyperModel("wrn-10-1", rates=(0.2,), space=tuner.SearchSpace())
+    with pytest.raises(ValueError, match="Expected training to be a tuner.TrainingConfig"):
+        tuner.DropoutHyperModel("wrn-10-1", training={"epochs": 2})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'rate'"):
+        tuner.DropoutHyperModel("wrn-10-1", rate=0.2)
 
 
 def test_search_refuses_a_keyword_next_to_its_record(tmp_path):
-    with pytest.raises(ValueError, match="Pass epochs inside training_config"):
-        tuner.search(_tiny(), "digits", epochs=2, training_config=TrainingConfig(), directory=str(tmp_path))
-    with pytest.raises(ValueError, match="Pass take inside data_config"):
-        tuner.search(_tiny(), "digits", take=64, data_config=DataConfig(), directory=str(tmp_path))
+    project = tuner.ProjectConfig(directory=str(tmp_path))
+    with pytest.raises(ValueError, match="pass epochs inside training"), pytest.warns(DeprecationWarning):
+        tuner.search(_tiny(), "digits", epochs=2, training=TrainingConfig(), project=project)
+    with pytest.raises(ValueError, match="pass take inside data"), pytest.warns(DeprecationWarning):
+        tuner.search(_tiny(), "digits", take=64, data_config=DataConfig(), project=project)
     assert not os.listdir(tmp_path)  # refused before any folder was made
 
 
-def test_search_with_records_resumes_the_same_search_by_keywords(tmp_path):
-    common = dict(oracle="grid", max_trials=1, directory=str(tmp_path), verbose=0)
-    first = tuner.search(_tiny(), "digits", positions=("head",), types=("uout",), betas=(0.5,), epochs=1,
-                         take=64, probe_size=32, **common)
+def test_search_by_old_keywords_warns_and_resumes_the_same_search_by_records(tmp_path):
+    with pytest.warns(DeprecationWarning) as caught:
+        first = tuner.search(_tiny(), "digits", positions=("head",), types=("uout",), betas=(0.5,), epochs=1,
+                             take=64, probe_size=32, oracle="grid", max_trials=1, directory=str(tmp_path),
+                             verbose=0)
+    said = {str(w.message) for w in caught if str(w.message).startswith("tuner.search(")}
+    assert ("tuner.search(directory=...) is deprecated and will be removed in the next release: "
+            "pass project=tuner.ProjectConfig(directory=...) instead.") in said
+    assert "tuner.search(max_trials=...) is deprecated and will be removed in the next release: " \
+           "pass run=tuner.RunConfig(max_trials=...) instead." in said
+    assert len(said) == 10  # one per old keyword
     again = tuner.search(
-        _tiny(), "digits", **common,
+        _tiny(), "digits",
         space=tuner.SearchSpace(positions=("head",), types=("uout",), betas=(0.5,)),
-        training_config=TrainingConfig(epochs=1),
-        data_config=DataConfig(take=64, probe_size=32),
+        training=TrainingConfig(epochs=1),
+        data=DataConfig(take=64, probe_size=32),
+        run=tuner.RunConfig(oracle="grid", max_trials=1, verbose=0),
+        project=tuner.ProjectConfig(directory=str(tmp_path)),
     )
     assert first.ran == ["0"] and again.ran == []  # the same settings: resumed, nothing left to run
     assert again.rows == first.rows

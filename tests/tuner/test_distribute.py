@@ -322,8 +322,9 @@ DATA_PARALLEL_SCRIPT = TINY_SOURCE + SHIFT_SOURCE + textwrap.dedent(
             })
 
     result = tuner.search(
-        tiny(), "digits", oracle="grid", max_trials=1, epochs=1, take=128, probe_size=64,
-        directory=sys.argv[1], strategy="mirrored", callbacks=[Where()], verbose=0,
+        tiny(), "digits", training=tuner.TrainingConfig(epochs=1), data=tuner.DataConfig(take=128, probe_size=64),
+        run=tuner.RunConfig(oracle="grid", max_trials=1, strategy="mirrored", callbacks=[Where()], verbose=0),
+        project=tuner.ProjectConfig(directory=sys.argv[1]),
     )
     print("RESULT", json.dumps({
         "seen": seen, "rows": result.rows, "files": sorted(result.files),
@@ -374,8 +375,9 @@ MIRRORED_SCRIPT = textwrap.dedent(
     """
     strategy = tuner.get_strategy("mirrored")
     result = tuner.search(
-        tiny(), "digits", oracle="grid", max_trials=1, epochs=1, take=128, probe_size=64,
-        directory=sys.argv[1], strategy=strategy, verbose=0,
+        tiny(), "digits", training=tuner.TrainingConfig(epochs=1), data=tuner.DataConfig(take=128, probe_size=64),
+        run=tuner.RunConfig(oracle="grid", max_trials=1, strategy=strategy, verbose=0),
+        project=tuner.ProjectConfig(directory=sys.argv[1]),
     )
     print("RESULT", json.dumps({
         "replicas": strategy.num_replicas_in_sync, "rows": result.rows, "shift": shift_of_best(result),
@@ -409,8 +411,9 @@ CLUSTER_SCRIPT = TINY_SOURCE + textwrap.dedent(
     import tuner
 
     result = tuner.search(
-        tiny(), "digits", oracle="random", max_trials=4, epochs=1, take=128, probe_size=64,
-        directory=sys.argv[1], strategy="none", verbose=0,
+        tiny(), "digits", training=tuner.TrainingConfig(epochs=1), data=tuner.DataConfig(take=128, probe_size=64),
+        run=tuner.RunConfig(oracle="random", max_trials=4, strategy="none", verbose=0),
+        project=tuner.ProjectConfig(directory=sys.argv[1]),
     )
     print("RESULT", json.dumps({"role": result.role, "ran": result.ran, "rows": result.rows}))
     """

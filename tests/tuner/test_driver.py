@@ -1,6 +1,7 @@
 """tuner.driver: end-to-end searches on the digits set, failures, seeding, resuming."""
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 import keras_vs as kvs
 import tuner
 from keras_vs import data
-from tuner import driver as search_lib
+from tuner import project as project_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -44,11 +45,25 @@ exec(TINY_SOURCE, _namespace)  # noqa: S102  (our own constant source)
 tiny = _namespace["tiny"]
 
 FAST = dict(take=128, epochs=1, probe_size=64, verbose=0)
+# The record each setting below is a field of (field names are unique across them).
+_RECORDS = {"space": tuner.SearchSpace, "training": tuner.TrainingConfig, "data": tuner.DataConfig,
+            "run": tuner.RunConfig, "project": tuner.ProjectConfig}
 
 
-def _search(tmp_path, model=None, dataset="digits", **kwargs):
-    args = {**FAST, "oracle": "grid", "max_trials": 2, "directory": str(tmp_path), **kwargs}
-    return tuner.search(tiny() if model is None else model, dataset, **args)
+def _records(**settings):
+    """`tuner.search`'s records, from their fields by name."""
+    out = {}
+    for keyword, record in _RECORDS.items():
+        fields = {f.name for f in dataclasses.fields(record)}
+        given = {k: settings.pop(k) for k in list(settings) if k in fields}
+        out[keyword] = record(**given) if given else None
+    assert not settings, settings
+    return out
+
+
+def _search(tmp_path, model=None, dataset="digits", **settings):
+    args = {**FAST, "oracle": "grid", "max_trials": 2, "directory": str(tmp_path), **settings}
+    return tuner.search(tiny() if model is None else model, dataset, **_records(**args))
 
 
 def test_two_trial_search_writes_table_files_and_best_model(tmp_path):
@@ -57,7 +72,7 @@ def test_two_trial_search_writes_table_files_and_best_model(tmp_path):
     for row in result.rows:
         assert 0.0 <= row["val_accuracy"] <= 1.0
         assert 0.0 <= row["train_mode_accuracy"] <= 1.0 and 0.0 <= row["inference_accuracy"] <= 1.0
-    assert sorted(os.path.basename(p) for p in result.files.values()) == sorted(search_lib.RESULT_FILES)
+    assert sorted(os.path.basename(p) for p in result.files.values()) == sorted(project_lib.RESULT_FILES)
     with open(result.files["csv"]) as f:
         assert [r["trial_id"] for r in csv.DictReader(f)] == ["0", "1"]
     with open(result.files["json"]) as f:
@@ -95,7 +110,7 @@ def test_result_loads_the_trained_model_of_a_trial(tmp_path):
 
 def test_each_trial_records_shift_history_next_to_accuracy(tmp_path):
     result = _search(tmp_path, max_trials=1, epochs=2)
-    record = search_lib.read_trial_file(os.path.join(result.project_dir, "trial_0"))
+    record = project_lib.read_trial_file(os.path.join(result.project_dir, "trial_0"))
     assert record["status"] == "COMPLETED" and record["tuner_id"] == "tuner0"
     assert len(record["history"]["variance_shift/max"]) == 2
     assert len(record["history"]["val_accuracy"]) == 2
@@ -138,13 +153,12 @@ def test_failed_trial_is_marked_and_the_search_continues(tmp_path, how, reason):
 def test_tfds_data_set_runs_through_the_tf_data_pipeline(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=48):
-        result = tuner.search(
-            tiny((32, 32, 3)), "cifar10", oracle="grid", max_trials=1, epochs=1, batch_size=16,
-            probe_size=32, directory=str(tmp_path), verbose=0,
-        )
+        result = tuner.search(tiny((32, 32, 3)), "cifar10", **_records(
+            oracle="grid", max_trials=1, epochs=1, batch_size=16, probe_size=32, directory=str(tmp_path), verbose=0,
+        ))
     (row,) = result.rows
     assert row["status"] == "COMPLETED" and row["variance_shift_max"] is not None
-    record = search_lib.read_trial_file(os.path.join(result.project_dir, "trial_0"))
+    record = project_lib.read_trial_file(os.path.join(result.project_dir, "trial_0"))
     assert record["history"]["loss"] and 0.0 <= row["val_accuracy"] <= 1.0
 
 
@@ -155,7 +169,7 @@ def test_model_based_oracles_drive_the_same_trials(tmp_path, oracle):
     assert all(r["variance_shift_max"] is not None for r in result.rows)
     if oracle == "hyperband":
         epochs = [
-            len(search_lib.read_trial_file(os.path.join(result.project_dir, f"trial_{r['trial_id']}"))["history"]["loss"])
+            len(project_lib.read_trial_file(os.path.join(result.project_dir, f"trial_{r['trial_id']}"))["history"]["loss"])
             for r in result.rows
         ]
         assert set(epochs) <= {1, 2}  # Hyperband sets each trial's budget
@@ -164,7 +178,8 @@ def test_model_based_oracles_drive_the_same_trials(tmp_path, oracle):
 def test_same_seed_reproduces_the_search(tmp_path):
     model = tiny()  # a user's model: every trial starts from its weights
     runs = [
-        tuner.search(model, "digits", oracle="random", max_trials=2, seed=3, directory=str(tmp_path / d), **FAST)
+        tuner.search(model, "digits", **_records(oracle="random", max_trials=2, seed=3, directory=str(tmp_path / d),
+                                                 **FAST))
         for d in ("a", "b")
     ]
     keys = ("position", "type", "rate", "val_accuracy", "variance_shift_max", "train_mode_accuracy")
@@ -180,7 +195,7 @@ def test_refuses_a_folder_it_did_not_write(tmp_path):
     project.mkdir()
     (project / "notes.txt").write_text("keep me")
     with pytest.raises(ValueError, match="did not write"):
-        _search(tmp_path, project_name="mine", overwrite=True)
+        _search(tmp_path, name="mine", overwrite=True)
     assert (project / "notes.txt").read_text() == "keep me"
 
 
@@ -189,11 +204,11 @@ def test_other_arrays_never_resume_a_search_of_arrays(tmp_path):
     x, y = rng.normal(size=(40, 8, 8, 1)).astype("float32"), np.arange(40) % 10
     model = tiny()
     _search(tmp_path, model, dataset=((x[:32], y[:32]), (x[32:], y[32:])), max_trials=1,
-            project_name="p")
+            name="p")
     x[0, 0, 0, 0] += 1.0  # one value changed, same shapes
     with pytest.raises(ValueError, match=r"is of other data: 'arrays' \(shapes 32x8x8x1, 32, 8x8x8x1, 8;"):
         _search(tmp_path, model, dataset=((x[:32], y[:32]), (x[32:], y[32:])), max_trials=1,
-                project_name="p")
+                name="p")
 
 
 def test_trials_record_and_can_rank_by_the_accuracy_after_bn_reestimation(tmp_path):
@@ -225,9 +240,9 @@ def test_trials_record_and_can_rank_by_the_accuracy_after_bn_reestimation(tmp_pa
 
 
 def test_changed_settings_do_not_resume_silently(tmp_path):
-    _search(tmp_path, max_trials=1, project_name="p")
+    _search(tmp_path, max_trials=1, name="p")
     with pytest.raises(ValueError, match=r"epochs: 1 -> 2"):
-        _search(tmp_path, max_trials=1, project_name="p", epochs=2)
+        _search(tmp_path, max_trials=1, name="p", epochs=2)
 
 
 def test_bad_arguments_name_what_was_received(tmp_path):
@@ -247,9 +262,12 @@ RESUME_SCRIPT = TINY_SOURCE + textwrap.dedent(
     import tuner
 
     result = tuner.search(
-        tiny(), "digits", oracle="grid", max_trials=3, epochs=4, take=512, probe_size=64,
-        positions=("original", "head", "remove"), rates=(0.2,), betas=(0.5,),
-        directory=sys.argv[1], verbose=0,
+        tiny(), "digits",
+        space=tuner.SearchSpace(positions=("original", "head", "remove"), rates=(0.2,), betas=(0.5,)),
+        training=tuner.TrainingConfig(epochs=4),
+        data=tuner.DataConfig(take=512, probe_size=64),
+        run=tuner.RunConfig(oracle="grid", max_trials=3, verbose=0),
+        project=tuner.ProjectConfig(directory=sys.argv[1]),
     )
     print("RAN", ",".join(result.ran))
     """
@@ -257,7 +275,7 @@ RESUME_SCRIPT = TINY_SOURCE + textwrap.dedent(
 
 
 def _trial_done(project, trial_id):
-    record = search_lib.read_trial_file(os.path.join(project, f"trial_{trial_id}"))
+    record = project_lib.read_trial_file(os.path.join(project, f"trial_{trial_id}"))
     return record is not None and record["status"] == "COMPLETED"
 
 
@@ -295,7 +313,7 @@ def test_rerun_after_sigkill_completes_without_losing_or_duplicating_trials(tmp_
     assert len(set(positions)) == 3  # grid points not repeated
     with open(os.path.join(project, "trial_1", "trial.json")) as f:
         assert json.load(f)["hyperparameters"]["values"] == killed_values
-    records = [search_lib.read_trial_file(os.path.join(project, f"trial_{i}")) for i in "012"]
+    records = [project_lib.read_trial_file(os.path.join(project, f"trial_{i}")) for i in "012"]
     assert records[0]["pid"] == first.pid and records[1]["pid"] != first.pid
 
 
@@ -331,9 +349,9 @@ def _trained_alone(model, epochs, batch_size, seed=0):
 def test_a_compiled_logits_model_keeps_its_loss_and_optimizer(tmp_path):
     model = _logits_cnn()
     alone = _trained_alone(model, epochs=4, batch_size=64)
-    result = tuner.search(model, "digits", oracle="grid", max_trials=4, epochs=4, batch_size=64,
-                          types=("bernoulli",), rates=(0.3,), probe_size=64, verbose=0,
-                          directory=str(tmp_path))
+    result = tuner.search(model, "digits", **_records(
+        oracle="grid", max_trials=4, epochs=4, batch_size=64, types=("bernoulli",), rates=(0.3,), probe_size=64,
+        verbose=0, directory=str(tmp_path)))
     by_position = {r["position"]: r for r in result.rows}
     assert sorted(by_position) == ["after_bn", "head", "original", "remove"]
     assert alone > 0.85  # the model's own setup trains it well
@@ -349,14 +367,14 @@ def test_a_compiled_logits_model_keeps_its_loss_and_optimizer(tmp_path):
 @pytest.mark.slow
 def test_three_trials_of_a_user_model_visit_several_positions(tmp_path):
     with pytest.warns(UserWarning, match="the grid has 10 points and max_trials=3 runs the first 3"):
-        result = tuner.search(_logits_cnn(), "digits", oracle="grid", max_trials=3,
-                              directory=str(tmp_path), **FAST)
+        result = tuner.search(_logits_cnn(), "digits", **_records(oracle="grid", max_trials=3,
+                                                                  directory=str(tmp_path), **FAST))
     positions = [r["position"] for r in result.rows]
     assert len(positions) == 3 and len(set(positions)) >= 2, positions
 
 
 def test_grid_visits_every_position_before_a_second_rate():
-    hypermodel = tuner.DropoutHyperModel(tiny(), rates=(0.2, 0.5), types=("bernoulli",))
+    hypermodel = tuner.DropoutHyperModel(tiny(), space=tuner.SearchSpace(rates=(0.2, 0.5), types=("bernoulli",)))
     points = hypermodel.grid_points()
     positions = [p["dropout_position"] for p in points]
     assert positions[:4] == ["original", "after_bn", "head", "remove"]
@@ -365,8 +383,8 @@ def test_grid_visits_every_position_before_a_second_rate():
 
 
 def test_trials_are_numbered_as_keras_tuner_numbers_them(tmp_path, capsys):
-    result = tuner.search(tiny(), "digits", oracle="grid", max_trials=2, directory=str(tmp_path),
-                          take=64, epochs=1, probe_size=32, verbose=1, fit_verbose=0)
+    result = tuner.search(tiny(), "digits", **_records(oracle="grid", max_trials=2, directory=str(tmp_path),
+                                                       take=64, epochs=1, probe_size=32, verbose=1, fit_verbose=0))
     out = capsys.readouterr().out
     for row in result.rows:
         number = int(row["trial_id"]) + 1
@@ -426,8 +444,8 @@ def test_results_json_records_the_optimizer_and_loss_the_trials_used(tmp_path):
 
 
 def test_results_json_of_the_zoo_recipe_keeps_its_learning_rate(tmp_path):
-    result = tuner.search("wrn-10-1", "digits", oracle="grid", max_trials=1, positions=("none",),
-                          directory=str(tmp_path), **FAST)
+    result = tuner.search("wrn-10-1", "digits", **_records(oracle="grid", max_trials=1, positions=("none",),
+                                                           directory=str(tmp_path), **FAST))
     with open(result.files["json"]) as f:
         config = json.load(f)["config"]
     assert config["learning_rate"] > 0 and config["training"]["optimizer"] == "recipe"

@@ -10,7 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import keras_vs
+from keras_vs import vocab
 from tuner import hypermodel as hm
+from tuner.config import TrainingConfig
+from tuner.space import SearchSpace
 
 
 def _tiny(rate=0.3):
@@ -28,8 +31,9 @@ def _noise_layers(model):
     return [layer for layer in model.layers if isinstance(layer, (keras.layers.Dropout, keras_vs.Uout))]
 
 
-def _zoo_model(**kwargs):
-    return hm.DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), epochs=2, steps_per_epoch=3, **kwargs)
+def _zoo_model(space=None, batch_size=128):
+    return hm.DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), steps_per_epoch=3, space=space,
+                                training=TrainingConfig(epochs=2, batch_size=batch_size))
 
 
 def test_no_dropout_position_declares_no_type_or_rate():
@@ -50,7 +54,7 @@ def test_uout_activates_beta_not_rate():
 
 def test_space_lists_the_choices_given():
     hp = keras_tuner.HyperParameters()
-    _zoo_model(positions=("before_bn", "head"), rates=(0.2, 0.4), betas=(0.1,)).declare_hyperparameters(hp)
+    _zoo_model(SearchSpace(positions=("before_bn", "head"), rates=(0.2, 0.4), betas=(0.1,))).declare_hyperparameters(hp)
     by_name = {p.name: p for p in hp.space}
     assert by_name["dropout_position"].values == ["before_bn", "head"]
     assert by_name["dropout_rate"].values == [0.2, 0.4]
@@ -87,7 +91,7 @@ def test_zoo_uout_gets_its_beta_as_beta():
     hp.Fixed("uout_beta", 0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)  # not as the zoo's Bernoulli dropout_rate
-        model = _zoo_model(betas=(0.3,)).build(hp)
+        model = _zoo_model(SearchSpace(betas=(0.3,))).build(hp)
     assert [layer.beta for layer in _noise_layers(model)] == [0.3]
 
 
@@ -134,8 +138,8 @@ def test_user_model_after_bn_moves_the_dropout_behind_the_bn():
 
 
 @given(
-    position=st.sampled_from(hm.ZOO_POSITIONS[1:]),
-    dropout_type=st.sampled_from(hm.DROPOUT_TYPES),
+    position=st.sampled_from(vocab.DROPOUT_POSITIONS[1:]),
+    dropout_type=st.sampled_from(vocab.DROPOUT_TYPES),
     value=st.sampled_from([0.1, 0.3, 0.5]),
 )
 def test_every_sampled_zoo_point_builds_its_layers(position, dropout_type, value):
@@ -143,39 +147,39 @@ def test_every_sampled_zoo_point_builds_its_layers(position, dropout_type, value
     hp.Fixed("dropout_position", position)
     hp.Fixed("dropout_type", dropout_type)
     hp.Fixed("dropout_rate" if dropout_type == "bernoulli" else "uout_beta", value)
-    model = hm.DropoutHyperModel(
-        "densenet-bc-22-4", input_shape=(8, 8, 1), rates=(0.1, 0.3, 0.5), betas=(0.1, 0.3, 0.5)
-    ).build(hp)
+    space = SearchSpace(rates=(0.1, 0.3, 0.5), betas=(0.1, 0.3, 0.5))
+    model = hm.DropoutHyperModel("densenet-bc-22-4", input_shape=(8, 8, 1), space=space).build(hp)
     layers = _noise_layers(model)
     kind = keras_vs.Uout if dropout_type == "uout" else keras.layers.Dropout
     assert layers and all(type(layer) is kind for layer in layers)
 
 
 @pytest.mark.parametrize(
-    "kwargs,match",
+    "make,match",
     [
-        ({"model": "wrn-99-1"}, "Unknown zoo model"),
-        ({"model": 3}, "Received: model=3"),
-        ({"model": "wrn-10-1", "positions": ("after_bn",)}, "positions"),
-        ({"model": "wrn-10-1", "rates": (0.0,)}, "rates"),
-        ({"model": "wrn-10-1", "rates": (1.0,)}, "rates"),
-        ({"model": "wrn-10-1", "betas": ()}, "betas"),
-        ({"model": "wrn-10-1", "types": ("gaussian",)}, "types"),
-        ({"model": "wrn-10-1", "epochs": 0}, "epochs=0"),
-        ({"model": "wrn-10-1", "learning_rate": -1.0}, "learning_rate=-1.0"),
-        ({"model": "wrn-10-1", "model_options": {"dropout_rate": 0.1}}, "cannot set dropout_rate"),
-        ({"model": "wrn-10-1", "model_options": {"beta": 0.1}}, "cannot set beta"),
-        ({"model": "wrn-10-1", "model_options": ["width"]}, r"Received: model_options=\['width'\]"),
+        (lambda: hm.DropoutHyperModel("wrn-99-1"), "Unknown zoo model"),
+        (lambda: hm.DropoutHyperModel(3), "Received: model=3"),
+        (lambda: hm.DropoutHyperModel("wrn-10-1", space=SearchSpace(positions=("after_bn",))), "positions"),
+        (lambda: SearchSpace(rates=(0.0,)), "rates"),
+        (lambda: SearchSpace(rates=(1.0,)), "rates"),
+        (lambda: SearchSpace(betas=()), "betas"),
+        (lambda: SearchSpace(types=("gaussian",)), "types"),
+        (lambda: TrainingConfig(epochs=0), "epochs=0"),
+        (lambda: TrainingConfig(learning_rate=-1.0), "learning_rate=-1.0"),
+        (lambda: hm.DropoutHyperModel("wrn-10-1", model_options={"dropout_rate": 0.1}), "cannot set dropout_rate"),
+        (lambda: hm.DropoutHyperModel("wrn-10-1", model_options={"dropout": None}), "cannot set dropout"),
+        (lambda: hm.DropoutHyperModel("wrn-10-1", model_options={"beta": 0.1}), "cannot set beta"),
+        (lambda: hm.DropoutHyperModel("wrn-10-1", model_options=["width"]), r"Received: model_options=\['width'\]"),
     ],
 )
-def test_bad_arguments_name_what_was_received(kwargs, match):
+def test_bad_arguments_name_what_was_received(make, match):
     with pytest.raises(ValueError, match=match):
-        hm.DropoutHyperModel(**kwargs)
+        make()
 
 
 def test_user_model_rejects_zoo_positions():
     with pytest.raises(ValueError, match="positions"):
-        hm.DropoutHyperModel(_tiny(), positions=("before_bn",))
+        hm.DropoutHyperModel(_tiny(), space=SearchSpace(positions=("before_bn",)))
     with pytest.raises(ValueError, match="position='before_bn'"):
         hm.with_dropout(_tiny(), "before_bn", "bernoulli", 0.1)
 

@@ -3,12 +3,13 @@
 import keras_tuner
 import pytest
 
+from keras_vs import vocab
 from tuner import oracles
 
 POINTS = [{"dropout_position": "none"}, {"dropout_position": "head", "dropout_type": "uout", "uout_beta": 0.5}]
 
 
-@pytest.mark.parametrize("name", oracles.ORACLES)
+@pytest.mark.parametrize("name", vocab.ORACLES)
 def test_every_name_gives_an_oracle_that_maximises_val_accuracy(name):
     oracle = oracles.make_oracle(name, max_trials=2, epochs=2, seed=0, points=POINTS)
     assert isinstance(oracle, keras_tuner.Oracle) and isinstance(oracle, oracles._AtomicFiles)

@@ -21,8 +21,8 @@ def _model(activation=None, name="mine"):
 
 
 def _compiled(model):
-    hypermodel = tuner.DropoutHyperModel(model, positions=("original",), types=("bernoulli",),
-                                         rates=(0.3,))
+    space = tuner.SearchSpace(positions=("original",), types=("bernoulli",), rates=(0.3,))
+    hypermodel = tuner.DropoutHyperModel(model, space=space)
     hp = keras_tuner.HyperParameters()
     return hypermodel, hypermodel.build(hp)
 
@@ -52,8 +52,11 @@ def test_a_compiled_model_keeps_its_loss_metrics_and_optimizer():
 def test_explicit_loss_and_optimizer_override_the_models_own():
     model = _model()
     model.compile("sgd", "sparse_categorical_crossentropy")
-    hypermodel = tuner.DropoutHyperModel(model, positions=("original",), loss="sparse_categorical_crossentropy",
-                                         from_logits=True, optimizer="adam", learning_rate=0.003)
+    hypermodel = tuner.DropoutHyperModel(
+        model, space=tuner.SearchSpace(positions=("original",)),
+        training=tuner.TrainingConfig(loss="sparse_categorical_crossentropy", from_logits=True, optimizer="adam",
+                                      learning_rate=0.003),
+    )
     trial = hypermodel.build(keras_tuner.HyperParameters())
     assert isinstance(trial.optimizer, keras.optimizers.Adam)
     assert float(trial.optimizer.learning_rate) == pytest.approx(0.003)
@@ -79,7 +82,8 @@ def test_an_uncompiled_softmax_model_gets_a_probability_loss_silently():
 
 
 def test_a_zoo_network_keeps_the_papers_recipe():
-    hypermodel = tuner.DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), epochs=1, steps_per_epoch=1)
+    hypermodel = tuner.DropoutHyperModel("wrn-10-1", input_shape=(8, 8, 1), steps_per_epoch=1,
+                                         training=tuner.TrainingConfig(epochs=1))
     trial = hypermodel.build(keras_tuner.HyperParameters())
     assert hypermodel.training.optimizer == training.RECIPE and hypermodel.training.is_recipe_default()
     assert type(trial.optimizer) is type(hypermodel.optimizer())
@@ -96,7 +100,7 @@ def test_a_zoo_network_keeps_the_papers_recipe():
 )
 def test_bad_setups_name_what_was_received(kwargs, message):
     with pytest.raises(ValueError, match=message) as info:
-        tuner.DropoutHyperModel(_model(), **kwargs)
+        tuner.DropoutHyperModel(_model(), training=tuner.TrainingConfig(**kwargs))
     assert "Received:" in str(info.value)
 
 
@@ -104,7 +108,7 @@ def test_the_hypermodel_works_inside_keras_tuners_own_tuners(tmp_path):
     model = _model()
     model.compile(keras.optimizers.Adam(0.01),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    hypermodel = tuner.DropoutHyperModel(model, types=("bernoulli",), rates=(0.2, 0.5))
+    hypermodel = tuner.DropoutHyperModel(model, space=tuner.SearchSpace(types=("bernoulli",), rates=(0.2, 0.5)))
     search = keras_tuner.RandomSearch(hypermodel, objective="val_accuracy", max_trials=2, seed=0,
                                       directory=str(tmp_path), project_name="direct", overwrite=True)
     x, y = data.load("digits", "train")
