@@ -24,13 +24,16 @@ Usage:
     python -m experiments.cifar --collect --out=results/cifar
 """
 
+import dataclasses
 import glob
 import os
 import time
 
 from absl import flags
 
-from experiments import common, study
+from experiments import common
+from experiments import study as study_lib
+from tuner.config import DataConfig, TrainingConfig
 from experiments.cifar_tables import (
     COLUMNS,
     DATASETS,
@@ -100,12 +103,11 @@ def recipe(net, epochs=None, batch_size=None):
 
 def trials(table):
     """Models trained per (net, data set, seed) for a table."""
-    t = TABLES[table]
-    return study.grid_size(t.positions, t.rates, t.types, t.betas)
+    return study_lib.grid_size(TABLES[table].space)
 
 
 def _project_dir(directory, table, net, dataset, seed):
-    """The folder `study.dropout_study` gives the search of one seed."""
+    """The folder `study_lib.dropout_study` gives the search of one seed."""
     return os.path.join(directory, f"cifar-{table}-{net}-{dataset}-seed{seed}")
 
 
@@ -115,11 +117,11 @@ def best_epochs(project_dir):
     A TFDS search validates on the test split after every epoch, so the
     best ``val_accuracy`` of a trial's history is the reference's ``best_acc``.
     """
-    from tuner import driver
+    from tuner import project
 
     found = {}
     for trial_dir in sorted(glob.glob(os.path.join(project_dir, "trial_*"))):
-        record = driver.read_trial_file(trial_dir)
+        record = project.read_trial_file(trial_dir)
         history = (record or {}).get("history", {}).get("val_accuracy")
         if not history:
             continue
@@ -132,8 +134,7 @@ def best_epochs(project_dir):
     return found
 
 
-def run(table, net, dataset, seeds, *, epochs=None, batch_size=None, directory=common.DEFAULT_DIRECTORY,
-        **kwargs):
+def run(table, net, dataset, seeds, *, epochs=None, batch_size=None, data=None, study=None):
     """Trains and measures one table for one net and data set.
 
     Args:
@@ -142,9 +143,10 @@ def run(table, net, dataset, seeds, *, epochs=None, batch_size=None, directory=c
         dataset: ``"cifar10"`` or ``"cifar100"``.
         seeds: Seeds.
         epochs, batch_size: Override the recipe.
-        directory: Parent folder of the searches.
-        **kwargs: Passed to `experiments.study.dropout_study` (data_dir,
-            download, take, measure_steps, verbose).
+        data: A `tuner.DataConfig` (``take``, ``data_dir``, ``download``).
+        study_config: An `experiments.study_lib.StudyConfig` (folder of the
+            searches, ``measure_steps``, ``verbose``; the search folders'
+            prefix is set here).
 
     Returns:
         ``(rows, per_bn)``; rows have `COLUMNS`.
@@ -153,14 +155,13 @@ def run(table, net, dataset, seeds, *, epochs=None, batch_size=None, directory=c
         raise ValueError(f"Unknown table. Expected one of {', '.join(TABLES)}. Received: table={table!r}")
     if dataset not in DATASETS:
         raise ValueError(f"Expected cifar10 or cifar100. Received: dataset={dataset!r}")
-    t = TABLES[table]
     epochs, batch_size, lr = recipe(net, epochs, batch_size)
-    rows, per_bn = study.dropout_study(
-        net, dataset, positions=t.positions, rates=t.rates, types=t.types, betas=t.betas,
-        seeds=seeds, epochs=epochs, batch_size=batch_size, learning_rate=lr, directory=directory,
-        project_prefix=f"cifar-{table}-{net}", **kwargs,
+    study = dataclasses.replace(study or study_lib.StudyConfig(), project_prefix=f"cifar-{table}-{net}")
+    rows, per_bn = study_lib.dropout_study(
+        net, dataset, seeds=seeds, space=TABLES[table].space, data=data, study=study,
+        training=TrainingConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr),
     )
-    best = {seed: best_epochs(_project_dir(directory, table, net, dataset, seed)) for seed in seeds}
+    best = {seed: best_epochs(_project_dir(study.directory, table, net, dataset, seed)) for seed in seeds}
     for row in rows:
         row["dataset"] = dataset
         accuracy, epoch = best[row["seed"]].get((row["position"], row["type"], row["rate"]), (None, None))
@@ -292,16 +293,17 @@ def _collect():
 def _train(net, dataset, seeds):
     """Trains and measures --table for one net and data set; writes its files."""
     rows, per_bn = run(
-        FLAGS.table, net, dataset, seeds, epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size, data_dir=FLAGS.data_dir, download=FLAGS.download, take=FLAGS.take,
-        measure_steps=FLAGS.measure_steps, directory=FLAGS.directory, verbose=FLAGS.verbose,
+        FLAGS.table, net, dataset, seeds, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
+        data=DataConfig(take=FLAGS.take, data_dir=FLAGS.data_dir, download=FLAGS.download),
+        study=study_lib.StudyConfig(directory=FLAGS.directory, measure_steps=FLAGS.measure_steps,
+                                    verbose=FLAGS.verbose),
     )
     name = f"cifar-{FLAGS.table}-{net}-{dataset}"
     text = report(rows, FLAGS.table, net, dataset, recipe(net, FLAGS.epochs)[0])
     paths = common.write_outputs(
         FLAGS.out, name,
         csv_files=[(f"{name}.csv", rows, COLUMNS),
-                   (f"{name}_per_bn.csv", per_bn, study.PER_BN_COLUMNS)],
+                   (f"{name}_per_bn.csv", per_bn, study_lib.PER_BN_COLUMNS)],
         markdown=text,
         figure=figure(rows, f"{net} on {dataset}: {FLAGS.table}"),
     )

@@ -17,6 +17,7 @@ import math
 import os
 
 from experiments import common, study
+from tuner.space import SearchSpace
 
 __all__ = [
     "COLUMNS",
@@ -44,6 +45,11 @@ class Table:
     types: tuple = ("bernoulli",)
     betas: tuple = (0.5,)
     about: str = ""
+
+    @property
+    def space(self):
+        """The `tuner.SearchSpace` this table trains."""
+        return SearchSpace(positions=self.positions, types=self.types, rates=self.rates, betas=self.betas)
 
 
 TABLES = {

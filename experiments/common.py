@@ -149,12 +149,16 @@ def define_training_flags(out):
 
 
 def training_options():
-    """The values of `define_training_flags` as `experiments.study.dropout_study` arguments."""
+    """The values of `define_training_flags` (but ``--dataset`` and ``--out``) as the records of
+    `experiments.study.dropout_study`: ``{"training": ..., "data": ..., "study": ...}``."""
     from absl import flags
 
+    from experiments.study import StudyConfig
+    from tuner.config import DataConfig, TrainingConfig
+
     f = flags.FLAGS
-    return dict(dataset=f.dataset, epochs=f.epochs, batch_size=f.batch_size, take=f.take,
-                directory=f.directory, verbose=f.verbose)
+    return dict(training=TrainingConfig(epochs=f.epochs, batch_size=f.batch_size), data=DataConfig(take=f.take),
+                study=StudyConfig(directory=f.directory, verbose=f.verbose))
 
 
 def quiet():

@@ -16,7 +16,9 @@ Usage:
 
 from absl import flags
 
-from experiments import common, study
+from experiments import common
+from experiments import study as study_lib
+from tuner.space import SearchSpace
 
 __all__ = [
     "SUMMARY",
@@ -52,25 +54,24 @@ SUMMARY = (
 )
 
 
-def run(models, dataset, positions, rates, seeds, epochs=8, **kwargs):
+def run(models, dataset, *, space, seeds, training=None, data=None, study=None):
     """Runs the study for every model.
 
     Args:
         models: Zoo names.
         dataset: Data set name.
-        positions: Zoo positions.
-        rates: Bernoulli rates.
+        space: A `tuner.SearchSpace` of zoo positions and rates.
         seeds: Seeds.
-        epochs: Epochs per model.
-        **kwargs: Passed to `experiments.study.dropout_study`.
+        training, data, study: `tuner.TrainingConfig`, `tuner.DataConfig` and
+            `experiments.study.StudyConfig` (see `experiments.study.dropout_study`).
 
     Returns:
         ``(rows, per_bn)`` as `experiments.study.dropout_study`.
     """
     rows, per_bn = [], []
     for model in models:
-        r, p = study.dropout_study(model, dataset, positions=positions, rates=rates, seeds=seeds,
-                                    epochs=epochs, **kwargs)
+        r, p = study_lib.dropout_study(model, dataset, seeds=seeds, space=space, training=training, data=data,
+                                       study=study)
         rows += r
         per_bn += p
     return rows, per_bn
@@ -144,22 +145,17 @@ def figure(rows, per_bn):
 
 def main():
     """Runs the study with the flags' settings and writes its files."""
-    options = common.training_options()
-    rows, per_bn = run(
-        FLAGS.models,
-        options.pop("dataset"),
-        tuple(FLAGS.positions),
-        common.parse_floats("rates", FLAGS.rates),
-        common.parse_ints("seeds", FLAGS.seeds),
-        **options,
-    )
+    space = SearchSpace(positions=tuple(FLAGS.positions), types=("bernoulli",),
+                        rates=common.parse_floats("rates", FLAGS.rates))
+    rows, per_bn = run(FLAGS.models, FLAGS.dataset, space=space, seeds=common.parse_ints("seeds", FLAGS.seeds),
+                       **common.training_options())
     text = report(rows, FLAGS.dataset, FLAGS.epochs)
     paths = common.write_outputs(
         FLAGS.out,
         "positions",
         csv_files=[
-            ("positions.csv", rows, study.STUDY_COLUMNS),
-            ("positions_per_bn.csv", per_bn, study.PER_BN_COLUMNS),
+            ("positions.csv", rows, study_lib.STUDY_COLUMNS),
+            ("positions_per_bn.csv", per_bn, study_lib.PER_BN_COLUMNS),
         ],
         markdown=text,
         figure=figure(rows, per_bn),

@@ -16,10 +16,15 @@ import keras_vs
 from experiments.common import DEFAULT_DIRECTORY
 from keras_vs import data as data_lib
 from keras_vs import theory
+from keras_vs import vocab
+from tuner import deprecation
+from tuner.config import DataConfig, ProjectConfig, RunConfig, TrainingConfig
+from tuner.space import SearchSpace
 
 __all__ = [
     "PER_BN_COLUMNS",
     "STUDY_COLUMNS",
+    "StudyConfig",
     "accuracy",
     "dropout_study",
     "expected_statistic",
@@ -59,7 +64,7 @@ def expected_statistic(dropout_type, value, mean=0.0, var=1.0):
     return float(np.mean(var / shift) / np.mean(var))
 
 
-def study_data(dataset, *, batch_size=128, seed=0, take=None, data_dir=None, download=False):
+def study_data(dataset, data=DataConfig(), *, batch_size=128, seed=0):
     """``(train, test)`` for measuring trained models, without augmentation.
 
     BN re-estimation repeats passes until the statistics stop changing, so
@@ -67,24 +72,26 @@ def study_data(dataset, *, batch_size=128, seed=0, take=None, data_dir=None, dow
 
     Args:
         dataset: ``"digits"``, a ``.npz`` file, or a TFDS name.
+        data: A `tuner.DataConfig`: only the first ``take`` training
+            examples (as the search); ``data_dir`` and ``download`` go to
+            TensorFlow Datasets.
         batch_size: Batch size of the TFDS pipelines.
         seed: Seed of the TFDS pipelines.
-        take: Only the first ``take`` training examples (as the search).
-        data_dir, download: Passed to TensorFlow Datasets.
 
     Returns:
         Two ``(x, y)`` tuples, or two `tf.data.Dataset` for a TFDS set.
     """
     if dataset in data_lib.TFDS_NAMES:
-        kwargs = dict(batch_size=batch_size, training=False, data_dir=data_dir, download=download, seed=seed)
+        kwargs = dict(batch_size=batch_size, training=False, data_dir=data.data_dir, download=data.download,
+                      seed=seed)
         return (
-            data_lib.tfds_dataset(dataset, "train", take=take, **kwargs),
+            data_lib.tfds_dataset(dataset, "train", take=data.take, **kwargs),
             data_lib.tfds_dataset(dataset, "test", **kwargs),
         )
     train = data_lib.load(dataset, "train")
     test = data_lib.load(dataset, "test")
-    if take is not None:
-        train = (train[0][:take], train[1][:take])
+    if data.take is not None:
+        train = (train[0][:data.take], train[1][:data.take])
     return train, test
 
 
@@ -105,21 +112,18 @@ def accuracy(model, data, batch_size=256):
     return correct / total
 
 
-def grid_size(positions, rates, types=("bernoulli",), betas=()):
+def grid_size(space):
     """Models one seed of a study trains: one per position without dropout, else one per rate/beta.
+
+    Args:
+        space: A `tuner.SearchSpace` over zoo positions (None: all of them).
 
     Example:
 
-    >>> grid_size(("none", "before_bn", "head"), rates=(0.1, 0.5))
+    >>> grid_size(SearchSpace(positions=("none", "before_bn", "head"), types=("bernoulli",), rates=(0.1, 0.5)))
     5
     """
-    size = 0
-    for position in positions:
-        if position == "none":
-            size += 1
-        else:
-            size += len(rates) * ("bernoulli" in types) + len(betas) * ("uout" in types)
-    return size
+    return len(space.for_model(vocab.DROPOUT_POSITIONS).grid_points())
 
 
 STUDY_COLUMNS = (
@@ -133,62 +137,54 @@ PER_BN_COLUMNS = ("model", "seed", "position", "type", "rate", "index", "bn", "s
 
 
 @dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """Where a study keeps its searches, and how it measures and reports.
+
+    Attributes:
+        directory: Parent folder of the searches (resumed when rerun).
+        project_prefix: Search folder prefix; None: the model name.
+        measure_steps: Batches used to measure and re-estimate (all if None).
+        analyse: Optional ``fn(model, row) -> dict`` adding columns per
+            trained model.
+        verbose: keras-tuner progress (0 silences it).
+    """
+
+    directory: str = DEFAULT_DIRECTORY
+    project_prefix: object = None
+    measure_steps: object = None
+    analyse: object = None
+    verbose: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
 class _Study:
-    """The settings of one study; `seed_rows` trains and measures one seed."""
+    """The records of one study; `seed_rows` trains and measures one seed."""
 
     model: object
     dataset: str
-    positions: tuple
-    rates: tuple
-    types: tuple
-    betas: tuple
-    epochs: int
-    batch_size: int
-    learning_rate: object
-    directory: str
-    project_prefix: str
+    space: SearchSpace
+    training: TrainingConfig
+    data: DataConfig
+    study: StudyConfig
     model_options: object
-    take: object
-    data_dir: object
-    download: bool
-    measure_steps: object
-    analyse: object
-    verbose: int
 
     def _search(self, seed):
         """The resumable grid search of one seed (`tuner.search`)."""
         import tuner
 
+        prefix = self.study.project_prefix or self.model
         return tuner.search(
-            self.model,
-            self.dataset,
-            oracle="grid",
-            max_trials=grid_size(self.positions, self.rates, self.types, self.betas),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            seed=seed,
-            positions=self.positions,
-            types=self.types,
-            rates=self.rates,
-            betas=self.betas,
-            learning_rate=self.learning_rate,
-            directory=self.directory,
-            project_name=f"{self.project_prefix}-{self.dataset}-seed{seed}",
-            take=self.take,
-            data_dir=self.data_dir,
-            download=self.download,
+            self.model, self.dataset, space=self.space, training=self.training, data=self.data,
+            run=RunConfig(oracle="grid", max_trials=grid_size(self.space), seed=seed, verbose=self.study.verbose),
+            project=ProjectConfig(directory=self.study.directory, name=f"{prefix}-{self.dataset}-seed{seed}",
+                                  export=False),
             model_options=self.model_options,
-            verbose=self.verbose,
-            export=False,
         )
 
     def seed_rows(self, seed, per_bn):
         """Rows of every completed trial of ``seed``; appends the per-BN rows to ``per_bn``."""
         result = self._search(seed)
-        train, test = study_data(
-            self.dataset, batch_size=self.batch_size, seed=seed, take=self.take,
-            data_dir=self.data_dir, download=self.download,
-        )
+        train, test = study_data(self.dataset, self.data, batch_size=self.training.batch_size, seed=seed)
         rows = []
         for found in result.rows:
             if found["status"] != "COMPLETED":
@@ -202,37 +198,48 @@ class _Study:
                 "rate": found["rate"],
                 "seconds": found.get("seconds"),
             }
-            row.update(_measure(trained, train, test, self.measure_steps, self.batch_size, row, per_bn))
-            if self.analyse is not None:
-                row.update(self.analyse(trained, row))
+            steps, batch_size = self.study.measure_steps, self.training.batch_size
+            row.update(_measure(trained, train, test, steps, batch_size, row, per_bn))
+            if self.study.analyse is not None:
+                row.update(self.study.analyse(trained, row))
             rows.append(row)
         return rows
 
 
+# The keywords `dropout_study` took before its records, and the field each
+# became (`tuner.deprecation`): accepted until the next release.
+_MOVED = {
+    **{k: f"space.{k}" for k in ("positions", "rates", "types", "betas")},
+    **{k: f"training.{k}" for k in ("epochs", "batch_size", "learning_rate")},
+    **{k: f"data.{k}" for k in ("take", "data_dir", "download")},
+    **{k: f"study.{k}" for k in ("directory", "project_prefix", "measure_steps", "analyse", "verbose")},
+}
+# A study trains Bernoulli dropout unless told otherwise.
+_DEFAULTS = dict(space=SearchSpace(types=("bernoulli",)), training=TrainingConfig(), data=DataConfig(),
+                 study=StudyConfig())
+
+
 def dropout_study(
-    model, dataset, *, positions, rates, seeds, types=("bernoulli",), betas=(0.5,), epochs=8,
-    batch_size=128, learning_rate=None, directory=DEFAULT_DIRECTORY, project_prefix=None,
-    model_options=None, take=None, data_dir=None, download=False, measure_steps=None, analyse=None,
-    verbose=1,
+    model, dataset, *, seeds, space=None, training=None, data=None, study=None, model_options=None,
+    **deprecated,
 ):
     """Trains every dropout setting for every seed and measures it as the paper does.
 
     Args:
         model: A zoo name (e.g. ``"wrn-10-1"``).
         dataset: ``"digits"``, a ``.npz`` file or a TFDS name.
-        positions, rates, types, betas: The grid (see `tuner.search`);
-            ``"none"`` trains the network without dropout once per seed.
         seeds: One search per seed; the seed fixes weights, masks and order.
-        epochs, batch_size, learning_rate: Training (paper's recipe, scaled).
-        directory: Parent folder of the searches (resumed when rerun).
-        project_prefix: Search folder prefix, default the model name.
+        space: A `tuner.SearchSpace`, the grid (default: every zoo position,
+            Bernoulli rates 0.2 and 0.5); ``"none"`` trains the network
+            without dropout once per seed.
+        training: A `tuner.TrainingConfig` (the paper's recipe, scaled).
+        data: A `tuner.DataConfig`: ``take``, ``data_dir``, ``download``.
+        study: A `StudyConfig`: folders, measuring, the ``analyse`` hook, verbosity.
         model_options: Extra zoo builder arguments (e.g. ``{"width": 4}``).
-        take: Use only the first ``take`` training examples.
-        data_dir, download: Passed to TensorFlow Datasets.
-        measure_steps: Batches used to measure and re-estimate (all if None).
-        analyse: Optional ``fn(model, row) -> dict`` adding columns per
-            trained model.
-        verbose: keras-tuner progress (0 silences it).
+        **deprecated: The keywords this function took before its records
+            (``positions=``, ``epochs=``, ``directory=``, ...): each still
+            works until the next release, with a DeprecationWarning naming
+            its record field.
 
     Returns:
         ``(rows, per_bn)``: one row per trained model (`STUDY_COLUMNS`) and
@@ -240,17 +247,16 @@ def dropout_study(
 
     Example:
 
-    >>> rows, per_bn = dropout_study("wrn-10-1", "digits", positions=("none", "head"),
-    ...                              rates=(0.5,), seeds=(0,), epochs=1)  # doctest: +SKIP
+    >>> space = SearchSpace(positions=("none", "head"), types=("bernoulli",), rates=(0.5,))
+    >>> rows, per_bn = dropout_study("wrn-10-1", "digits", seeds=(0,), space=space,
+    ...                              training=TrainingConfig(epochs=1))  # doctest: +SKIP
     """
-    study = _Study(
-        model, dataset, positions, rates, types, betas, epochs, batch_size, learning_rate,
-        directory, project_prefix or model, model_options, take, data_dir, download,
-        measure_steps, analyse, verbose,
-    )
+    given = dict(space=space, training=training, data=data, study=study)
+    made = deprecation.records("experiments.study.dropout_study", given, _DEFAULTS, deprecated, _MOVED)
+    run = _Study(model, dataset, made["space"], made["training"], made["data"], made["study"], model_options)
     rows, per_bn = [], []
     for seed in seeds:
-        rows += study.seed_rows(seed, per_bn)
+        rows += run.seed_rows(seed, per_bn)
     return rows, per_bn
 
 

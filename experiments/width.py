@@ -15,10 +15,14 @@ Usage:
     python -m experiments.width --out=results/width
 """
 
+import dataclasses
+
 import numpy as np
 from absl import flags
 
-from experiments import common, study
+from experiments import common
+from experiments import study as study_lib
+from tuner.space import SearchSpace
 
 __all__ = [
     "COLUMNS",
@@ -52,7 +56,7 @@ def define_flags():
 # The paper's Table 1: mean d·cos²θ over conv layers, networks trained without dropout (C10, C100).
 PAPER_D_COS2 = {"preresnet": (2.9, 2.6), "resnext": (14.8, 14.7), "wide_resnet": (52.7, 44.3),
                 "densenet": (3.8, 3.4)}
-COLUMNS = study.STUDY_COLUMNS + ("width", "d_cos2_convs", "d_cos2_after_dropout", "fan_in_after_dropout")
+COLUMNS = study_lib.STUDY_COLUMNS + ("width", "d_cos2_convs", "d_cos2_after_dropout", "fan_in_after_dropout")
 COS2_COLUMNS = ("model", "family", "seed", "test_accuracy", "d_cos2_init", "d_cos2_convs", "conv_layers",
                 "paper_c10", "paper_c100")
 
@@ -119,39 +123,47 @@ def family_statistics(model, row):
     return stats
 
 
-def run(widths, depth=10, rate=0.5, seeds=(0,), families=(), **kwargs):
+def run(widths, dataset, *, depth=10, rate=0.5, seeds=(0,), families=(), training=None, data=None, study=None):
     """Trains every width and position, then the family networks without dropout.
 
     Args:
         widths: Widening factors.
+        dataset: Data set name.
         depth: WRN depth.
         rate: Dropout rate of the two dropout positions.
         seeds: Seeds.
         families: Zoo names for the d·cos²θ table.
-        **kwargs: Passed to `experiments.study.dropout_study` (dataset
-            included).
+        training, data, study: `tuner.TrainingConfig`, `tuner.DataConfig`
+            and `experiments.study.StudyConfig` of every
+            `experiments.study.dropout_study` (this sets the study's
+            ``project_prefix`` and ``analyse``).
 
     Returns:
         ``(rows, cos2_rows)``.
     """
     import zoo
 
-    dataset = kwargs.pop("dataset")
     for name in families:  # fail before hours of training, not after
         zoo.entry(name)
+    study_config = study or study_lib.StudyConfig()
+    records = dict(training=training, data=data)
     rows = []
     for width in widths:
-        found, _ = study.dropout_study(
-            "wrn-10-1", dataset, positions=("none", "before_bn", "before_conv"), rates=(rate,),
-            seeds=seeds, model_options={"depth": depth, "width": width},
-            project_prefix=f"width-wrn-{depth}-{width}", analyse=kernel_statistics, **kwargs,
+        found, _ = study_lib.dropout_study(
+            "wrn-10-1", dataset, seeds=seeds, model_options={"depth": depth, "width": width},
+            space=SearchSpace(positions=("none", "before_bn", "before_conv"), types=("bernoulli",), rates=(rate,)),
+            study=dataclasses.replace(study_config, project_prefix=f"width-wrn-{depth}-{width}",
+                                      analyse=kernel_statistics),
+            **records,
         )
         rows += [{**r, "width": width} for r in found]
     cos2_rows = []
     for name in families:
-        found, _ = study.dropout_study(
-            name, dataset, positions=("none",), rates=(rate,), seeds=seeds,
-            project_prefix=f"width-family-{name}", analyse=family_statistics, **kwargs,
+        found, _ = study_lib.dropout_study(
+            name, dataset, seeds=seeds, space=SearchSpace(positions=("none",), types=("bernoulli",), rates=(rate,)),
+            study=dataclasses.replace(study_config, project_prefix=f"width-family-{name}",
+                                      analyse=family_statistics),
+            **records,
         )
         family = zoo.entry(name).family
         paper = PAPER_D_COS2.get(family, (None, None))
@@ -259,6 +271,7 @@ def main():
     """Runs the study over --widths and --families and writes its files."""
     rows, cos2_rows = run(
         common.parse_ints("widths", FLAGS.widths),
+        FLAGS.dataset,
         depth=FLAGS.depth,
         rate=FLAGS.rate,
         seeds=common.parse_ints("seeds", FLAGS.seeds),

@@ -173,7 +173,8 @@ def prepare(project_dir, config, overwrite, process_role):
 
 _CHOOSE = (
     "A search folder is never resumed or overwritten by another {what}: choose another project "
-    "(keras-vs tune: --project=NAME; tuner.search: project_name=...) or delete the folder."
+    "(keras-vs tune: --project=NAME; tuner.search: project=tuner.ProjectConfig(name=...)) or delete the "
+    "folder."
 )
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import tuner
 from experiments import study
 from keras_vs import theory
 
@@ -20,7 +21,7 @@ def test_expected_statistic_with_a_mean_averages_variances_over_channels():
 
 
 def test_study_data_of_digits_takes_the_first_training_examples():
-    (x, y), (x_test, _) = study.study_data("digits", take=10)
+    (x, y), (x_test, _) = study.study_data("digits", tuner.DataConfig(take=10))
     assert x.shape == (10, 8, 8, 1) and len(y) == 10 and len(x_test) == 359
 
 
@@ -39,8 +40,10 @@ def test_accuracy_agrees_on_arrays_and_batches():
 def trained(tmp_path_factory):
     directory = tmp_path_factory.mktemp("study")
     return study.dropout_study(
-        "wrn-10-1", "digits", positions=("none", "before_bn"), rates=(0.5,), seeds=(0,),
-        epochs=1, take=64, directory=str(directory), verbose=0,
+        "wrn-10-1", "digits", seeds=(0,),
+        space=tuner.SearchSpace(positions=("none", "before_bn"), types=("bernoulli",), rates=(0.5,)),
+        training=tuner.TrainingConfig(epochs=1), data=tuner.DataConfig(take=64),
+        study=study.StudyConfig(directory=str(directory), verbose=0),
     )
 
 
@@ -70,4 +73,23 @@ def test_dropout_study_flags_the_bns_a_dropout_feeds_directly(trained):
 
 
 def test_grid_size_counts_one_model_per_setting_and_one_without_dropout():
-    assert study.grid_size(("none", "before_bn", "head"), (0.1, 0.5), ("bernoulli", "uout"), (0.2,)) == 7
+    space = tuner.SearchSpace(positions=("none", "before_bn", "head"), rates=(0.1, 0.5), types=("bernoulli", "uout"),
+                              betas=(0.2,))
+    assert study.grid_size(space) == 7
+
+
+def test_old_keywords_of_the_study_warn_and_make_its_records(monkeypatch, tmp_path):
+    made = []
+    monkeypatch.setattr(study._Study, "seed_rows", lambda self, seed, per_bn: made.append((self, seed)) or [])
+    with pytest.warns(DeprecationWarning, match=r"experiments.study.dropout_study\(directory=...\) is deprecated.*"
+                      r"pass study=experiments.study.StudyConfig\(directory=...\) instead"):
+        rows, per_bn = study.dropout_study("wrn-10-1", "digits", positions=("none", "head"), rates=(0.5,), seeds=(0, 1),
+                                           epochs=1, take=64, directory=str(tmp_path), verbose=0)
+    assert rows == per_bn == [] and [seed for _, seed in made] == [0, 1]
+    records = made[0][0]
+    # The old default types (Bernoulli only) and betas are the study's default space's.
+    assert records.space == tuner.SearchSpace(positions=("none", "head"), types=("bernoulli",), rates=(0.5,))
+    assert records.training == tuner.TrainingConfig(epochs=1) and records.data == tuner.DataConfig(take=64)
+    assert records.study == study.StudyConfig(directory=str(tmp_path), verbose=0)
+    with pytest.raises(ValueError, match="pass rates inside space"), pytest.warns(DeprecationWarning):
+        study.dropout_study("wrn-10-1", "digits", rates=(0.5,), seeds=(0,), space=tuner.SearchSpace())

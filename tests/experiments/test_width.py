@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import zoo
-from experiments import common
+from experiments import common, study
 from experiments import width
 
 
@@ -67,7 +67,7 @@ def test_figure_plots_shift_and_accuracy_against_width():
 
 def test_unknown_family_fails_before_any_training(tmp_path):
     with pytest.raises(ValueError, match="Received: name='preresnet20'"):
-        width.run([1], families=("preresnet20",), dataset="digits", directory=str(tmp_path))
+        width.run([1], "digits", families=("preresnet20",), study=study.StudyConfig(directory=str(tmp_path)))
     assert not any(tmp_path.iterdir())
 
 
