@@ -18,6 +18,7 @@ from keras_vs import data as data_lib
 from keras_vs import theory
 from keras_vs import vocab
 from tuner import deprecation
+from tuner import tfds
 from tuner.config import DataConfig, ProjectConfig, RunConfig, TrainingConfig
 from tuner.space import SearchSpace
 
@@ -81,12 +82,12 @@ def study_data(dataset, data=DataConfig(), *, batch_size=128, seed=0):
     Returns:
         Two ``(x, y)`` tuples, or two `tf.data.Dataset` for a TFDS set.
     """
-    if dataset in data_lib.TFDS_NAMES:
+    if dataset in tfds.NAMES:
         kwargs = dict(batch_size=batch_size, training=False, data_dir=data.data_dir, download=data.download,
                       seed=seed)
         return (
-            data_lib.tfds_dataset(dataset, "train", take=data.take, **kwargs),
-            data_lib.tfds_dataset(dataset, "test", **kwargs),
+            tfds.tfds_dataset(dataset, "train", take=data.take, **kwargs),
+            tfds.tfds_dataset(dataset, "test", **kwargs),
         )
     train = data_lib.load(dataset, "train")
     test = data_lib.load(dataset, "test")

@@ -29,8 +29,8 @@ _EXPORTS = {
 }
 _HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = (
-    "cli", "config", "data", "deprecation", "distribute", "driver", "dropout_tuner", "hypermodel", "identity", "oracles",
-    "project", "recipe", "results", "space", "training",
+    "cli", "config", "data", "deprecation", "distribute", "driver", "dropout_tuner", "hypermodel", "identity",
+    "oracles", "project", "recipe", "results", "space", "tfds", "training",
 )
 
 
