@@ -83,7 +83,7 @@ def test_another_model_of_the_same_name_is_refused_and_nothing_touched(tmp_path,
                         overwrite=overwrite, process_role="single")
     (line,) = str(caught.value).splitlines()
     assert "is of another model" in line and "from a.keras" in line and "from b.keras" in line
-    assert "project_name=" in line and "--project" in line and "Received: model=" in line
+    assert "project=tuner.ProjectConfig(name=...)" in line and "--project" in line and "Received: model=" in line
     assert _digests(folder) == before
 
 
