@@ -63,6 +63,13 @@ setup(
         # so the plugin never imports them (keras_vs.cli; read as a literal
         # from a source tree without installed metadata).
         "keras_vs.commands": ["tune = tuner.cli:COMMAND"],
+        # Named data sets of the other packages, read as tf.data pipelines
+        # (keras_vs.data: `keras-vs measure MODEL --data=cifar10`); same rules.
+        "keras_vs.datasets": [
+            "cifar10 = tuner.tfds:CIFAR10",
+            "cifar100 = tuner.tfds:CIFAR100",
+            "imagenet2012 = tuner.tfds:IMAGENET2012",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -1,42 +1,61 @@
-"""Data sets by name.
+"""Data sets by name: NumPy sets here, pipeline sets registered by other packages.
 
 `load` gives NumPy arrays: ``"digits"`` (scikit-learn's 1,797 8x8
 handwritten digits, shipped inside the scikit-learn wheel, so it works
 offline) and any ``.npz`` file that holds an array ``x`` (and optionally
-``y``). `tfds_dataset` gives a batched `tf.data.Dataset` of ``"cifar10"``,
-``"cifar100"`` or ``"imagenet2012"`` from TensorFlow Datasets with the paper's
-augmentation; `spec` says the classes and input shape of any named set.
+``y``). Other packages register named sets read as batched `tf.data`
+pipelines through the ``keras_vs.datasets`` entry-point group (the tuner
+registers ``"cifar10"``, ``"cifar100"`` and ``"imagenet2012"``, from
+TensorFlow Datasets): each entry is a `DatasetSpec` whose `pipeline` reads
+it, and `pipeline` calls it. `names` lists every name, `spec` says the
+classes and input shape of any of them. keras-vs imports none of those
+packages by name: ``keras-vs measure MODEL --data=cifar10`` finds the set
+through the group.
+
+A package adds a set in its setup.py:
+
+    entry_points={"keras_vs.datasets": ["svhn = mypkg.sets:SVHN"]}
+
+with ``SVHN = DatasetSpec("svhn", 10, (32, 32, 3), "tfds", pipeline=read)``
+and ``read(name, split, batch_size, training, **options)`` returning the
+batched pipeline.
 """
 
 import dataclasses
-import numbers
+import functools
 import os
+import typing
+import warnings
 
 import numpy as np
 
-from keras_vs import checks, optional
+from keras_vs import entry_points
 
-__all__ = ["SPLITS", "TFDS_NAMES", "DatasetSpec", "load", "names", "spec", "tfds_dataset"]
+__all__ = [
+    "GROUP", "SPLITS", "DatasetSpec", "load", "names", "pipeline", "pipeline_names", "spec",
+    "tfds_dataset",
+]
 
+GROUP = "keras_vs.datasets"
 SPLITS = ("train", "test")
 _TEST_FRACTION = 0.2
 _SPLIT_SEED = 0
 
 
-TFDS_NAMES = ("cifar10", "cifar100", "imagenet2012")
-
-
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """What a model needs to know about a named data set.
+    """What a model needs to know about a named data set, and how to read a pipeline set.
 
     Attributes:
         name: The data set name.
         num_classes: Number of label classes.
         input_shape: Shape of one (preprocessed) input, channels last.
-        source: ``"sklearn"`` (offline) or ``"tfds"``.
-        mean: Per-channel mean used to normalise (TFDS sets), in [0, 1] units.
-        std: Per-channel standard deviation used to normalise (TFDS sets).
+        source: Where it comes from: ``"sklearn"`` (offline), ``"tfds"``.
+        mean: Per-channel mean used to normalise (pipeline sets), in [0, 1] units.
+        std: Per-channel standard deviation used to normalise (pipeline sets).
+        pipeline: For a set read as a `tf.data` pipeline, ``pipeline(name,
+            split, batch_size, training, **options)`` returning it; None for
+            a NumPy set (read by `load`).
     """
 
     name: str
@@ -45,36 +64,47 @@ class DatasetSpec:
     source: str
     mean: tuple = None
     std: tuple = None
+    pipeline: typing.Callable = dataclasses.field(default=None, repr=False, compare=False)
 
 
-# Per-channel normalisation (pixel values in [0, 1]). CIFAR uses the
-# reference code's constants (pytorch-classification's cifar.py), for
-# CIFAR-100 too: its std (0.2023, 0.1994, 0.2010) is not CIFAR-10's pixel std
-# (0.2470, 0.2435, 0.2616), but it is what the paper's numbers were trained on.
-_CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
-_CIFAR_STD = (0.2023, 0.1994, 0.2010)
-_SPECS = {
-    "digits": DatasetSpec("digits", 10, (8, 8, 1), "sklearn"),
-    "cifar10": DatasetSpec("cifar10", 10, (32, 32, 3), "tfds", _CIFAR_MEAN, _CIFAR_STD),
-    "cifar100": DatasetSpec("cifar100", 100, (32, 32, 3), "tfds", _CIFAR_MEAN, _CIFAR_STD),
-    "imagenet2012": DatasetSpec(
-        "imagenet2012", 1000, (224, 224, 3), "tfds", (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    ),
-}
-# TFDS split names for our "train"/"test".
-_TFDS_SPLITS = {
-    "cifar10": {"train": "train", "test": "test"},
-    "cifar100": {"train": "train", "test": "test"},
-    "imagenet2012": {"train": "train", "test": "validation"},
-}
-_CIFAR_PAD = 4
-_IMAGENET_SHUFFLE = 10_000
-_IMAGENET_RESIZE = 256
+_DIGITS = DatasetSpec("digits", 10, (8, 8, 1), "sklearn")
+
+
+@functools.cache
+def _targets():
+    """The registered pipeline sets, ``{name: "module:attribute"}`` (none named "digits")."""
+    return {k: v for k, v in entry_points.targets(GROUP).items() if k != _DIGITS.name}
+
+
+def pipeline_names():
+    """The names of the registered sets read as `tf.data` pipelines (nothing is imported)."""
+    return tuple(_targets())
 
 
 def names():
-    """Returns the data set names `load` and `tfds_dataset` know (besides ``.npz`` paths)."""
-    return ("digits",) + TFDS_NAMES
+    """The data set names `load` and `pipeline` know (besides ``.npz`` paths).
+
+    Example:
+
+    >>> names()[0]
+    'digits'
+    """
+    return (_DIGITS.name,) + pipeline_names()
+
+
+@functools.cache
+def _registered(name):
+    target = _targets()[name]
+    try:
+        value = entry_points.load(target, name.upper())
+    except Exception as e:  # noqa: BLE001  (any failure of a provider is reported, not raised)
+        raise ValueError(
+            f"The data set {name!r} could not be loaded from {target} ({type(e).__name__}: {e}). "
+            f"Received: name={name!r}") from None
+    if not isinstance(value, DatasetSpec) or value.name != name or not callable(value.pipeline):
+        raise ValueError(
+            f"{target} is not a DatasetSpec named {name!r} with a pipeline. Received: {value!r}")
+    return value
 
 
 def spec(name):
@@ -88,15 +118,59 @@ def spec(name):
 
     Example:
 
-    >>> spec("cifar100").num_classes
-    100
+    >>> spec("digits").num_classes
+    10
     """
-    try:
-        return _SPECS[name]
-    except (KeyError, TypeError):
+    if name == _DIGITS.name:
+        return _DIGITS
+    if isinstance(name, str) and name in _targets():
+        return _registered(name)
+    raise ValueError(
+        f"Unknown data set. Expected one of {', '.join(names())}. Received: name={name!r}")
+
+
+def pipeline(name, split="train", batch_size=128, training=None, **options):
+    """A registered set as a batched `tf.data.Dataset` of ``(inputs, labels)``.
+
+    Args:
+        name: One of `pipeline_names()`, e.g. ``"cifar10"`` (the tuner's).
+        split: ``"train"`` or ``"test"``.
+        batch_size: Examples per batch.
+        training: Augment and shuffle; defaults to ``split == "train"``.
+        **options: Passed to the set's reader (for the TFDS sets of the
+            tuner: ``data_dir``, ``download``, ``seed``, ``shuffle_buffer``,
+            ``take``; see `tuner.tfds.tfds_dataset`).
+
+    Returns:
+        What the set's `DatasetSpec.pipeline` returns.
+    """
+    if name not in pipeline_names():
         raise ValueError(
-            f"Unknown data set. Expected one of {', '.join(names())}. Received: name={name!r}"
-        ) from None
+            f"Unknown pipeline data set. Expected one of {', '.join(pipeline_names()) or '(none registered)'}. "
+            f"Received: name={name!r}")
+    return spec(name).pipeline(name, split, batch_size, training, **options)
+
+
+def tfds_dataset(name, split="train", batch_size=128, training=None, **options):
+    """Deprecated: use `tuner.tfds.tfds_dataset` (or `pipeline`, by name).
+
+    Reads the set through the registry, as `pipeline` does.
+    """
+    warnings.warn(
+        "keras_vs.data.tfds_dataset is deprecated and will be removed in the next release: "
+        "use tuner.tfds.tfds_dataset (or keras_vs.data.pipeline, which finds a set by name). "
+        f"Received: name={name!r}", DeprecationWarning, stacklevel=2)
+    return pipeline(name, split, batch_size, training, **options)
+
+
+def __getattr__(name):
+    if name == "TFDS_NAMES":
+        warnings.warn(
+            "keras_vs.data.TFDS_NAMES is deprecated and will be removed in the next release: "
+            "use keras_vs.data.pipeline_names() (or tuner.tfds.NAMES).",
+            DeprecationWarning, stacklevel=2)
+        return pipeline_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load(name, split="train"):
@@ -132,10 +206,10 @@ def load(name, split="train"):
     text = os.fspath(name)
     if text == "digits":
         return _digits(split)
-    if text in TFDS_NAMES:
+    if text in pipeline_names():
         raise ValueError(
-            f"{text!r} is a TensorFlow Datasets set: read it as a tf.data pipeline with "
-            f"keras_vs.data.tfds_dataset. Received: name={text!r}"
+            f"{text!r} is read as a tf.data pipeline: use keras_vs.data.pipeline({text!r}, ...) "
+            f"(registered by {_targets()[text].partition(':')[0]}). Received: name={text!r}"
         )
     if text.endswith(".npz") or os.path.isfile(text):
         return _npz(text)
@@ -183,201 +257,3 @@ def _npz(path):
             f"Received: x.shape={x.shape}, y.shape={y.shape}"
         )
     return x, y
-
-
-# ---------------------------------------------------------------------------
-# TensorFlow Datasets
-
-
-def _check_tfds_arguments(name, split, batch_size, seed, shuffle_buffer, take):
-    """Validates `tfds_dataset`'s arguments; returns ``(tf, tfds)``."""
-    if name not in TFDS_NAMES:
-        raise ValueError(
-            f"Unknown TFDS data set. Expected one of {', '.join(TFDS_NAMES)}. Received: name={name!r}"
-        )
-    # TensorFlow and TFDS are optional (keras-vs runs on JAX without them).
-    tf = optional.require("tensorflow", f"The TFDS data set {name!r}", f"name={name!r}")
-    tfds = optional.require("tensorflow_datasets", f"The TFDS data set {name!r}", f"name={name!r}")
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split. Expected one of {SPLITS}. Received: split={split!r}")
-    checks.integer("batch_size", batch_size)
-    if shuffle_buffer is not None:
-        checks.integer("shuffle_buffer", shuffle_buffer)
-    if take is not None:
-        checks.integer("take", take)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"Expected seed to be an integer. Received: seed={seed!r}")
-    return tf, tfds
-
-
-def _load_tfds(tfds, name, split, data_dir, download, training, seed):
-    """The TFDS split as ``(image, label)`` pairs; missing data says how to prepare it."""
-    tfds_split = _TFDS_SPLITS[name][split]
-    try:
-        return tfds.load(
-            name,
-            split=tfds_split,
-            data_dir=data_dir,
-            download=bool(download),
-            as_supervised=True,
-            shuffle_files=training,
-            read_config=tfds.ReadConfig(shuffle_seed=int(seed)),
-        )
-    except AssertionError as e:
-        # TFDS says "could not find data in ..." with an assert when the
-        # prepared files are missing and download=False.
-        where = data_dir or "TFDS' default data folder (~/tensorflow_datasets)"
-        manual = (
-            " ImageNet cannot be downloaded automatically: put ILSVRC2012_img_train.tar "
-            "and ILSVRC2012_img_val.tar in <data_dir>/downloads/manual first."
-            if name == "imagenet2012"
-            else ""
-        )
-        raise FileNotFoundError(
-            f"The TFDS data set {name!r} (split {tfds_split!r}) is not prepared in {where}. "
-            f"Prepare it on a machine with internet access (`tfds build {name} "
-            f"--data_dir DIR`, or pass download=True / --download) and point data_dir at "
-            f"it.{manual} ({e}) Received: name={name!r}, data_dir={data_dir!r}, "
-            f"download={download!r}"
-        ) from None
-
-
-@dataclasses.dataclass(frozen=True)
-class _Preprocessing:
-    """The per-example maps of one data set: training augmentation and evaluation.
-
-    Attributes:
-        tf: The TensorFlow module (imported only when a TFDS set is read).
-        info: The data set's `DatasetSpec`.
-    """
-
-    tf: object
-    info: DatasetSpec
-
-    @property
-    def imagenet(self):
-        """Whether the set is ImageNet (else CIFAR)."""
-        return self.info.name == "imagenet2012"
-
-    def normalise(self, image):
-        """Scales a uint8 image to [0, 1] and normalises it per channel."""
-        tf = self.tf
-        mean = tf.constant(self.info.mean, tf.float32)
-        std = tf.constant(self.info.std, tf.float32)
-        return (tf.cast(image, tf.float32) / 255.0 - mean) / std
-
-    def _imagenet_crop(self, image, seed):
-        """Random-area crop (8%-100% of the image, aspect 3/4-4/3) resized to 224x224."""
-        tf = self.tf
-        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-            tf.shape(image),
-            bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-            seed=seed,
-            area_range=(0.08, 1.0),
-            aspect_ratio_range=(3 / 4, 4 / 3),
-            use_image_if_no_bounding_boxes=True,
-        )
-        return tf.image.resize(tf.slice(image, begin, size), self.info.input_shape[:2])
-
-    def _cifar_crop(self, image, seed):
-        """Pads by 4 pixels and crops back at random (``RandomCrop(32, padding=4)``)."""
-        tf = self.tf
-        height, width, channels = self.info.input_shape
-        padded = (height + 2 * _CIFAR_PAD, width + 2 * _CIFAR_PAD)
-        image = tf.image.resize_with_crop_or_pad(image, *padded)
-        return tf.image.stateless_random_crop(image, (height, width, channels), seed=seed)
-
-    def augment(self, example, pair_seed):
-        """Random crop and flip of one ``(image, label)`` under a stateless seed pair."""
-        tf = self.tf
-        image, label = example
-        seeds = tf.random.experimental.stateless_split(pair_seed, 3)
-        if self.imagenet:
-            image = self._imagenet_crop(image, seeds[0])
-        else:
-            image = self._cifar_crop(image, seeds[1])
-        image = tf.image.stateless_random_flip_left_right(image, seed=seeds[2])
-        return self.normalise(image), tf.cast(label, tf.int64)
-
-    def evaluate(self, image, label):
-        """ImageNet: shorter side to 256, central crop; then normalisation."""
-        tf = self.tf
-        if self.imagenet:
-            shape = tf.cast(tf.shape(image)[:2], tf.float32)
-            scale = _IMAGENET_RESIZE / tf.reduce_min(shape)
-            image = tf.image.resize(image, tf.cast(tf.round(shape * scale), tf.int32))
-            image = tf.image.resize_with_crop_or_pad(image, *self.info.input_shape[:2])
-        return self.normalise(image), tf.cast(label, tf.int64)
-
-
-def _augmented(tf, ds, preprocessing, seed, shuffle_buffer):
-    """Shuffled every epoch, then augmented with one stateless seed pair per example."""
-    if shuffle_buffer is None:
-        # A buffer as large as the split shuffles uniformly (150 MB of
-        # uint8 CIFAR images); a smaller one only shuffles locally.
-        size = int(ds.cardinality())
-        shuffle_buffer = _IMAGENET_SHUFFLE if preprocessing.imagenet or size < 1 else size
-    ds = ds.shuffle(int(shuffle_buffer), seed=int(seed), reshuffle_each_iteration=True)
-    # The seed pairs differ every epoch and are the same on every run:
-    # augmentation does not depend on thread timing.
-    seeds = tf.data.Dataset.random(seed=int(seed), rerandomize_each_iteration=True).batch(2)
-    pairs = tf.data.Dataset.zip((ds, seeds))
-    return pairs.map(preprocessing.augment, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def tfds_dataset(
-    name, split="train", batch_size=128, training=None, *,
-    data_dir=None, download=False, seed=0, shuffle_buffer=None, take=None,
-):
-    """A batched `tf.data.Dataset` of ``(image, label)`` from TensorFlow Datasets.
-
-    Training pipelines use the paper's augmentation (CIFAR: 4-pixel pad,
-    random 32x32 crop, flip; ImageNet: random-area crop resized to 224x224,
-    flip; evaluation: shorter side 256, central 224x224 crop), seeded per
-    example and per epoch, so one ``seed`` gives the same order and
-    augmentation on every run. Images are scaled to [0, 1] and normalised
-    with the mean and std of `spec`. CIFAR training data is drawn in a new
-    full permutation every epoch, as the reference's ``DataLoader(shuffle=True)``.
-
-    Args:
-        name: ``"cifar10"``, ``"cifar100"`` or ``"imagenet2012"``.
-        split: ``"train"`` or ``"test"`` (ImageNet's validation split).
-        batch_size: Examples per batch.
-        training: Augment and shuffle; defaults to ``split == "train"``.
-        data_dir: TFDS data folder (TFDS' default when None).
-        download: Let TFDS download and prepare missing data (ImageNet must
-            be put in ``<data_dir>/downloads/manual`` by hand whatever this says).
-        seed: Seed of the shuffle and of the augmentation.
-        shuffle_buffer: Shuffle buffer size (training only); default the
-            whole split for CIFAR, 10,000 for ImageNet (too large for memory).
-        take: Use only the first ``take`` examples of the split.
-
-    Returns:
-        A prefetched `tf.data.Dataset` of float32 images ``(batch, H, W, C)``
-        and int64 labels ``(batch,)``.
-
-    Raises:
-        FileNotFoundError: The data is not prepared in ``data_dir`` and
-            ``download`` is False (the message says how to prepare it).
-        keras_vs.optional.MissingDependencyError: TensorFlow or TensorFlow
-            Datasets is not installed (the message says what to install).
-
-    Example:
-
-    >>> import tensorflow_datasets as tfds
-    >>> with tfds.testing.mock_data(num_examples=4):
-    ...     ds = tfds_dataset("cifar10", batch_size=2)
-    >>> tuple(ds.element_spec[0].shape)
-    (None, 32, 32, 3)
-    """
-    tf, tfds = _check_tfds_arguments(name, split, batch_size, seed, shuffle_buffer, take)
-    training = split == "train" if training is None else bool(training)
-    ds = _load_tfds(tfds, name, split, data_dir, download, training, seed)
-    if take is not None:
-        ds = ds.take(int(take))
-    preprocessing = _Preprocessing(tf, spec(name))
-    if training:
-        ds = _augmented(tf, ds, preprocessing, seed, shuffle_buffer)
-    else:
-        ds = ds.map(preprocessing.evaluate, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)

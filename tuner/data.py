@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from keras_vs import data as data_lib
+from tuner import tfds
 from tuner.config import DataConfig
 
 __all__ = ["SearchData", "load"]
@@ -60,7 +61,7 @@ def load(dataset, config, batch_size, seed):
     Returns:
         A `SearchData`.
     """
-    if isinstance(dataset, (str, os.PathLike)) and os.fspath(dataset) in data_lib.TFDS_NAMES:
+    if isinstance(dataset, (str, os.PathLike)) and os.fspath(dataset) in tfds.NAMES:
         return _tfds(os.fspath(dataset), config, batch_size, seed)
     if isinstance(dataset, tuple) and len(dataset) == 2:
         (x_train, y_train), (x_val, y_val) = (tuple(np.asarray(a) for a in split) for split in dataset)
@@ -96,10 +97,10 @@ def _from_file(dataset, seed):
 
 def _tfds(name, config, batch_size, seed):
     """A TensorFlow Datasets set as `tf.data` pipelines, the probe read from its first batches."""
-    spec = data_lib.spec(name)
+    spec = tfds.spec(name)
     options = dict(data_dir=config.data_dir, download=config.download, seed=seed)
-    train = data_lib.tfds_dataset(spec.name, "train", batch_size, True, take=config.take, **options)
-    validation = data_lib.tfds_dataset(spec.name, "test", batch_size, False, **options)
+    train = tfds.tfds_dataset(spec.name, "train", batch_size, True, take=config.take, **options)
+    validation = tfds.tfds_dataset(spec.name, "test", batch_size, False, **options)
     px, py = [], []
     for xb, yb in train:
         px.append(xb.numpy())

@@ -63,7 +63,8 @@ def define_data(fv):
 
     flags.DEFINE_string(
         "data", None,
-        f"Data set: {', '.join(data_lib.names())} (TensorFlow Datasets: {', '.join(data_lib.TFDS_NAMES)}), "
+        f"Data set: {', '.join(data_lib.names())} (read as tf.data pipelines: "
+        f"{', '.join(data_lib.pipeline_names()) or 'none registered'}), "
         "or a .npz file with an array x (and y).",
         flag_values=fv,
     )
@@ -129,10 +130,10 @@ def load_data(fv):
         raise UsageError(
             f"--data is required: {', '.join(data_lib.names())} or a .npz file. Received: no --data"
         )
-    if name in data_lib.TFDS_NAMES:
+    if name in data_lib.pipeline_names():  # registered by another package (the tuner's TFDS sets)
         try:
-            ds = data_lib.tfds_dataset(name, fv.split, fv.batch_size, training=False,
-                                       data_dir=fv.data_dir, download=fv.download)
+            ds = data_lib.pipeline(name, fv.split, fv.batch_size, training=False,
+                                   data_dir=fv.data_dir, download=fv.download)
         except (FileNotFoundError, ValueError) as e:
             raise CliError(flat(e)) from None
         return ds

@@ -1,9 +1,9 @@
-"""keras_vs.data: the offline digits set and .npz files."""
+"""keras_vs.data: the offline digits set, .npz files, and the registry of named pipeline sets."""
 
 import numpy as np
 import pytest
 
-from keras_vs import data
+from keras_vs import data, entry_points
 
 
 def test_digits_train_split_is_real_scaled_images():
@@ -67,3 +67,64 @@ def test_unknown_name_is_echoed():
 def test_unknown_split_is_echoed():
     with pytest.raises(ValueError, match="Received: split='val'"):
         data.load("digits", "val")
+
+
+# ---------------------------------------------------------------------------
+# Sets registered by other packages (entry-point group keras_vs.datasets)
+
+_PROVIDER = '''
+from keras_vs.data import DatasetSpec
+
+def read(name, split, batch_size, training, **options):
+    return ("read", name, split, batch_size, training, options)
+
+TOY = DatasetSpec("toy", 3, (2,), "test", pipeline=read)
+NOT_A_SPEC = object()
+'''
+
+
+@pytest.fixture
+def registry(monkeypatch, tmp_path):
+    """keras_vs.data with the entry points `entries` (a dict the test fills) instead of the installed ones."""
+    (tmp_path / "toy_sets.py").write_text(_PROVIDER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    entries = {}
+    real = entry_points.targets
+    monkeypatch.setattr(entry_points, "targets",
+                        lambda group, root=None: dict(entries) if group == data.GROUP else real(group, root))
+    data._targets.cache_clear()
+    data._registered.cache_clear()
+    yield entries
+    data._targets.cache_clear()
+    data._registered.cache_clear()
+
+
+def test_a_registered_set_is_named_specified_and_read_by_its_pipeline(registry):
+    registry.update({"toy": "toy_sets:TOY", "digits": "toy_sets:TOY"})  # "digits" stays the built-in
+    assert data.names() == ("digits", "toy") and data.pipeline_names() == ("toy",)
+    assert data.spec("toy").num_classes == 3 and data.spec("digits").source == "sklearn"
+    assert data.pipeline("toy", "test", 8, seed=1) == ("read", "toy", "test", 8, None, {"seed": 1})
+    with pytest.raises(ValueError, match=r"keras_vs.data.pipeline\('toy'.*toy_sets.*Received: name='toy'"):
+        data.load("toy")
+
+
+def test_the_deprecated_tfds_dataset_dispatches_through_the_registry(registry):
+    registry["toy"] = "toy_sets:TOY"
+    with pytest.warns(DeprecationWarning, match="tuner.tfds.tfds_dataset"):
+        assert data.tfds_dataset("toy", batch_size=2)[:4] == ("read", "toy", "train", 2)
+
+
+@pytest.mark.parametrize("target, match", [
+    ("no_such_module:TOY", r"could not be loaded from no_such_module:TOY \(ModuleNotFoundError"),
+    ("toy_sets:NOT_A_SPEC", r"toy_sets:NOT_A_SPEC is not a DatasetSpec named 'toy'"),
+])
+def test_a_broken_registration_is_named_when_the_set_is_asked_for(registry, target, match):
+    registry["toy"] = target
+    assert "toy" in data.names()  # listing imports nothing
+    with pytest.raises(ValueError, match=match):
+        data.spec("toy")
+
+
+def test_unknown_pipeline_set_is_echoed(registry):
+    with pytest.raises(ValueError, match=r"\(none registered\). Received: name='cifar10'"):
+        data.pipeline("cifar10")
