@@ -1,5 +1,9 @@
-"""Fixtures the keras_vs tests share: a layer owning a BN it never calls, and
-a mixed global dtype policy."""
+"""Fixtures the keras_vs tests share: a layer owning a BN it never calls, a
+mixed global dtype policy, and the small trained digits models."""
+
+import importlib.util
+import pathlib
+import sys
 
 import keras
 import pytest
@@ -42,3 +46,15 @@ def mixed_policy(request):
     keras.config.set_dtype_policy(request.param)
     yield request.param
     keras.config.set_dtype_policy(previous)
+
+
+@pytest.fixture(scope="session")
+def trained():
+    """The sibling module `trained.py`: small digits CNNs, each trained once per process."""
+    name = "keras_vs_tests_trained"  # one module per process: its models train once
+    if name not in sys.modules:
+        path = pathlib.Path(__file__).resolve().parent / "trained.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]

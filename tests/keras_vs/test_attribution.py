@@ -1,8 +1,5 @@
 """attribute_shift: each BN's real/moving split into statistics, dropout and upstream parts."""
 
-import importlib.util
-import pathlib
-import sys
 
 import keras
 import numpy as np
@@ -12,21 +9,8 @@ from keras import layers
 from keras_vs import attribution, shift
 
 
-def _load_trained():
-    name = "keras_vs_tests_trained"  # one module per process: its models train once
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parent / "trained.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-trained = _load_trained()
-
-
 @pytest.fixture(scope="module")
-def under():
+def under(trained):
     model = trained.under_trained()
     return model, attribution.attribute_shift(model, trained.digits()[0], batch_size=64)
 
@@ -37,7 +21,7 @@ def test_parts_multiply_to_real_over_moving(under):
         assert a.statistics * a.dropout * a.upstream == pytest.approx(a.real / a.moving, rel=1e-4)
 
 
-def test_shift_and_variances_are_measure_variance_shift(under):
+def test_shift_and_variances_are_measure_variance_shift(under, trained):
     model, result = under
     measured = shift.measure_variance_shift(model, trained.digits()[0], batch_size=64)
     assert list(result) == list(measured)
@@ -69,23 +53,23 @@ def test_stale_statistics_sentence_names_momentum_and_steps(under):
     assert "momentum 0.99 over 69 steps" in sentence and "0.99^69 = 50%" in sentence
 
 
-def test_dropout_part_dominates_once_the_averages_have_converged():
+def test_dropout_part_dominates_once_the_averages_have_converged(trained):
     result = attribution.attribute_shift(trained.converged(), trained.digits()[0], batch_size=64)
     assert result["bn1"].dominant == "dropout"
     assert result["bn1"].part("statistics") < 1.3  # weights still move: a little drift
 
 
-def test_uout_leaves_a_small_dropout_part():
+def test_uout_leaves_a_small_dropout_part(trained):
     result = attribution.attribute_shift(trained.uout(), trained.digits()[0], batch_size=64)
     assert result["bn1"].part("dropout") < 1.05
 
 
-def test_dropout_after_every_bn_leaves_no_dropout_part():
+def test_dropout_after_every_bn_leaves_no_dropout_part(trained):
     result = attribution.attribute_shift(trained.after_bn(), trained.digits()[0], batch_size=64)
     assert max(a.part("dropout") for a in result.values()) < 1.02
 
 
-def test_model_without_bn_has_no_attribution():
+def test_model_without_bn_has_no_attribution(trained):
     assert len(attribution.attribute_shift(trained.no_bn(), trained.digits()[0])) == 0
 
 

@@ -1,28 +1,12 @@
 """The `keras-vs doctor MODEL --data=NAME` command: parts, candidates, -o, --report, --json."""
 
-import importlib.util
 import json
-import pathlib
-import sys
 
 import pytest
 
 
-def _load_trained():
-    name = "keras_vs_tests_trained"  # one module per process: its models train once
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parent / "trained.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-trained = _load_trained()
-
-
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
+def files(tmp_path_factory, trained):
     folder = tmp_path_factory.mktemp("doctor")
     under, no_bn = folder / "under.keras", folder / "no_bn.keras"
     trained.under_trained().save(under)

@@ -1,9 +1,6 @@
 """doctor: attribution, candidate fixes scored on held-out data, a recommendation."""
 
-import importlib.util
 import json
-import pathlib
-import sys
 
 import keras
 import numpy as np
@@ -13,21 +10,8 @@ from keras import layers
 from keras_vs.doctor import KEEP, doctor
 
 
-def _load_trained():
-    name = "keras_vs_tests_trained"  # one module per process: its models train once
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parent / "trained.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-trained = _load_trained()
-
-
 @pytest.fixture(scope="module")
-def under():
+def under(trained):
     model = trained.under_trained()
     before = trained.weights(model)
     x, y, xt, yt = trained.digits()
@@ -54,7 +38,7 @@ def test_candidates_without_fine_tuning_are_keep_and_both_recalibrations(under):
     assert [c.fix for c in report.candidates] == ["keep", "recalibrate_precise", "recalibrate_exact"]
 
 
-def test_keep_is_the_models_own_held_out_accuracy(under):
+def test_keep_is_the_models_own_held_out_accuracy(under, trained):
     model, _, report = under
     _, _, xt, yt = trained.digits()
     accuracy = model.evaluate(xt, yt, verbose=0, return_dict=True)["accuracy"]
@@ -73,7 +57,7 @@ def test_apply_returns_the_fix_and_verifies_it(under):
     assert report.verified == pytest.approx(report.candidate(report.recommendation).value)
 
 
-def test_input_model_is_unchanged(under):
+def test_input_model_is_unchanged(under, trained):
     model, before, _ = under
     for a, b in zip(before, trained.weights(model)):
         np.testing.assert_array_equal(a, b)
@@ -92,26 +76,26 @@ def test_json_has_layers_candidates_and_recommendation(under):
     assert out["recommendation"] == report.recommendation
 
 
-def test_without_validation_data_the_last_part_of_data_is_held_out():
+def test_without_validation_data_the_last_part_of_data_is_held_out(trained):
     x, y, _, _ = trained.digits()
     report = doctor(trained.converged(), (x, y), validation_split=0.25, batch_size=64)
     assert report.split.startswith(f"held-out data: the last 360 of {len(x)} examples")
 
 
-def test_recommendation_never_lowers_held_out_accuracy():
+def test_recommendation_never_lowers_held_out_accuracy(trained):
     x, y, xt, yt = trained.digits()
     report = doctor(trained.uout(), (x, y), (xt, yt), batch_size=64)
     assert report.candidate(report.recommendation).value >= report.candidate("keep").value
 
 
-def test_model_without_bn_is_kept():
+def test_model_without_bn_is_kept(trained):
     x, y, xt, yt = trained.digits()
     report = doctor(trained.no_bn(), (x, y), (xt, yt), batch_size=64)
     assert report.recommendation == "keep" and [c.fix for c in report.candidates] == ["keep"]
     assert any("no BatchNormalization" in f for f in report.findings)
 
 
-def test_dropout_after_bn_gets_no_rewrite_candidate_even_when_fine_tuning():
+def test_dropout_after_bn_gets_no_rewrite_candidate_even_when_fine_tuning(trained):
     x, y, xt, yt = trained.digits()
     report = doctor(trained.after_bn(), (x[:256], y[:256]), (xt, yt), batch_size=64,
                                fine_tune_epochs=1)
@@ -119,7 +103,7 @@ def test_dropout_after_bn_gets_no_rewrite_candidate_even_when_fine_tuning():
     assert "No dropout feeds a BN: a rewrite has nothing to change." in report.findings
 
 
-def test_fine_tuning_tries_each_applicable_policy():
+def test_fine_tuning_tries_each_applicable_policy(trained):
     x, y, xt, yt = trained.digits()
     report = doctor(trained.under_trained(), (x[:256], y[:256]), (xt[:64], yt[:64]),
                                batch_size=64, fine_tune_epochs=1)
@@ -149,7 +133,7 @@ def test_unlabelled_data_without_validation_data_is_refused():
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_a_mixed_precision_model_gets_the_float32_models_report(policy):
+def test_a_mixed_precision_model_gets_the_float32_models_report(policy, trained):
     full = trained.under_trained()
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)  # left set while the doctor runs
