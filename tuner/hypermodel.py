@@ -17,8 +17,8 @@ import keras_tuner
 
 import keras_vs
 import zoo
-from keras_vs import graph as graph_lib
 from keras_vs import checks
+from keras_vs import graph as graph_lib
 from keras_vs import vocab
 from tuner import deprecation
 from tuner import recipe as recipe_lib
