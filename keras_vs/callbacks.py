@@ -10,6 +10,7 @@ from keras_vs import batches as batches_lib
 from keras_vs import checks
 from keras_vs import optional
 from keras_vs import probe as probe_lib
+from keras_vs import reach
 from keras_vs import shift
 
 __all__ = ["VarianceShiftCallback"]
@@ -123,8 +124,8 @@ class VarianceShiftCallback(keras.callbacks.Callback):
         if self._probe is None:
             probe = probe_lib.Probe(self.model)
             if probe.model is None and probe.hidden:
-                raise probe_lib.no_bn_error(self.model, probe)
-            probe_lib.warn_hidden(probe)
+                raise reach.no_bn_error(self.model, probe)
+            reach.warn_hidden(probe)
             self._probe = probe
         return self._probe
 
@@ -175,7 +176,7 @@ class VarianceShiftCallback(keras.callbacks.Callback):
             compiled=not getattr(self.model, "run_eagerly", False),
         )
         if not self._warned:
-            probe_lib.warn_not_called(self.last.not_called, "not measured")
+            reach.warn_not_called(self.last.not_called, "not measured")
             self._warned = bool(self.last.not_called)
         return self.last
 

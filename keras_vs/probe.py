@@ -43,7 +43,7 @@ from keras_vs import runner
 from keras_vs.graph.snapshot import Snapshot
 from keras_vs.graph.tree import owned
 
-__all__ = ["Probe", "no_bn_error", "probe_for", "warn_hidden", "warn_not_called"]
+__all__ = ["Probe", "probe_for"]
 
 DEFAULT_CAPACITY = 256
 # ...or fewer, so that the device buffer stays below this many bytes.
@@ -51,6 +51,33 @@ BUFFER_BYTES = 16 * 2**20
 # model -> {method: (graph signature, Probe)}: a probe is built and compiled
 # once per model and method, then reused by every later call on the same graph.
 _CACHE = weakref.WeakKeyDictionary()
+
+
+# Old names of this module -> (module, name) of their new homes (deprecated).
+_MOVED = {
+    "run_function": ("runner", "run_function"),
+    "state_writer": ("runner", "state_writer"),
+    "host_values": ("runner", "host_values"),
+    "private_names": ("runner", "private_names"),
+    "moments_row": ("moments", "moments_row"),
+    "batch_norm_train": ("moments", "batch_norm_train"),
+    "pooled": ("moments", "pooled"),
+    "merge": ("moments", "merge"),
+    "finish": ("moments", "finish"),
+}
+
+
+def __getattr__(name):
+    if name == "MODES":
+        warnings.warn("keras_vs.probe.MODES is deprecated: use keras_vs.methods.METHODS "
+                      '(mode "copies" is method "exact").', DeprecationWarning, stacklevel=2)
+        return tuple(methods_lib.METHODS)
+    if name in _MOVED:
+        module, new = _MOVED[name]
+        warnings.warn(f"keras_vs.probe.{name} is deprecated: use keras_vs.{module}.{new}.",
+                      DeprecationWarning, stacklevel=2)
+        return getattr({"runner": runner, "moments": moments_lib}[module], new)
+    raise AttributeError(f"module 'keras_vs.probe' has no attribute {name!r}")
 
 
 def probe_for(model, method="inference"):
@@ -322,48 +349,3 @@ class Probe:
             for name, start, c in self._segments:
                 moments_lib.merge(acc, name, moments_lib.pooled(rows[:, start : start + 3 * c + 1]))
         self.reset()
-
-
-# ---------------------------------------------------------------------------
-# What a tap could not reach: one wording for every tool.
-
-
-def no_bn_error(model, probe):
-    """The error for a model with nothing to measure, naming hidden BNs."""
-    if probe.hidden:
-        where = "; ".join(f"{layer!r} holds {bns}" for layer, bns in probe.hidden.items())
-        return ValueError(
-            "Every BatchNormalization of this model sits inside a custom layer, where "
-            "keras-vs cannot tap its input, so nothing can be measured or recalibrated "
-            f"({where}). Build the block as a Functional model (nested models are "
-            f"followed). Received: model {model.name!r}"
-        )
-    if probe.names:  # owned, never called
-        return ValueError(
-            "The model calls none of its BatchNormalization layers, so nothing can be "
-            f"measured or recalibrated ({probe.names} are never called). "
-            f"Received: model {model.name!r}"
-        )
-    return ValueError(
-        f"The model has no BatchNormalization layer. Received: model {model.name!r}"
-    )
-
-
-def warn_hidden(probe):
-    """Warns about BNs inside custom layers that were skipped."""
-    if probe.hidden:
-        where = "; ".join(f"{layer!r} holds {bns}" for layer, bns in probe.hidden.items())
-        warnings.warn(
-            f"BatchNormalization layers inside custom layers were not reached: {where}.",
-            stacklevel=3,
-        )
-
-
-def warn_not_called(names, action, stacklevel=3):
-    """Warns that the BNs `names` were never called on the data (`action`: what was done)."""
-    if names:
-        warnings.warn(
-            f"BatchNormalization layers owned by a layer that never called them on the "
-            f"data have no input statistics and were {action}: {list(names)}.",
-            stacklevel=stacklevel,
-        )

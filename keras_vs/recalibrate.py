@@ -23,6 +23,7 @@ better.
 from keras_vs import exact as exact_lib
 from keras_vs import graph as graph_lib
 from keras_vs import probe as probe_lib
+from keras_vs import reach
 from keras_vs import vocab
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
 
@@ -81,6 +82,7 @@ def recalibrate_bn(
 
     Example:
 
+    >>> import keras, numpy as np
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.BatchNormalization()])
     >>> fixed = recalibrate_bn(model, np.arange(32.0).reshape(8, 4))
     >>> fixed is model, round(float(fixed.layers[0].moving_mean[0]), 2)
@@ -90,10 +92,10 @@ def recalibrate_bn(
     batches = Batches(data, steps, batch_size)
     probe = probe_lib.probe_for(model, method)
     if probe.model is None:
-        raise probe_lib.no_bn_error(model, probe)
-    probe_lib.warn_hidden(probe)
+        raise reach.no_bn_error(model, probe)
+    reach.warn_hidden(probe)
     stats = probe.method.statistics(probe, batches, exact_lib.Options(memory_budget, data))
-    probe_lib.warn_not_called([n for n in probe.names if n not in stats], "left unchanged")
+    reach.warn_not_called([n for n in probe.names if n not in stats], "left unchanged")
     return _write(model, probe, stats, inplace)
 
 

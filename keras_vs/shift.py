@@ -26,7 +26,8 @@ from keras_vs import graph as graph_lib
 from keras_vs import runner
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
 from keras_vs.graph.snapshot import Snapshot
-from keras_vs.probe import no_bn_error, probe_for, warn_hidden, warn_not_called
+from keras_vs.probe import probe_for
+from keras_vs.reach import no_bn_error, warn_hidden, warn_not_called
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -136,7 +137,7 @@ class VarianceShift(collections.abc.Mapping):
 
 
 def measure(probe, batches, compiled=None):
-    """Measures with a built `Probe` (mode "inference") on `Batches`."""
+    """Measures with a built `Probe` (method "inference") on `Batches`."""
     if probe.model is None:
         return VarianceShift({}, {}, {}, {}, 0, probe.hidden, probe.names)
     moments = probe.moments(batches, compiled)

@@ -88,3 +88,27 @@ def test_a_pass_leaves_a_stateful_rnn_state_as_it_was():
     probe.Probe(model).moments(Batches(data, None, 4), compiled=False)  # eager: advances it
     for old, new in zip(before, lstm.states):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(new), old)
+
+
+@pytest.mark.parametrize("old,new", [
+    ("state_writer", "keras_vs.runner.state_writer"),
+    ("run_function", "keras_vs.runner.run_function"),
+    ("host_values", "keras_vs.runner.host_values"),
+    ("private_names", "keras_vs.runner.private_names"),
+    ("moments_row", "keras_vs.moments.moments_row"),
+    ("batch_norm_train", "keras_vs.moments.batch_norm_train"),
+    ("pooled", "keras_vs.moments.pooled"),
+    ("merge", "keras_vs.moments.merge"),
+    ("finish", "keras_vs.moments.finish"),
+])
+def test_the_moved_names_still_work_with_a_deprecation_warning(old, new):
+    import importlib
+
+    module, name = new.rsplit(".", 1)
+    with pytest.warns(DeprecationWarning, match=f"use {new}"):
+        assert getattr(probe, old) is getattr(importlib.import_module(module), name)
+
+
+def test_modes_are_the_methods_now():
+    with pytest.warns(DeprecationWarning, match="keras_vs.methods.METHODS"):
+        assert probe.MODES == tuple(methods.METHODS)

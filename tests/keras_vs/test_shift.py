@@ -268,6 +268,12 @@ def test_recalibration_removes_the_shift_without_losing_accuracy(method):
 # --- recalibrate_bn ------------------------------------------------------------
 
 
+def test_shift_recalibrate_bn_is_deprecated_for_keras_vs_recalibrate_bn():
+    with pytest.warns(DeprecationWarning, match=r"use keras_vs\.recalibrate_bn"):
+        old = shift.recalibrate_bn
+    assert old is recalibrate_bn
+
+
 def test_recalibration_returns_a_copy_with_only_bn_statistics_changed():
     model, _, _ = _nested()
     before = _weights(model)
