@@ -28,16 +28,52 @@ Example:
 ['exact', 'inference', 'precise']
 """
 
+import typing
+
 import keras
 
 from keras_vs import exact as exact_lib
 from keras_vs import graph as graph_lib
 from keras_vs import moments as moments_lib
 
-__all__ = ["METHODS", "Exact", "Inference", "Method", "Precise", "get", "register"]
+__all__ = [
+    "METHODS", "Exact", "GraphCall", "HostCall", "Inference", "Method", "Precise", "get", "register",
+]
 
 #: ``name -> Method subclass``, in the order they were registered.
 METHODS = {}
+
+
+class GraphCall(typing.NamedTuple):
+    """A BN call being inlined into the tap (symbolic).
+
+    Attributes:
+        args: The call's positional arguments.
+        kwargs: Its keyword arguments.
+        x: The BN's input.
+        row: The input's moments row (`keras_vs.moments.moments_row`).
+    """
+
+    args: tuple
+    kwargs: dict
+    x: object
+    row: object
+
+
+class HostCall(typing.NamedTuple):
+    """A call of a BN inside a custom layer while the tap runs (eager).
+
+    Attributes:
+        inputs: The BN's input.
+        row: Its moments row.
+        mask: The call's mask.
+        kwargs: The call's other keyword arguments.
+    """
+
+    inputs: object
+    row: object
+    mask: object
+    kwargs: dict
 
 
 def register(name):
@@ -74,10 +110,9 @@ class Method:
             tap: The `keras_vs.probe.Probe` being built.
             name: The BN's name in the tap.
             layer: The BN (the user's instance).
-            call: The call being inlined: ``(args, kwargs, x, moments row)``.
+            call: The `GraphCall` being inlined.
         """
-        args, kwargs, _, _ = call
-        return layer(*args, **kwargs)
+        return layer(*call.args, **call.kwargs)
 
     def hidden(self, name, bn):
         """Prepares for a built BN inside a custom layer (patched while tapped)."""
@@ -89,10 +124,9 @@ class Method:
             name: The BN's name in the tap.
             bn: The BN.
             original: Its class ``call`` bound to it.
-            call: ``(inputs, moments row, mask, other keyword arguments)``.
+            call: The `HostCall`.
         """
-        inputs, _, mask, kwargs = call
-        return original(inputs, training=False, mask=mask, **kwargs)
+        return original(call.inputs, training=False, mask=call.mask, **call.kwargs)
 
     def resync(self, statistics=True):
         """Copies the BNs' current state into what the method calls instead (if anything)."""
@@ -142,12 +176,11 @@ class Precise(Method):
     """Every BN on the statistics of the current batch; one pass."""
 
     def graph_call(self, tap, name, layer, call):
-        _, _, x, row = call  # one set of moments for recording and normalising
-        return _TrainingNorm(layer, name=tap.new_name("training_norm"))(x, row)
+        # One set of moments for recording and normalising.
+        return _TrainingNorm(layer, name=tap.new_name("training_norm"))(call.x, call.row)
 
     def host_call(self, name, bn, original, call):
-        inputs, row, _, _ = call
-        return moments_lib.batch_norm_train(bn, inputs, row)
+        return moments_lib.batch_norm_train(bn, call.inputs, call.row)
 
 
 @register("exact")
@@ -166,12 +199,11 @@ class Exact(Method):
         self._plan = exact_lib.UNPLANNED
 
     def graph_call(self, tap, name, layer, call):
-        args, kwargs, _, _ = call
         copy = self.copies.get(name)
         if copy is None:
             copy = graph_lib.clone_layer(layer)
             self._add(name, layer, copy)
-        return copy(*args, **kwargs)
+        return copy(*call.args, **call.kwargs)
 
     def hidden(self, name, bn):
         copy = graph_lib.clone_layer(bn)
@@ -190,7 +222,7 @@ class Exact(Method):
         self._pairs.append((bn, copy))
 
     def host_call(self, name, bn, original, call):
-        return self.copies[name](call[0], training=False)
+        return self.copies[name](call.inputs, training=False)
 
     def resync(self, statistics=True):
         """Copies the original BNs' current state into the copies.

@@ -232,7 +232,7 @@ class Probe:
         row = _Moments(axis, name=self.new_name("moments"))(x)
         self.sources.append((name, row))
         site.tap(name, row)  # recorded with the others by `_record`
-        return self.method.graph_call(self, name, layer, (args, kwargs, x, row))
+        return self.method.graph_call(self, name, layer, methods_lib.GraphCall(args, kwargs, x, row))
 
     def _add_uncalled(self, model):
         """Registers the BNs `model` owns that neither its graph nor a patch calls
@@ -267,7 +267,7 @@ class Probe:
         def call(inputs, training=None, mask=None, **kwargs):
             row = moments_lib.moments_row(inputs, graph_lib.bn_axis(bn, len(inputs.shape)))
             moments_lib.merge(acc, name, np.asarray(ops.convert_to_numpy(row), np.float64)[0])
-            return method.host_call(name, bn, original, (inputs, row, mask, kwargs))
+            return method.host_call(name, bn, original, methods_lib.HostCall(inputs, row, mask, kwargs))
 
         return call
 
