@@ -139,9 +139,11 @@ def define_training_flags(out):
     """
     from absl import flags
 
-    flags.DEFINE_string("dataset", "digits", "Data set (digits, a .npz file, or a TFDS name).")
-    flags.DEFINE_integer("epochs", 8, "Epochs per model.", lower_bound=1)
-    flags.DEFINE_integer("batch_size", 128, "Batch size.", lower_bound=1)
+    from tuner import config
+
+    flags.DEFINE_string("dataset", config.DEFAULT_DATASET, "Data set (digits, a .npz file, or a TFDS name).")
+    flags.DEFINE_integer("epochs", config.DEFAULT_EPOCHS, "Epochs per model.", lower_bound=1)
+    flags.DEFINE_integer("batch_size", config.DEFAULT_BATCH_SIZE, "Batch size.", lower_bound=1)
     flags.DEFINE_integer("take", None, "Use only this many training examples.", lower_bound=1)
     flags.DEFINE_string("directory", DEFAULT_DIRECTORY, "Folder of the (resumable) searches.")
     flags.DEFINE_string("out", out, "Output folder.")
