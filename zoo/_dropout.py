@@ -65,7 +65,8 @@ class DropoutPlan:
         check_choice(me, "position", self.position, vocab.DROPOUT_POSITIONS)
         check_choice(me, "type", self.type, vocab.DROPOUT_TYPES)
         # Plain floats, so that equal plans compare and print equal.
-        object.__setattr__(self, "rate", check_real(me, "rate", self.rate, 0.0, 1.0, high_open=True))
+        rate = check_real(me, "rate", self.rate, 0.0, 1.0, high_open=True)
+        object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "beta", check_real(me, "beta", self.beta, 0.0, 1.0))
         other = "beta" if self.type == "bernoulli" else "rate"
         if getattr(self, other) > 0.0:
@@ -149,7 +150,8 @@ def _from_flat(builder, flat, received):
     if fields.get("type") == "uout" and fields.get("rate", 0.0) != 0.0 and not fields.get("beta"):
         # An older spelling still: Uout's beta given as dropout_rate.
         fields["beta"] = fields.pop("rate")
-    spelled = ", ".join(f"{k}={v!r}" for k, v in fields.items())
+    order = [f.name for f in dataclasses.fields(DropoutPlan) if f.name in fields]
+    spelled = ", ".join(f"{k}={fields[k]!r}" for k in order)
     warnings.warn(
         f"{builder}: the flat dropout keywords are deprecated; pass "
         f"dropout=zoo.DropoutPlan({spelled}) instead. Received: {received}",

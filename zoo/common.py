@@ -325,9 +325,10 @@ def variant(builder, name, doc, **config):
     """Returns a thin named variant of ``builder`` with ``config`` fixed (deprecated).
 
     Deprecated: define the variant beside its family with `zoo.register`,
-    which also enters it in the registry. The variant accepts every keyword of ``builder``; its model is named
-    ``name`` unless an architecture argument of ``config`` is overridden (the
-    name would then lie) or ``name=`` is given.
+    which also enters it in the registry. The variant accepts every keyword
+    of ``builder``; its model is named ``name`` unless an architecture
+    argument of ``config`` is overridden (the name would then lie) or
+    ``name=`` is given.
 
     Args:
         builder: A family builder.

@@ -46,7 +46,9 @@ def test_plan_rejects_non_numeric_or_large_uout_beta(beta):
         DropoutPlan(position="head", type="uout", beta=beta)
 
 
-@pytest.mark.parametrize("field, value", [("position", "after_bn"), ("position", None), ("type", "gaussian")])
+@pytest.mark.parametrize(
+    "field, value", [("position", "after_bn"), ("position", None), ("type", "gaussian")]
+)
 def test_plan_rejects_unknown_position_or_type(field, value):
     with pytest.raises(ValueError, match=f"Received: {field}={value!r}"):
         DropoutPlan(0.1, **{"position": "head", field: value})
@@ -91,7 +93,7 @@ def test_uout_beta_builds_no_warning():
 
 @pytest.mark.parametrize("dropout", [0.3, "head", {"rate": 0.3}])
 def test_builders_take_only_a_plan_as_dropout(dropout):
-    with pytest.raises(ValueError, match=rf"zoo.DropoutPlan or None. Received: dropout={dropout!r}"):
+    with pytest.raises(ValueError, match=rf"DropoutPlan or None. Received: dropout={dropout!r}"):
         zoo.wide_resnet(10, 1, dropout=dropout)
 
 
