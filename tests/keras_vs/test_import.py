@@ -42,10 +42,19 @@ def test_import_keras_vs_imports_no_backend():
     assert loaded == []
 
 
-@pytest.mark.parametrize("order", ["keras_vs first", "keras first"])
+_ORDERS = {
+    "keras_vs first": "import keras_vs\nimport keras",
+    "keras first": "import keras\nimport keras_vs",
+    # keras-vs' CLI asks whether Keras is there before it imports it.
+    "keras probed first": "import importlib.util, keras_vs\nimportlib.util.find_spec('keras')\nimport keras",
+    "keras.saving first": "import keras_vs\nimport keras.saving",
+}
+
+
+@pytest.mark.parametrize("order", list(_ORDERS))
 def test_a_model_with_uout_loads_after_import_keras_vs(uout_file, order):
     path, expected = uout_file
-    imports = "import keras_vs\nimport keras" if order == "keras_vs first" else "import keras\nimport keras_vs"
+    imports = _ORDERS[order]
     out = _python(imports + f"""
 import json, sys
 import numpy as np
@@ -60,6 +69,16 @@ print(json.dumps({{
 """)
     assert out["layer"] == "Uout" and out["finders_left"] == [] and out["loader"]
     np.testing.assert_allclose(out["y"], expected, rtol=1e-6)
+
+
+def test_the_command_line_loads_a_model_with_uout(uout_file):
+    # The CLI imports keras_vs without Keras, probes for Keras, then imports it.
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the CLI's quiet start-up path (find_spec, then import)
+    result = subprocess.run([sys.executable, "-m", "keras_vs.cli", "analyze", uout_file[0], "--json"],
+                            capture_output=True, text=True, timeout=180, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Could not locate class" not in result.stderr
 
 
 def test_public_names_load_on_first_use_and_keep_their_meaning():
