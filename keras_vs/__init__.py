@@ -42,7 +42,7 @@ _PUBLIC = {
     "measure_variance_shift": "keras_vs.shift",
     "plan": "keras_vs.rewrite",
     "prediction_inconsistency": "keras_vs.shift",
-    "recalibrate_bn": "keras_vs.shift",
+    "recalibrate_bn": "keras_vs.recalibrate",
     "rewrite": "keras_vs.rewrite",
 }
 # Public submodules, besides the names above.

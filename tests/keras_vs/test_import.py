@@ -83,9 +83,12 @@ def test_the_command_line_loads_a_model_with_uout(uout_file):
 
 def test_public_names_load_on_first_use_and_keep_their_meaning():
     out = _python("""
-        import json
+        import json, warnings
         import keras_vs as kvs
         import keras_vs.rewrite, keras_vs.doctor  # the submodules share the functions' names
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resolved = [getattr(kvs, n) for n in kvs.__all__]  # from their homes, none deprecated
         try:
             kvs.no_such_name
             missing = "no error"
@@ -97,13 +100,14 @@ def test_public_names_load_on_first_use_and_keep_their_meaning():
             "theory": kvs.theory.__name__,
             "shift": round(kvs.theory.dropout_shift(0.5), 3),
             "dir": [n for n in kvs.__all__ if n not in dir(kvs)],
-            "all": [n for n in kvs.__all__ if getattr(kvs, n) is None],
+            "all": [n for n, v in zip(kvs.__all__, resolved) if v is None],
+            "deprecated": [str(w.message) for w in caught if "keras_vs" in str(w.message)],
             "missing": missing,
         }))
     """)
     assert out["rewrite"] == "keras_vs.rewrite.rewrite" and out["doctor"] == "keras_vs.doctor.doctor"
     assert out["theory"] == "keras_vs.theory" and out["shift"] == 0.5
-    assert out["dir"] == [] and out["all"] == []
+    assert out["dir"] == [] and out["all"] == [] and out["deprecated"] == []
     assert out["missing"] == "module 'keras_vs' has no attribute 'no_such_name'"
 
 
