@@ -4,6 +4,8 @@ import ast
 import pathlib
 import re
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TF_ONLY = {"tensorflow", "tensorflow-datasets", "tensorboard"}
 JAX_ADDED = {"jax", "six"}
@@ -53,3 +55,19 @@ def test_ci_checks_tensorflow_is_absent_before_the_jax_tests():
     step = ci.split('step "JAX without TensorFlow', 1)[1].split('\nstep "', 1)[0]
     assert "find_spec" in step and "'tensorflow'" in step and "KERAS_BACKEND=jax" in step
     assert step.index("find_spec") < step.index('pytest -n auto -m "not tf_only')
+
+
+@pytest.mark.parametrize("group", ["keras_vs.commands", "keras_vs.datasets"])
+def test_the_installed_entry_points_are_setup_pys(group):
+    # `pip install .` (CI) and `pip install -e .` write setup.py's groups into the
+    # metadata the keras-vs script and keras_vs.data read; a stale install would not.
+    from importlib import metadata
+
+    from keras_vs import entry_points
+
+    try:
+        dist = metadata.distribution("keras-vs")
+    except metadata.PackageNotFoundError:
+        pytest.skip("keras-vs is not installed (a source tree: setup.py is read instead)")
+    installed = {ep.name: ep.value for ep in dist.entry_points.select(group=group)}
+    assert installed == entry_points.source_tree(group, str(ROOT)) != {}
