@@ -9,7 +9,12 @@ Everything else in keras-vs sees a model through this package:
   (`supports_jit`), `GraphError`.
 - `model_graph`: a model and the models nested in it as `View`s whose edges
   ("tensor T as read by node N") are the unit of analysis and rewriting;
-  forward `walk`s across model boundaries.
+  forward `walk`s across model boundaries (`walk_sites` hands out call sites).
+- `call_site`: `CallSite`, one layer call as the rest of keras-vs reads it
+  (layer, inputs, outputs, a stable key): code outside this package never
+  holds a Keras node.
+- `stages`: which calls a set of outputs needs and in which stage each call
+  runs when BN copies are re-estimated one stage at a time (exact).
 - `rebuild`: new models from a graph with per-edge `Action`s; `copy` (every
   layer re-created, all its state carried). Each model comes back as its
   own class, made as Keras makes it when it loads a file.
@@ -43,6 +48,7 @@ Example:
 True
 """
 
+from keras_vs.graph.call_site import CallSite
 from keras_vs.graph.inline import Site, calls_replaced, inline, own_call
 from keras_vs.graph.kinds import (
     BN_CLASSES,
@@ -71,6 +77,7 @@ from keras_vs.graph.model_graph import (
     signature,
     sublayers,
     walk,
+    walk_sites,
 )
 from keras_vs.graph.rebuild import Action, NewLayer, clone_layer, copy, rebuild
 from keras_vs.graph.snapshot import Snapshot, mutable_state
@@ -82,6 +89,7 @@ __all__ = [
     "DROPOUT_CLASSES",
     "RECURRENT_CLASSES",
     "Action",
+    "CallSite",
     "Edge",
     "GraphError",
     "ModelGraph",
@@ -117,4 +125,6 @@ __all__ = [
     "supports_jit",
     "unwrap",
     "variable_slot",
+    "walk",
+    "walk_sites",
 ]
