@@ -66,7 +66,7 @@ def test_packages_commands_and_tools_run_without_tensorflow():
         x, y = data.load("digits", "train")
         x, y = x[:64], y[:64]
         model = zoo.get("wrn-10-1", input_shape=x.shape[1:], num_classes=10,
-                        dropout_rate=0.3, dropout_position="before_bn")
+                        dropout=zoo.DropoutPlan(rate=0.3, position="before_bn"))
         findings = kvs.find_disharmony(model)
         fixed = kvs.rewrite(model, "head")
         shift = kvs.measure_variance_shift(model, (x, y))
@@ -99,7 +99,7 @@ def test_tfds_data_set_without_tensorflow_says_what_to_install():
         from keras_vs import cli, data, optional
 
         try:
-            data.tfds_dataset("cifar10")
+            data.pipeline("cifar10")
         except optional.MissingDependencyError as e:
             error = {"message": str(e), "import": isinstance(e, ImportError), "name": e.name}
         stderr = io.StringIO()

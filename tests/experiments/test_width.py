@@ -15,8 +15,8 @@ def _with_ones_kernels(model):
 
 
 def test_all_ones_kernels_have_d_cos2_equal_to_fan_in():
-    model = _with_ones_kernels(zoo.get("wrn-10-1", input_shape=(8, 8, 1), dropout_rate=0.5,
-                                       dropout_position="before_conv"))
+    model = _with_ones_kernels(zoo.get("wrn-10-1", input_shape=(8, 8, 1),
+                                       dropout=zoo.DropoutPlan(rate=0.5, position="before_conv")))
     stats = width.kernel_statistics(model)
     # Each block's last conv is 3x3 over 16k, 32k, 64k channels (k = 1).
     assert stats["fan_in_after_dropout"] == pytest.approx(np.mean([144, 288, 576]))
@@ -31,8 +31,8 @@ def test_without_dropout_only_the_overall_mean_is_reported():
 
 def test_wider_network_has_wider_fan_in_after_dropout():
     narrow, wide = (
-        width.kernel_statistics(zoo.get("wrn-10-1", input_shape=(8, 8, 1), width=k, dropout_rate=0.5,
-                                        dropout_position="before_conv"))
+        width.kernel_statistics(zoo.get("wrn-10-1", input_shape=(8, 8, 1), width=k,
+                                        dropout=zoo.DropoutPlan(rate=0.5, position="before_conv")))
         for k in (1, 2)
     )
     assert wide["fan_in_after_dropout"] == 2 * narrow["fan_in_after_dropout"]
