@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 
 from keras_vs import entry_points
+from keras_vs.deprecation import KerasVsDeprecationWarning
 
 __all__ = [
     "GROUP", "SPLITS", "DatasetSpec", "load", "names", "pipeline", "pipeline_names", "spec",
@@ -159,7 +160,7 @@ def tfds_dataset(name, split="train", batch_size=128, training=None, **options):
     warnings.warn(
         "keras_vs.data.tfds_dataset is deprecated and will be removed in the next release: "
         "use tuner.tfds.tfds_dataset (or keras_vs.data.pipeline, which finds a set by name). "
-        f"Received: name={name!r}", DeprecationWarning, stacklevel=2)
+        f"Received: name={name!r}", KerasVsDeprecationWarning, stacklevel=2)
     return pipeline(name, split, batch_size, training, **options)
 
 
@@ -168,7 +169,7 @@ def __getattr__(name):
         warnings.warn(
             "keras_vs.data.TFDS_NAMES is deprecated and will be removed in the next release: "
             "use keras_vs.data.pipeline_names() (or tuner.tfds.NAMES).",
-            DeprecationWarning, stacklevel=2)
+            KerasVsDeprecationWarning, stacklevel=2)
         return pipeline_names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -11,6 +11,8 @@ refused. This module goes with the old keywords.
 Example:
 
 >>> import warnings
+
+from keras_vs.deprecation import KerasVsDeprecationWarning
 >>> from tuner.config import TrainingConfig
 >>> with warnings.catch_warnings(record=True):
 ...     warnings.simplefilter("always")
@@ -58,7 +60,7 @@ def records(function, given, defaults, old, table, stacklevel=3):
         warnings.warn(
             f"{function}({name}=...) is deprecated and will be removed in the next release: "
             f"pass {new} instead.",
-            DeprecationWarning,
+            KerasVsDeprecationWarning,
             stacklevel=stacklevel,
         )
         if not field:

@@ -11,6 +11,7 @@ import keras
 
 import keras_vs
 from keras_vs import vocab
+from keras_vs.deprecation import KerasVsDeprecationWarning
 from zoo._checks import check_choice, check_real
 
 __all__ = ["DropoutPlan", "resolve"]
@@ -155,7 +156,7 @@ def _from_flat(builder, flat, received):
     warnings.warn(
         f"{builder}: the flat dropout keywords are deprecated; pass "
         f"dropout=zoo.DropoutPlan({spelled}) instead. Received: {received}",
-        DeprecationWarning,
+        KerasVsDeprecationWarning,
         stacklevel=_stacklevel_outside_zoo(),
     )
     return DropoutPlan(**fields)

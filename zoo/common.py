@@ -22,6 +22,7 @@ import warnings
 import keras
 
 from keras_vs import vocab
+from keras_vs.deprecation import KerasVsDeprecationWarning
 from zoo._checks import check_int, invalid
 from zoo._dropout import DropoutPlan, resolve
 
@@ -344,7 +345,7 @@ def variant(builder, name, doc, **config):
         "zoo.common.variant is deprecated; define the variant with "
         f"@zoo.register({builder.__name__}, {name!r}, {{10: ..., 100: ...}}) on a function "
         "whose keyword defaults fix its architecture.",
-        DeprecationWarning,
+        KerasVsDeprecationWarning,
         stacklevel=2,
     )
 

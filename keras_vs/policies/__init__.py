@@ -23,6 +23,7 @@ import warnings
 
 from keras_vs import match as match_lib
 from keras_vs import vocab
+from keras_vs.deprecation import KerasVsDeprecationWarning
 from keras_vs.policies.after_bn import AfterBNPolicy, Placement
 from keras_vs.policies.base import POLICY_CLASSES, DropoutGroup, Outcome, Policy, register
 from keras_vs.policies.head import HeadPolicy
@@ -80,7 +81,7 @@ class Planner:
             "keras_vs.policies.Planner is deprecated and will be removed in the next release: "
             "use keras_vs.policies.run_policy(keras_vs.match.match(model), policy, options), "
             "whose Outcome has .changes and .actions.",
-            DeprecationWarning,
+            KerasVsDeprecationWarning,
             stacklevel=2,
         )
         match = match_lib.match(model)
