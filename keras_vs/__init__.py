@@ -44,6 +44,7 @@ _PUBLIC = {
     "prediction_inconsistency": "keras_vs.shift",
     "recalibrate_bn": "keras_vs.recalibrate",
     "rewrite": "keras_vs.rewrite",
+    "rewrite_with_plan": "keras_vs.rewrite",
 }
 # Public submodules, besides the names above.
 _MODULES = ("theory",)
