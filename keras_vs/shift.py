@@ -25,6 +25,7 @@ from keras_vs import batches as batches_lib
 from keras_vs import graph as graph_lib
 from keras_vs import runner
 from keras_vs.batches import DEFAULT_BATCH_SIZE, Batches
+from keras_vs.deprecation import KerasVsDeprecationWarning
 from keras_vs.graph.snapshot import Snapshot
 from keras_vs.probe import probe_for
 from keras_vs.reach import no_bn_error, warn_hidden, warn_not_called
@@ -46,7 +47,7 @@ def __getattr__(name):
         warnings.warn(
             "keras_vs.shift.recalibrate_bn is deprecated: use keras_vs.recalibrate_bn "
             "(keras_vs.recalibrate.recalibrate_bn).",
-            DeprecationWarning,
+            KerasVsDeprecationWarning,
             stacklevel=2,
         )
         from keras_vs.recalibrate import recalibrate_bn

@@ -14,6 +14,7 @@ from keras import layers
 
 from keras_vs import probe as probe_lib
 from keras_vs import shift
+from keras_vs.deprecation import KerasVsDeprecationWarning
 from keras_vs.recalibrate import recalibrate_bn
 
 
@@ -269,7 +270,7 @@ def test_recalibration_removes_the_shift_without_losing_accuracy(method):
 
 
 def test_shift_recalibrate_bn_is_deprecated_for_keras_vs_recalibrate_bn():
-    with pytest.warns(DeprecationWarning, match=r"use keras_vs\.recalibrate_bn"):
+    with pytest.warns(KerasVsDeprecationWarning, match=r"use keras_vs\.recalibrate_bn"):
         old = shift.recalibrate_bn
     assert old is recalibrate_bn
 
