@@ -10,7 +10,7 @@ True
 
 import numbers
 
-__all__ = ["integer"]
+__all__ = ["first_line", "integer"]
 
 
 def integer(name, value, *, minimum=1, allow_none=False):
@@ -34,3 +34,25 @@ def integer(name, value, *, minimum=1, allow_none=False):
             f"Received: {name}={value!r}"
         )
     return int(value)
+
+
+def first_line(error, limit=300):
+    """The first non-blank line of an exception's message, prefixed by its type.
+
+    Args:
+        error: The exception.
+        limit: Longer lines are cut to this many characters (ending in ``...``).
+
+    Returns:
+        ``"Type: first line"``, or ``"Type"`` for an empty message.
+
+    Example:
+
+    >>> first_line(ValueError("bad shape"))
+    'ValueError: bad shape'
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -231,8 +231,8 @@ def _accuracy(y, pred):
     if pred.ndim >= 2 and pred.shape[-1] == 1:
         classes = (pred[..., 0] > (0.0 if pred.min() < 0 or pred.max() > 1 else 0.5)).astype(np.int64)
     else:
-        classes = shift._classes(pred)
-    correct = classes == shift._labels(y, pred)
+        classes = shift.predicted_classes(pred)
+    correct = classes == shift.label_classes(y, pred)
     return correct.reshape(len(correct), -1).mean(axis=1).astype(np.float64)
 
 

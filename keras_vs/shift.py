@@ -35,14 +35,15 @@ __all__ = [
     "Inconsistency",
     "VarianceShift",
     "measure_variance_shift",
+    "label_classes",
     "prediction_inconsistency",
+    "predicted_classes",
     "statistic",
 ]
 
 
 def __getattr__(name):
-    # keras_vs.shift.recalibrate_bn: the package's own import until it reads
-    # keras_vs.recalibrate (no import circle: recalibrate never imports shift).
+    # The old home of recalibrate_bn, imported lazily: recalibrate never imports shift.
     if name == "recalibrate_bn":
         warnings.warn(
             "keras_vs.shift.recalibrate_bn is deprecated: use keras_vs.recalibrate_bn "
@@ -259,14 +260,16 @@ class _TrainingMode(keras.layers.Layer):
         )
 
 
-def _classes(pred):
+def predicted_classes(pred):
+    """Each prediction's class: argmax, or ``> 0.5`` for one sigmoid output."""
     pred = np.asarray(pred)
     if pred.ndim >= 2 and pred.shape[-1] == 1:
         return (pred[..., 0] > 0.5).astype(np.int64)
     return np.argmax(pred, axis=-1)
 
 
-def _labels(y, pred):
+def label_classes(y, pred):
+    """Each label's class (sparse or one-hot as wide as ``pred``), shaped as `predicted_classes`."""
     y = np.asarray(y)
     if y.ndim == pred.ndim and y.shape[-1] == pred.shape[-1] and pred.shape[-1] > 1:
         return np.argmax(y, axis=-1)
@@ -373,14 +376,14 @@ def _compare(batches, inputs, run):
     has_labels = True
     for x, y, size in batches_lib.checked(batches, inputs):
         pred_inf, pred_train = (np.asarray(ops.convert_to_numpy(p)) for p in run(x))
-        c_inf, c_train = _classes(pred_inf), _classes(pred_train)
+        c_inf, c_train = predicted_classes(pred_inf), predicted_classes(pred_train)
         examples += size
         n += c_inf.size  # predictions: one per position for a segmentation output
         agree += int(np.sum(c_inf == c_train))
         if y is None:
             has_labels = False
         elif has_labels:
-            labels = _labels(y, pred_inf)
+            labels = label_classes(y, pred_inf)
             correct_inf += int(np.sum(c_inf == labels))
             correct_train += int(np.sum(c_train == labels))
     if n == 0:  # examples, but outputs without a position to compare

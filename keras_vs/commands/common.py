@@ -8,6 +8,7 @@ import warnings
 
 from absl import flags
 
+from keras_vs.checks import first_line
 from keras_vs.cli import CliError, UsageError
 
 __all__ = [
@@ -21,7 +22,6 @@ __all__ = [
     "load_data",
     "load_note",
     "load_model_file",
-    "one_line",
     "quiet_tensorflow",
     "save_model_file",
 ]
@@ -87,15 +87,6 @@ def float_list(name, text_values):
             f"--{name} expects a comma-separated list of numbers. "
             f"Received: --{name}={','.join(text_values)}"
         ) from None
-
-
-def one_line(error):
-    """The first line of an exception's message, prefixed by its type."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def flat(error):
@@ -210,7 +201,7 @@ def load_model_file(path, unsafe=False, compile=False):
                 "The model contains a Lambda layer (stored Python code); refusing to load it "
                 f"in safe mode. Pass --unsafe only if you trust the file. Received: MODEL={path!r}"
             ) from None
-        raise CliError(f"Could not load {path!r} as a Keras model ({one_line(e)})") from None
+        raise CliError(f"Could not load {path!r} as a Keras model ({first_line(e)})") from None
     if not isinstance(model, keras.Model):
         raise CliError(
             f"The file holds a {type(model).__name__}, not a Keras model. Received: MODEL={path!r}"
@@ -261,7 +252,7 @@ def save_model_file(model, out):
     except CliError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise CliError(f"Could not write the model ({one_line(e)}). Received: OUT={out!r}") from None
+        raise CliError(f"Could not write the model ({first_line(e)}). Received: OUT={out!r}") from None
     finally:
         absl_logging.set_verbosity(verbosity)
 
@@ -300,7 +291,7 @@ def _check_loads(model, tmp, out):
     try:
         loaded = keras.saving.load_model(tmp, compile=False, safe_mode=False)
     except Exception as e:  # noqa: BLE001
-        raise CliError(f"The written model does not load back ({one_line(e)}); nothing "
+        raise CliError(f"The written model does not load back ({first_line(e)}); nothing "
                        f"written. Received: OUT={out!r}") from None
     if type(loaded) is not type(model):
         raise CliError(f"The written model loads back as {type(loaded).__name__}, not "

@@ -27,7 +27,8 @@ import inspect
 import keras
 from keras.src.models.functional import Functional
 
-from keras_vs.graph.kinds import GraphError, _describe, _first_line
+from keras_vs.checks import first_line
+from keras_vs.graph.kinds import GraphError, _describe
 from keras_vs.graph.model_graph import sublayers
 
 __all__ = ["FUNCTIONAL_KEYS", "from_config", "functional", "keep_settings", "kind", "sequential"]
@@ -83,7 +84,7 @@ def from_config(model, config, children):
     except Exception as e:  # noqa: BLE001 - any failure: name the class
         raise GraphError(
             f"Cannot rebuild {type(model).__name__} {model.name!r} from its config "
-            f"({_first_line(e)}). keras-vs makes every model it returns as Keras "
+            f"({first_line(e)}). keras-vs makes every model it returns as Keras "
             "loads it from a file; give the class a get_config()/from_config() "
             "that round-trip, or use inplace=True where a tool offers it. "
             f"Received: model={_describe(model)}") from None
@@ -109,7 +110,7 @@ def functional(model, inputs, outputs, config=None):
         except Exception as e:  # noqa: BLE001
             raise GraphError(
                 f"Cannot rebuild {type(model).__name__} {model.name!r} on the new "
-                f"graph ({_first_line(e)}): keras-vs calls the class with inputs, "
+                f"graph ({first_line(e)}): keras-vs calls the class with inputs, "
                 "outputs and its config, as Keras does when it loads a file. "
                 f"Received: model={_describe(model)}") from None
     keep_settings(new, model)
@@ -124,7 +125,7 @@ def sequential(model, input_layer, layers):
     except Exception as e:  # noqa: BLE001
         raise GraphError(
             f"Cannot rebuild {type(model).__name__} {model.name!r} from its layers "
-            f"({_first_line(e)}): keras-vs calls the class with its layers and name. "
+            f"({first_line(e)}): keras-vs calls the class with its layers and name. "
             f"Received: model={_describe(model)}") from None
     keep_settings(new, model)
     return new

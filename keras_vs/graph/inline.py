@@ -19,7 +19,8 @@ import dataclasses
 
 import keras
 
-from keras_vs.graph.kinds import GraphError, _describe, _first_line
+from keras_vs.checks import first_line
+from keras_vs.graph.kinds import GraphError, _describe
 from keras_vs.graph.model_graph import ModelGraph, check_sequential_chains, clone_input
 
 __all__ = ["Site", "calls_replaced", "inline", "own_call"]
@@ -121,7 +122,7 @@ class _Inliner:
             raise GraphError(
                 f"Cannot re-call layer {site.name!r} "
                 f"({type(site.layer).__name__}) on a new graph "
-                f"({_first_line(e)}). Received: layer={_describe(site.layer)}"
+                f"({first_line(e)}). Received: layer={_describe(site.layer)}"
             ) from None
 
 

@@ -185,8 +185,3 @@ def has_graph(obj):
 def _describe(obj):
     return f"{type(obj).__name__} {getattr(obj, 'name', '?')!r}"
 
-
-
-def _first_line(error):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"

@@ -29,7 +29,8 @@ import warnings
 import keras
 
 from keras_vs.graph import classes
-from keras_vs.graph.kinds import GraphError, _describe, _first_line, has_graph
+from keras_vs.checks import first_line
+from keras_vs.graph.kinds import GraphError, _describe, has_graph
 from keras_vs.graph.model_graph import (
     Edge,
     ModelGraph,
@@ -80,7 +81,7 @@ def _clone_layer(layer):
     except Exception as e:  # noqa: BLE001 - any failure means "not cloneable"
         raise GraphError(
             f"Cannot rebuild layer {layer.name!r} ({type(layer).__name__}): its "
-            f"get_config() failed ({_first_line(e)}). Give the layer a "
+            f"get_config() failed ({first_line(e)}). Give the layer a "
             "get_config() that returns its constructor arguments, or pass "
             f"share_weights=True to reuse it. Received: layer={_describe(layer)}"
         ) from None
@@ -89,7 +90,7 @@ def _clone_layer(layer):
     except Exception as e:  # noqa: BLE001
         raise GraphError(
             f"Cannot rebuild layer {layer.name!r} ({type(layer).__name__}) from "
-            f"its config ({_first_line(e)}). Received: layer={_describe(layer)}"
+            f"its config ({first_line(e)}). Received: layer={_describe(layer)}"
         ) from None
 
 
@@ -267,7 +268,7 @@ class _Rebuilder:
                 raise GraphError(
                     f"Cannot rebuild layer {view.qualname(node.operation)!r} "
                     f"({type(node.operation).__name__}): calling it on the new "
-                    f"graph failed ({_first_line(e)}). Received: "
+                    f"graph failed ({first_line(e)}). Received: "
                     f"layer={_describe(node.operation)}"
                 ) from None
             for x, y in zip(node.outputs, keras.tree.flatten(outs)):

@@ -23,7 +23,8 @@ import warnings
 import keras
 from keras.src.saving import keras_saveable, saving_lib
 
-from keras_vs.graph.kinds import GraphError, _describe, _first_line
+from keras_vs.checks import first_line
+from keras_vs.graph.kinds import GraphError, _describe
 
 __all__ = ["carry_state", "compile_like", "copy_state", "variable_slot"]
 
@@ -119,7 +120,7 @@ def carry_state(old, new, skip=()):
         except Exception as e:  # noqa: BLE001 - any mismatch: name the layer
             raise GraphError(
                 f"Cannot carry the state of {old.name!r} ({type(old).__name__}) into "
-                f"its copy: {_first_line(e)} Received: layer={_describe(old)}"
+                f"its copy: {first_line(e)} Received: layer={_describe(old)}"
             ) from None
     finally:
         if assets is not None:
@@ -161,7 +162,7 @@ def _carry_leaf(old, new):
     except Exception as e:  # noqa: BLE001 - any mismatch: name the layer
         raise GraphError(
             f"Cannot carry the state of {old.name!r} ({type(old).__name__}) into "
-            f"its copy: {_first_line(e)} Received: layer={_describe(old)}"
+            f"its copy: {first_line(e)} Received: layer={_describe(old)}"
         ) from None
 
 
@@ -242,7 +243,7 @@ def compile_like(new, old):
             return True  # compiled by its own constructor, as loading its file gives it
         warnings.warn(
             f"{type(new).__name__}.compile() does not take the compile settings "
-            f"{type(old).__name__} {old.name!r} was saved with ({_first_line(e)}): the "
+            f"{type(old).__name__} {old.name!r} was saved with ({first_line(e)}): the "
             "returned model is not compiled; compile it before fit or evaluate.",
             stacklevel=3)
         return False

@@ -24,3 +24,12 @@ def test_a_minimum_other_than_one_is_named():
     assert checks.integer("seed", 0, minimum=0) == 0
     with pytest.raises(ValueError, match=r"an integer >= 0 or None. Received: seed=-1"):
         checks.integer("seed", -1, minimum=0, allow_none=True)
+
+
+def test_first_line_is_the_first_non_blank_line_after_the_type():
+    assert checks.first_line(ValueError("\n  bad shape\n  more")) == "ValueError: bad shape"
+
+
+def test_first_line_cuts_a_long_line_and_names_an_empty_message_by_type():
+    assert checks.first_line(ValueError("x" * 500), limit=20) == "ValueError: " + "x" * 17 + "..."
+    assert checks.first_line(RuntimeError()) == "RuntimeError"
