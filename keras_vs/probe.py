@@ -40,6 +40,7 @@ from keras_vs import graph as graph_lib
 from keras_vs import methods as methods_lib
 from keras_vs import moments as moments_lib
 from keras_vs import runner
+from keras_vs.deprecation import KerasVsDeprecationWarning
 from keras_vs.graph.snapshot import Snapshot
 from keras_vs.graph.tree import owned
 
@@ -53,10 +54,6 @@ BUFFER_BYTES = 16 * 2**20
 _CACHE = weakref.WeakKeyDictionary()
 
 
-# What the old names below warn with: KerasVsDeprecationWarning (an error in
-# keras-vs' own tests) once tests/keras_vs/corpus.py reads
-# keras_vs.runner.state_writer instead of keras_vs.probe.state_writer.
-_MOVED_WARNING = DeprecationWarning
 # Old names of this module -> (module, name) of their new homes (deprecated).
 _MOVED = {
     "run_function": ("runner", "run_function"),
@@ -74,12 +71,12 @@ _MOVED = {
 def __getattr__(name):
     if name == "MODES":
         warnings.warn("keras_vs.probe.MODES is deprecated: use keras_vs.methods.METHODS "
-                      '(mode "copies" is method "exact").', _MOVED_WARNING, stacklevel=2)
+                      '(mode "copies" is method "exact").', KerasVsDeprecationWarning, stacklevel=2)
         return tuple(methods_lib.METHODS)
     if name in _MOVED:
         module, new = _MOVED[name]
         warnings.warn(f"keras_vs.probe.{name} is deprecated: use keras_vs.{module}.{new}.",
-                      _MOVED_WARNING, stacklevel=2)
+                      KerasVsDeprecationWarning, stacklevel=2)
         return getattr({"runner": runner, "moments": moments_lib}[module], new)
     raise AttributeError(f"module 'keras_vs.probe' has no attribute {name!r}")
 

@@ -47,7 +47,7 @@ import numpy as np
 from keras import layers as L
 from keras import ops
 
-from keras_vs import graph, probe
+from keras_vs import graph, runner
 
 NUM_CLASSES = 10
 PACKAGE = "keras_vs_corpus"
@@ -164,7 +164,7 @@ def calibrate_bn_statistics(model, x):
         if keras.backend.backend() == "jax" and graph.supports_jit(model):
             # Eagerly, JAX compiles every (op, shape) it meets, ~0.05-0.1 s each
             # here: 38 s for MobileNetV3Small's training-mode pass, 3 s as one program.
-            probe.state_writer(model, model.non_trainable_variables, training=True)(x)
+            runner.state_writer(model, model.non_trainable_variables, training=True)(x)
         else:
             model(x, training=True)
     finally:
