@@ -4,15 +4,13 @@
 take their settings as frozen records (`tuner.SearchSpace`,
 `tuner.TrainingConfig`, ...). Until the next release each still takes the
 old keywords through ``**deprecated``: `records` maps every one to its
-record field by a table, warns (DeprecationWarning) naming that field, and
+record field by a table, warns (`KerasVsDeprecationWarning`) naming that field, and
 builds the record from them. A record and its old keywords together are
 refused. This module goes with the old keywords.
 
 Example:
 
 >>> import warnings
-
-from keras_vs.deprecation import KerasVsDeprecationWarning
 >>> from tuner.config import TrainingConfig
 >>> with warnings.catch_warnings(record=True):
 ...     warnings.simplefilter("always")
@@ -24,6 +22,8 @@ from keras_vs.deprecation import KerasVsDeprecationWarning
 
 import dataclasses
 import warnings
+
+from keras_vs.deprecation import KerasVsDeprecationWarning
 
 __all__ = ["records"]
 

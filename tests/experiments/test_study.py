@@ -1,5 +1,7 @@
 """experiments.study: the dropout study and the closed form it compares with."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -81,10 +83,13 @@ def test_grid_size_counts_one_model_per_setting_and_one_without_dropout():
 def test_old_keywords_of_the_study_warn_and_make_its_records(monkeypatch, tmp_path):
     made = []
     monkeypatch.setattr(study._Study, "seed_rows", lambda self, seed, per_bn: made.append((self, seed)) or [])
-    with pytest.warns(DeprecationWarning, match=r"experiments.study.dropout_study\(directory=...\) is deprecated.*"
-                      r"pass study=experiments.study.StudyConfig\(directory=...\) instead"):
+    with pytest.warns(DeprecationWarning) as caught:  # one warning per old keyword
         rows, per_bn = study.dropout_study("wrn-10-1", "digits", positions=("none", "head"), rates=(0.5,), seeds=(0, 1),
                                            epochs=1, take=64, directory=str(tmp_path), verbose=0)
+    assert any(re.search(r"experiments.study.dropout_study\(directory=...\) is deprecated.*"
+                         r"pass study=experiments.study.StudyConfig\(directory=...\) instead", str(w.message))
+               for w in caught)
+    assert len(caught) == 6  # positions, rates, epochs, take, directory, verbose
     assert rows == per_bn == [] and [seed for _, seed in made] == [0, 1]
     records = made[0][0]
     # The old default types (Bernoulli only) and betas are the study's default space's.
