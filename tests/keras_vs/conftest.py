@@ -48,13 +48,24 @@ def mixed_policy(request):
     keras.config.set_dtype_policy(previous)
 
 
-@pytest.fixture(scope="session")
-def trained():
-    """The sibling module `trained.py`: small digits CNNs, each trained once per process."""
-    name = "keras_vs_tests_trained"  # one module per process: its models train once
+def _sibling(stem):
+    """The module ``tests/keras_vs/<stem>.py``, loaded once per process (tests are not a package)."""
+    name = f"keras_vs_tests_{stem}"
     if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parent / "trained.py"
+        path = pathlib.Path(__file__).resolve().parent / f"{stem}.py"
         spec = importlib.util.spec_from_file_location(name, path)
         sys.modules[name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(sys.modules[name])
     return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def trained():
+    """The sibling module `trained.py`: small digits CNNs, each trained once per process."""
+    return _sibling("trained")
+
+
+@pytest.fixture(scope="session")
+def stateful():
+    """The sibling module `stateful.py`: a stateful LSTM model and its RNN states."""
+    return _sibling("stateful")

@@ -5,6 +5,7 @@ RNN states as they were.
 """
 
 import keras
+import numpy as np
 from keras import layers
 
 
@@ -16,6 +17,14 @@ def stateful_model():
     h = layers.BatchNormalization(name="bn1")(layers.Dropout(0.5)(h))
     h = layers.BatchNormalization(name="bn2")(layers.LSTM(3, stateful=True, name="lstm2")(h))
     return keras.Model(x, layers.Dense(2, activation="softmax")(h))
+
+
+def stepped(seed):
+    """The model after one call on 8 of 32 examples (states not the initial zeros), and the 32."""
+    model = stateful_model()
+    data = np.random.default_rng(seed).normal(size=(32, 5, 3)).astype("float32")
+    model(data[:8])
+    return model, data
 
 
 def rnn_states(model):

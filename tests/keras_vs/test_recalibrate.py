@@ -1,8 +1,5 @@
 """recalibrate_bn's two methods checked against NumPy, and its guarantees."""
 
-import importlib.util
-import pathlib
-import sys
 import warnings
 
 import keras
@@ -15,19 +12,6 @@ from keras_vs import probe as probe_lib
 from keras_vs import recalibrate
 from keras_vs.batches import Batches
 
-
-def _stateful_helpers():
-    """tests/keras_vs/stateful.py, loaded once per process (test modules are not a package)."""
-    name = "keras_vs_tests_stateful"
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parent / "stateful.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-stateful = _stateful_helpers()
 
 
 def _mlp(seed=0, widths=(6, 4)):
@@ -364,16 +348,9 @@ def test_a_bn_its_layer_never_calls_is_left_unchanged_with_a_warning(method, bui
                                rtol=1e-4, atol=1e-5)
 
 
-def _stateful():
-    model = stateful.stateful_model()
-    data = np.random.default_rng(10).normal(size=(32, 5, 3)).astype("float32")
-    model(data[:8])  # states that are not the initial zeros
-    return model, data
-
-
 @pytest.mark.parametrize("method", ["precise", "exact"])
-def test_recalibration_leaves_stateful_rnn_states_as_they_were(method):
-    model, data = _stateful()
+def test_recalibration_leaves_stateful_rnn_states_as_they_were(method, stateful):
+    model, data = stateful.stepped(10)
     before = stateful.rnn_states(model)
     recalibrate.recalibrate_bn(model, data, batch_size=8, method=method, inplace=True)
     for old, new in zip(before, stateful.rnn_states(model)):
@@ -381,9 +358,9 @@ def test_recalibration_leaves_stateful_rnn_states_as_they_were(method):
 
 
 @pytest.mark.parametrize("method", ["precise", "exact"])
-def test_a_stateful_model_is_recalibrated_in_batches_of_batch_size(method):
+def test_a_stateful_model_is_recalibrated_in_batches_of_batch_size(method, stateful):
     # Exact concatenated batches into chunks: the LSTM refused 32 examples.
-    model, data = _stateful()
+    model, data = stateful.stepped(10)
     lstm1 = model.get_layer("lstm1")
     saved = [keras.ops.copy(s.value) for s in lstm1.states]
     # What bn1 sees in batches of 8 as predict reads them, from the same states.

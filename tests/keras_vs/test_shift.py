@@ -1,9 +1,6 @@
 """measure_variance_shift, prediction_inconsistency and recalibrate_bn on real Keras models."""
 
-import importlib.util
 import math
-import pathlib
-import sys
 
 import keras
 import numpy as np
@@ -17,19 +14,6 @@ from keras_vs import shift
 from keras_vs.deprecation import KerasVsDeprecationWarning
 from keras_vs.recalibrate import recalibrate_bn
 
-
-def _stateful_helpers():
-    """tests/keras_vs/stateful.py, loaded once per process (test modules are not a package)."""
-    name = "keras_vs_tests_stateful"
-    if name not in sys.modules:
-        path = pathlib.Path(__file__).resolve().parent / "stateful.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-stateful = _stateful_helpers()
 
 
 def _bn_only(features=3, axis=-1, shape=None):
@@ -482,22 +466,15 @@ def test_a_bn_its_layer_never_calls_is_listed_as_not_called(build_bn, unused_bn)
     assert list(result) == ["bn"] and result.not_called == ("owner/norm",)
 
 
-def _stateful_and_data():
-    model = stateful.stateful_model()
-    x = np.random.default_rng(17).normal(size=(32, 5, 3)).astype("float32")
-    model(x[:8])  # states that are not the initial zeros
-    return model, x
-
-
-def test_measuring_leaves_stateful_rnn_states_as_they_were():
-    model, x = _stateful_and_data()
+def test_measuring_leaves_stateful_rnn_states_as_they_were(stateful):
+    model, x = stateful.stepped(17)
     before = stateful.rnn_states(model)
     shift.measure_variance_shift(model, x, batch_size=8, steps=2)  # eager: the layers advance them
     _assert_same_weights(before, stateful.rnn_states(model))
 
 
-def test_inconsistency_leaves_stateful_rnn_states_as_they_were():
-    model, x = _stateful_and_data()
+def test_inconsistency_leaves_stateful_rnn_states_as_they_were(stateful):
+    model, x = stateful.stepped(17)
     before = stateful.rnn_states(model)
     shift.prediction_inconsistency(model, x, batch_size=8, steps=2)
     _assert_same_weights(before, stateful.rnn_states(model))
