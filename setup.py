@@ -3,7 +3,7 @@
 import pathlib
 import re
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(
@@ -29,7 +29,8 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["keras_vs", "keras_vs.commands", "keras_vs.graph", "zoo", "tuner"],
+    # Every package below keras_vs, zoo and tuner (a new subpackage ships without a list to edit).
+    packages=find_packages(include=["keras_vs", "keras_vs.*", "zoo", "zoo.*", "tuner", "tuner.*"]),
     install_requires=[
         # keras>=3.14: clone_model recurses into models nested more than one
         # level deep (needed by rewrite).

@@ -71,3 +71,17 @@ def test_the_installed_entry_points_are_setup_pys(group):
         pytest.skip("keras-vs is not installed (a source tree: setup.py is read instead)")
     installed = {ep.name: ep.value for ep in dist.entry_points.select(group=group)}
     assert installed == entry_points.source_tree(group, str(ROOT)) != {}
+
+
+@pytest.mark.parametrize("package", ["keras_vs", "zoo", "tuner"])
+def test_the_imported_package_has_every_subpackage_of_the_source_tree(package):
+    # Under CI the tests import the installed copy (pip install .): a subpackage
+    # that setup.py does not ship is missing there, not in the checkout.
+    import importlib
+
+    installed = pathlib.Path(importlib.import_module(package).__file__).parent
+    source = ROOT / package
+    subpackages = sorted(p.parent.relative_to(source) for p in source.rglob("__init__.py"))
+    assert len(subpackages) >= 1
+    missing = [str(s) for s in subpackages if not (installed / s / "__init__.py").is_file()]
+    assert not missing, f"{package} at {installed} lacks {missing}"
