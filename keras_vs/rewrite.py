@@ -69,12 +69,7 @@ def _kept_pairs(match, policy, outcome):
 
 
 def _check_options(policy, options):
-    if not isinstance(policy, str) or policy not in POLICIES:
-        raise ValueError(
-            f"Unknown policy. Expected one of {', '.join(POLICIES)}. "
-            f"Received: policy={policy!r}"
-        )
-    allowed = policies.POLICY_CLASSES[policy].OPTIONS
+    allowed = policies.policy_class(policy).OPTIONS
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(

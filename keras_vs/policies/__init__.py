@@ -41,6 +41,7 @@ __all__ = [
     "Policy",
     "RemovePolicy",
     "UoutPolicy",
+    "policy_class",
     "register",
     "run_policy",
 ]
@@ -48,6 +49,21 @@ __all__ = [
 # The vocabulary is the one list of names: every name has its class, and no other.
 if set(POLICY_CLASSES) != set(vocab.POLICIES):  # pragma: no cover
     raise ImportError(f"Policies without a class or a name: {sorted(set(POLICY_CLASSES) ^ set(vocab.POLICIES))}")
+
+
+def policy_class(policy):
+    """The `Policy` class of a policy name; a ValueError echoing anything else.
+
+    Args:
+        policy: One of `keras_vs.vocab.POLICIES`.
+
+    Returns:
+        Its class in `POLICY_CLASSES`.
+    """
+    if not isinstance(policy, str) or policy not in POLICY_CLASSES:
+        raise ValueError(f"Unknown policy. Expected one of {', '.join(vocab.POLICIES)}. "
+                         f"Received: policy={policy!r}")
+    return POLICY_CLASSES[policy]
 
 
 def run_policy(match, policy, options):
@@ -61,10 +77,7 @@ def run_policy(match, policy, options):
     Returns:
         An `Outcome`.
     """
-    if policy not in POLICY_CLASSES:
-        raise ValueError(f"Unknown policy. Expected one of {', '.join(vocab.POLICIES)}. "
-                         f"Received: policy={policy!r}")
-    return POLICY_CLASSES[policy](match, options).outcome()
+    return policy_class(policy)(match, options).outcome()
 
 
 class Planner:
